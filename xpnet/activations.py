@@ -1,0 +1,125 @@
+"""Activation functions, each paired with its backward pass written from the OUTPUT.
+
+``forward(xp, Z) -> Y`` and ``backward(xp, dY, Y) -> dZ``: the derivative is taken from
+the activation's output, as the tutorials do (sigmoid' = Y(1-Y), tanh' = 1-Y^2), so the
+pre-activation never has to be kept or recomputed.
+
+The operation order matches the tutorials bit for bit: Trask multiplies
+``error * (Y * (1 - Y))`` and WildML ``dY * (1 - a1**2)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .errors import check_choice
+
+
+class Activation(NamedTuple):
+    name: str
+    forward: Callable  # (xp, Z) -> Y
+    backward: Callable  # (xp, dY, Y) -> dZ
+
+
+def _exp_limit(dtype) -> float:
+    """Largest t with exp(t) finite in ``dtype`` (709.78 for float64, 88.72 for float32)."""
+    np_dtype = np.float32 if "32" in str(dtype) else np.float64
+    t = np_dtype(np.log(np.finfo(np_dtype).max))
+    with np.errstate(over="ignore"):
+        while not np.isfinite(np.exp(t)):
+            t = np.nextafter(t, np_dtype(0))
+    return float(t)
+
+
+_LIMITS = {"float32": _exp_limit("float32"), "float64": _exp_limit("float64")}
+
+
+def exp_limit(dtype) -> float:
+    return _LIMITS["float32" if "32" in str(dtype) else "float64"]
+
+
+def sigmoid(xp, Z):
+    """sigma(Z) = 1 / (1 + exp(-Z)), Trask's formula, without overflow.
+
+    Where exp(-Z) would overflow the tutorial formula gives exactly 0; so does this one,
+    without computing the overflowing exp (so no warning, same bits everywhere else).
+    """
+    limit = exp_limit(Z.dtype)
+    negZ = -Z
+    Y = 1 / (1 + xp.exp(xp.clip(negZ, max=limit)))
+    return xp.where(negZ > limit, 0.0, Y)
+
+
+def sigmoid_backward(xp, dY, Y):
+    """dZ = dY * (Y * (1 - Y))."""
+    return dY * (Y * (1 - Y))
+
+
+def tanh(xp, Z):
+    """tanh(Z)."""
+    return xp.tanh(Z)
+
+
+def tanh_backward(xp, dY, Y):
+    """dZ = dY * (1 - Y^2)."""
+    return dY * (1 - Y * Y)
+
+
+def relu(xp, Z):
+    """max(Z, 0)."""
+    return xp.where(Z > 0, Z, 0.0)
+
+
+def relu_backward(xp, dY, Y):
+    """dZ = dY where Y > 0, else 0."""
+    return xp.where(Y > 0, dY, 0.0)
+
+
+def identity(xp, Z):
+    """Z."""
+    return Z
+
+
+def identity_backward(xp, dY, Y):
+    """dZ = dY."""
+    return dY
+
+
+def softmax(xp, Z, stable: bool = True):
+    """Row-wise softmax; ``stable`` subtracts the row max first (never overflows).
+
+    ``stable=False`` is WildML's ``exp(Z) / sum(exp(Z))``, kept to reproduce its digits.
+    """
+    if stable:
+        Z = Z - xp.max(Z, axis=1, keepdims=True)
+    E = xp.exp(Z)
+    return E / xp.sum(E, axis=1, keepdims=True)
+
+
+HIDDEN = {
+    "sigmoid": Activation("sigmoid", sigmoid, sigmoid_backward),
+    "tanh": Activation("tanh", tanh, tanh_backward),
+    "relu": Activation("relu", relu, relu_backward),
+}
+OUTPUTS = ("sigmoid", "softmax", "identity")
+IDENTITY = Activation("identity", identity, identity_backward)
+
+
+def get_hidden(name: str, argument: str = "activation") -> Activation:
+    """The hidden-layer activation called ``name``."""
+    check_choice(argument, name, tuple(HIDDEN))
+    return HIDDEN[name]
+
+
+def output_forward(xp, name: str, Z, stable: bool = True):
+    """Apply the output activation ``name`` to logits ``Z``."""
+    if name == "softmax":
+        return softmax(xp, Z, stable)
+    if name == "sigmoid":
+        return sigmoid(xp, Z)
+    return Z
+
+
+__all__ = ["Activation", "HIDDEN", "OUTPUTS", "get_hidden", "output_forward", "softmax"]
