@@ -158,9 +158,9 @@ def _auto() -> Backend:
     try:
         backend = _cupy("0", "auto")
     except BackendUnavailableError as exc:
-        why = str(exc).split(";")[0]
-        return Backend("numpy", _compat("numpy"), "cpu", f"auto chose numpy ({why})", np)
-    return Backend(backend.name, backend.xp, backend.device, "auto chose cupy (CUDA device found)", backend._module)
+        why = "CuPy is not installed" if "not installed" in str(exc) else "CuPy found no usable CUDA device"
+        return Backend("numpy", _compat("numpy"), "cpu", f"auto chose numpy: {why}", np)
+    return Backend(backend.name, backend.xp, backend.device, "auto chose cupy: CUDA device found", backend._module)
 
 
 def _cupy(device: str, source: str) -> Backend:

@@ -1,0 +1,51 @@
+"""Shared fixtures: every model test runs on each available backend.
+
+``backend`` is parametrized over numpy, array_api_strict (and its float32-only
+``no_float64`` device), torch when installed and cupy when a GPU works; unavailable ones
+skip with the reason. ``dtype`` is the most precise float the backend's device has.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import xpnet
+
+BACKEND_NAMES = ["numpy", "array_api_strict", "array_api_strict:no_float64", "torch", "cupy"]
+
+
+def available_backend(name):
+    """The backend called ``name``, or skip the test with the reason it is unavailable."""
+    if name.split(":")[0] == "array_api_strict":
+        pytest.importorskip("array_api_strict")
+    try:
+        return xpnet.get_backend(name)
+    except xpnet.BackendUnavailableError as exc:
+        pytest.skip(f"{name} unavailable here: {exc}")
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def backend(request):
+    return available_backend(request.param)
+
+
+@pytest.fixture
+def dtype(backend):
+    return "float64" if "float64" in backend.dtype_names() else "float32"
+
+
+def rtol_for(dtype):
+    """Relative tolerance for comparing results computed in ``dtype``."""
+    return 1e-10 if dtype == "float64" else 2e-4
+
+
+def run_cli(*args, env=None, timeout=300, check=None):
+    """Run ``python -m xpnet ARGS`` in a subprocess; return the CompletedProcess."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    return proc
