@@ -13,11 +13,12 @@ with status 2 (a diverged run exits with 1, an interrupted one with 130).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 
-from . import __version__, datasets, tutorials
+from . import __version__, datasets, distributed, tutorials
 from .backend import ENV_VAR, limit_threads
 from .errors import XpnetError, XpnetValueError
 from .mlp import MLP
@@ -100,6 +101,13 @@ def build_parser() -> Parser:
     train.add_argument("--seed", type=int, default=0, help="seed for data and weights (default: 0)")
     train.add_argument("--log-every", type=_positive_int, default=None, metavar="N",
                        help="log loss and accuracy every N epochs (default: about 20 points)")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over the processes of an MPI job, launched as `mpiexec -n P "
+                            "python -m mpi4py -m xpnet train ... --distributed`: each process keeps its own "
+                            "contiguous rows, one Allreduce per step sums the gradients, results equal one "
+                            "process's and only rank 0 prints. Each process uses its share of the cores unless "
+                            "--threads is given. Without mpiexec it runs as one process. Needs "
+                            "`pip install 'xpnet[mpi]'` and an MPI (e.g. `pip install mpich`)")
     train.set_defaults(handler=cmd_train)
 
     tutorial = commands.add_parser("tutorial", help="run one of the tutorials exactly, through the library",
@@ -121,25 +129,39 @@ def _progress(message: str) -> None:
 
 
 def cmd_train(args) -> int:
+    comm = distributed.active() if getattr(args, "distributed", False) else None  # launched in main()
     X, y = datasets.load(args.dataset, n_samples=args.n_samples, noise=args.noise, seed=args.seed)
     if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
         y = y[:, 0].astype("int64")
     classes = int(y.max()) + 1
+    n_samples = int(X.shape[0])
+    if comm is not None:  # every rank generated the whole dataset; each keeps its own rows
+        X, y = comm.rows(X), comm.rows(y)
+    quiet = comm is not None and not comm.is_root  # only rank 0 prints
     activation = args.activation.split(",") if "," in args.activation else args.activation
     model = MLP([X.shape[1], *args.hidden, max(classes, 2)], activation=activation, output="softmax",
-                init=args.init, dtype=args.dtype, backend=args.backend, seed=args.seed)
-    if not args.json:
-        _progress(f"xpnet: training {model} on {args.dataset} ({X.shape[0]} samples); backend: {model.backend.reason}")
+                init=args.init, dtype=args.dtype, seed=args.seed,
+                backend=args.backend if comm is None else comm.backend_name(args.backend))
+    if not args.json and not quiet:
+        _progress(f"xpnet: training {model} on {args.dataset} ({n_samples} samples); backend: {model.backend.reason}"
+                  + (f"; {comm.size} processes" if comm is not None else ""))
+    accuracy_of = model.accuracy if comm is None else functools.partial(comm.accuracy, model)
 
     def report(event):
-        accuracy = model.accuracy(X, y)
-        _progress(f"epoch {event.epoch:>{len(str(event.epochs))}}/{event.epochs}  loss {event.loss:.6f}  accuracy {accuracy:.4f}")
+        accuracy = accuracy_of(X, y)
+        if not quiet:
+            _progress(f"epoch {event.epoch:>{len(str(event.epochs))}}/{event.epochs}  loss {event.loss:.6f}  accuracy {accuracy:.4f}")
 
-    result = model.fit(X, y, epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
-                       reduction=args.reduction, log_every=args.log_every, callback=report)
-    accuracy = model.accuracy(X, y)
-    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.dataset, "n_samples": int(X.shape[0]),
+    fit = model.fit if comm is None else functools.partial(distributed.fit, model, comm=comm)
+    result = fit(X, y, epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
+                 reduction=args.reduction, log_every=args.log_every, callback=report)
+    accuracy = accuracy_of(X, y)
+    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.dataset, "n_samples": n_samples,
                "layer_sizes": list(model.layer_sizes), "learning_rate": args.learning_rate, "l2": args.l2}
+    if comm is not None:
+        summary["processes"] = comm.size
+        if quiet:
+            return 1 if result.diverged else 0
     if args.json:
         print(json.dumps(summary))
     else:
@@ -175,10 +197,14 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        with limit_threads(args.threads):
+        comm = distributed.launch() if getattr(args, "distributed", False) else None
+        with limit_threads(args.threads if comm is None or args.threads else comm.threads_per_rank()):
             return args.handler(args)
     except (UsageError, XpnetError) as exc:
-        print(f"xpnet: error: {_one_line(exc)}", file=sys.stderr)
+        comm = distributed.active()
+        print(f"xpnet: error: {comm.where() if comm else ''}{_one_line(exc)}", file=sys.stderr, flush=True)
+        if comm is not None:
+            comm.abort(2)  # the other processes would wait forever in their next Allreduce
         return 2
     except BrokenPipeError:  # e.g. `xpnet train --json | head -c 100`
         sys.stderr.close()

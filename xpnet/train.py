@@ -75,7 +75,7 @@ class FitResult:
 
 
 def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2: float = 0.0,
-        reduction: str = "mean", log_every: int | None = None, callback=None) -> FitResult:
+        reduction: str = "mean", log_every: int | None = None, callback=None, comm=None) -> FitResult:
     """Train ``model`` in place by full-batch gradient descent.
 
     Parameters
@@ -97,6 +97,10 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         Log the loss every this many epochs (default: about 20 points per run).
     callback : callable, optional
         Called with a :class:`TrainEvent` at every logging point.
+    comm : xpnet.distributed.Communicator, optional
+        Data-parallel training: ``X, y`` are this process's rows, and every step sums the
+        gradients (and, at logging points, the loss) of all processes; see
+        :func:`xpnet.distributed.fit`, which also broadcasts and checks the weights.
 
     Returns
     -------
@@ -125,7 +129,8 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         Y, cache = forward(spec, xp, W, b, X)
         if epoch % log_every == 0 or epoch == epochs:
             model.W, model.b = W, b
-            loss = float(model._objective(cache[1], Y, T, l2, reduction))
+            loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
+                         else comm.objective(model, cache[1], Y, T, l2, reduction))
             if not (math.isfinite(loss) and _all_finite(xp, W, b)):
                 _diverged(result, model, good, epoch, learning_rate)
                 break
@@ -136,7 +141,9 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                 callback(TrainEvent(epoch, epochs, loss, model))
         if epoch == epochs:
             break
-        dW, db = backward(spec, xp, W, cache, Y, T, reduction)
+        dW, db = backward(spec, xp, W, cache, Y, T, reduction if comm is None else comm.local_reduction(reduction))
+        if comm is not None:  # data-parallel: the gradient of all processes' rows, one Allreduce
+            dW, db = comm.allreduce_gradients(backend, dW, db, reduction, X.shape[0])
         W = [Wi - learning_rate * (g + l2 * Wi if l2 else g) for Wi, g in zip(W, dW)]
         if b is not None:
             b = [bi - learning_rate * g for bi, g in zip(b, db)]
