@@ -80,7 +80,7 @@ def shard_bounds(n_rows: int, rank: int, size: int) -> tuple[int, int]:
     if n_rows < size:
         raise XpnetValueError(
             f"{n_rows} rows cannot be shared by {size} processes (each needs at least one row); "
-            f"use more samples or launch at most {n_rows} processes"
+            f"use more samples or fewer processes (at most {n_rows})"
         )
     base, extra = divmod(n_rows, size)
     start = rank * base + min(rank, extra)
