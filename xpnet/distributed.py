@@ -238,6 +238,11 @@ class Communicator:
         self._allreduce(buffer)
         return buffer.tolist()
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here (benchmarks use it to time communication alone)."""
+        if self.size > 1:
+            self._comm.Barrier()
+
     # -- weights ---------------------------------------------------------------------------
     def broadcast_parameters(self, model) -> None:
         """Give every rank rank 0's weights (one ``Bcast`` of a contiguous buffer)."""
