@@ -243,3 +243,55 @@ def test_a_failing_rank_ends_the_job_quickly(runner):
     assert proc.returncode == 2
     assert time.perf_counter() - start < 30
     assert "xpnet: error: rank 1 of 2: backend 'nosuch' is not an importable module" in proc.stderr
+
+
+NPY_RUN = """
+import json
+import sys
+import xpnet
+from xpnet import distributed
+
+comm = distributed.launch(require=True)
+X, y = comm.load_npy_rows(sys.argv[1]), comm.load_npy_rows(sys.argv[2])  # only this rank's rows
+model = xpnet.MLP([2, 4, 2], backend="numpy", dtype="float64", seed=0)
+with comm.abort_on_error():
+    result = distributed.fit(model, X, y, comm=comm, epochs=10, learning_rate=0.5)
+if comm.is_root:
+    print(json.dumps({"rows": int(X.shape[0]), "history": result.history}))
+"""
+
+
+def _npy_data(tmp_path, nan_row=None):
+    X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=2)
+    if nan_row is not None:
+        X = X.copy()
+        X[nan_row, 0] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    return X, y
+
+
+def test_each_rank_reads_its_rows_of_npy_files_and_trains_like_one_process(tmp_path):
+    X, y = _npy_data(tmp_path)
+    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", NPY_RUN, tmp_path / "X.npy", tmp_path / "y.npy"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    assert got["rows"] == 334  # rank 0's block of 1001 rows over 3 processes
+    want = xpnet.MLP([2, 4, 2], backend="numpy", dtype="float64", seed=0).fit(X, y, epochs=10, learning_rate=0.5)
+    np.testing.assert_allclose(got["history"], want.history, rtol=1e-12)
+
+
+def test_an_xpnet_error_on_one_rank_aborts_the_library_job(tmp_path):
+    _npy_data(tmp_path, nan_row=1000)  # the last row belongs to rank 1 of 2 only
+    start = time.perf_counter()
+    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", NPY_RUN, tmp_path / "X.npy", tmp_path / "y.npy"]),
+                    timeout=60)
+    assert proc.returncode == 2 and time.perf_counter() - start < 30
+    assert "xpnet: error: rank 1 of 2: X contains NaN or Inf" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_plain_python_under_mpiexec_also_trains_distributed():
+    proc = _mpi_run((2, [sys.executable, "-m", "xpnet", *TRAIN, "--distributed"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["processes"] == 2
