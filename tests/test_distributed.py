@@ -64,6 +64,16 @@ def test_npy_rows_errors_name_the_file(tmp_path):
         distributed.load_npy_rows(tmp_path / "scalar.npy")
 
 
+def test_gpu_per_rank_leaves_cpu_backends_alone(monkeypatch):
+    from xpnet.backend import backend_for_rank
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as on this machine: no CuPy, no GPU
+    assert [backend_for_rank(name, 3) for name in ("numpy", "torch:cpu", "array_api_strict", None)] == \
+        ["numpy", "torch:cpu", "array_api_strict", None]
+    assert backend_for_rank("cupy", 3) == "cupy"  # unchanged: get_backend then explains CuPy is missing
+    assert backend_for_rank("cupy:1", 3) == "cupy:1"
+
+
 # -- one process, no MPI ------------------------------------------------------------------
 @pytest.fixture
 def no_mpi(monkeypatch):
