@@ -23,9 +23,8 @@ class Activation(NamedTuple):
     backward: Callable  # (xp, dY, Y) -> dZ
 
 
-def _exp_limit(dtype) -> float:
-    """Largest t with exp(t) finite in ``dtype`` (709.78 for float64, 88.72 for float32)."""
-    np_dtype = np.float32 if "32" in str(dtype) else np.float64
+def _exp_limit(np_dtype) -> float:
+    """Largest t with exp(t) finite in ``np_dtype`` (709.78 for float64, 88.72 for float32)."""
     t = np_dtype(np.log(np.finfo(np_dtype).max))
     with np.errstate(over="ignore"):
         while not np.isfinite(np.exp(t)):
@@ -33,11 +32,17 @@ def _exp_limit(dtype) -> float:
     return float(t)
 
 
-_LIMITS = {"float32": _exp_limit("float32"), "float64": _exp_limit("float64")}
+_LIMIT32, _LIMIT64 = _exp_limit(np.float32), _exp_limit(np.float64)
+_LIMITS: dict = {}
 
 
 def exp_limit(dtype) -> float:
-    return _LIMITS["float32" if "32" in str(dtype) else "float64"]
+    """The overflow threshold of exp for an array dtype of any namespace (cached per dtype)."""
+    key = (type(dtype), dtype)  # the type first: never compare dtypes of two libraries
+    limit = _LIMITS.get(key)
+    if limit is None:
+        limit = _LIMITS[key] = _LIMIT32 if "32" in str(dtype) else _LIMIT64
+    return limit
 
 
 def sigmoid(xp, Z):
@@ -48,8 +53,7 @@ def sigmoid(xp, Z):
     """
     limit = exp_limit(Z.dtype)
     negZ = -Z
-    Y = 1 / (1 + xp.exp(xp.clip(negZ, max=limit)))
-    return xp.where(negZ > limit, 0.0, Y)
+    return xp.where(negZ > limit, 0.0, 1 / (1 + xp.exp(xp.minimum(negZ, limit))))
 
 
 def sigmoid_backward(xp, dY, Y):

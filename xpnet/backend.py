@@ -229,27 +229,56 @@ def _named_device(xp, device: str):
     raise BackendUnavailableError(f"device {device!r} is not one of {xp.__array_namespace_info__().devices()}")
 
 
+_THREADS: list = []  # stack of --threads limits in force (empty: all cores)
+_CONTROLLER: list = []  # the threadpoolctl controller, made on first use
+
+
+def cpu_threads() -> int:
+    """CPU threads xpnet may use now: the innermost :func:`limit_threads`, else all cores."""
+    if _THREADS:
+        return _THREADS[-1]
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _controller():
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
 @contextlib.contextmanager
 def limit_threads(n: int | None):
-    """Bound the CPU threads used by BLAS/OpenMP (and torch) to ``n`` inside the block.
+    """Bound the CPU threads used by xpnet, BLAS/OpenMP (and torch) to ``n`` inside the block.
 
-    ``None`` leaves every pool as it is (all cores).
+    ``None`` leaves every pool as it is (all cores). Results do not depend on ``n``.
     """
     if n is None:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
     torch = _loaded("torch")
     before = torch.get_num_threads() if torch else None
-    with threadpool_limits(limits=n):
-        if torch:
-            torch.set_num_threads(n)
-        try:
-            yield
-        finally:
+    _THREADS.append(int(n))
+    try:
+        with _controller().limit(limits=int(n)):
             if torch:
-                torch.set_num_threads(before)
+                torch.set_num_threads(int(n))
+            yield
+    finally:
+        _THREADS.pop()
+        if torch:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Run BLAS on one thread inside the block (xpnet parallelises over row chunks itself)."""
+    with _controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 def _loaded(name: str):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
+import math
 import sys
 
 from . import __version__, datasets, distributed, tutorials
@@ -55,6 +55,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _float(minimum: float, inclusive: bool):
+    """An argparse type: a finite float above ``minimum`` (or equal to it when ``inclusive``)."""
+    bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_float, _non_negative_float = _float(0.0, False), _float(0.0, True)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, metavar="NAME",
                         help=f"array backend: numpy, cupy, auto, torch, array_api_strict, or any importable "
@@ -80,7 +99,7 @@ def build_parser() -> Parser:
                        help="built-in dataset (default: moons)")
     train.add_argument("--n-samples", type=_positive_int, default=1000, metavar="N",
                        help="samples to generate (default: 1000; the 4-row tables ignore it)")
-    train.add_argument("--noise", type=float, default=None,
+    train.add_argument("--noise", type=_non_negative_float, default=None,
                        help="noise of the generated data (default: the dataset's own, 0.2 for moons)")
     train.add_argument("--hidden", type=_int_list, default=[32], metavar="W[,W...]",
                        help="hidden layer widths, comma separated, e.g. 64,64 (default: 32)")
@@ -88,9 +107,9 @@ def build_parser() -> Parser:
                        help="hidden activation: tanh, sigmoid or relu; one, or one per layer comma separated (default: tanh)")
     train.add_argument("--epochs", type=_positive_int, default=2000,
                        help="full-batch updates (default: 2000)")
-    train.add_argument("--learning-rate", type=float, default=0.5, metavar="RATE",
+    train.add_argument("--learning-rate", type=_positive_float, default=0.5, metavar="RATE",
                        help="gradient step size, Trask's alpha / WildML's epsilon (default: 0.5)")
-    train.add_argument("--l2", type=float, default=0.0,
+    train.add_argument("--l2", type=_non_negative_float, default=0.0,
                        help="L2 strength on the weights, WildML's reg_lambda (default: 0)")
     train.add_argument("--reduction", choices=("mean", "sum"), default="mean",
                        help="average the gradient over samples, or sum it as the tutorials do (default: mean)")

@@ -24,6 +24,7 @@ from . import activations, losses
 from .backend import Backend, get_backend, to_numpy
 from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
 from .init import initial_weights
+from .ops import weight_gradient
 
 NUMERICS = ("stable", "tutorial")
 
@@ -68,7 +69,7 @@ def backward(spec: Spec, xp, W, cache, Y, T, reduction: str):
     dW, db = [None] * n, [None] * n
     for i in range(n - 1, -1, -1):
         H = inputs[i]
-        dW[i] = H.T @ dZ
+        dW[i] = weight_gradient(xp, H, dZ)
         db[i] = xp.sum(dZ, axis=0)
         if i:
             dZ = spec.hidden[i - 1].backward(xp, dZ @ W[i].T, H)
@@ -128,6 +129,8 @@ class MLP:
             raise XpnetValueError(f"layer_sizes={layer_sizes!r} needs at least [n_inputs, n_outputs]")
         for size in sizes:
             check_positive("layer size", size, integer=True)
+        if isinstance(activation, str):
+            activations.get_hidden(activation)  # checked even when there is no hidden layer
         names = [activation] * (len(sizes) - 2) if isinstance(activation, str) else list(activation)
         if len(names) != len(sizes) - 2:
             raise XpnetValueError(

@@ -12,8 +12,9 @@ Vocabulary: ``learning_rate`` is Trask's "alpha" and WildML's "epsilon"; ``l2`` 
 one update in full-batch training (a tutorial "iteration").
 
 The library never prints: it returns the history and calls ``callback`` at each logging
-point. Checks (finite loss and weights) happen only at logging points, so small problems
-stay fast; when they fail, training stops with the weights of the last good check.
+point. Checks happen only at logging points, so small problems stay fast: when the loss
+or a weight is NaN/Inf, or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times its first
+logged value, training stops and keeps the weights of the last good check.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
             model.W, model.b = W, b
             loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
                          else comm.objective(model, cache[1], Y, T, l2, reduction))
-            if not (math.isfinite(loss) and _all_finite(xp, W, b)):
+            if _diverging(loss, result.history) or not _all_finite(xp, W, b):
                 _diverged(result, model, good, epoch, learning_rate)
                 break
             good = (W, b)
@@ -156,6 +157,14 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     return result
 
 
+DIVERGENCE_FACTOR = 1e6  # a loss this many times its first logged value counts as diverged
+
+
+def _diverging(loss: float, history: list) -> bool:
+    """NaN/Inf loss, or a loss that exploded past DIVERGENCE_FACTOR x its starting value."""
+    return not math.isfinite(loss) or bool(history) and loss > DIVERGENCE_FACTOR * max(history[0], 1e-12)
+
+
 def _all_finite(xp, W, b) -> bool:
     params = W + (b or [])
     return all(bool(xp.all(xp.isfinite(p))) for p in params)
@@ -166,6 +175,6 @@ def _diverged(result: FitResult, model: MLP, good, epoch: int, learning_rate: fl
     result.diverged = True
     result.epochs = result.logged_epochs[-1] if result.logged_epochs else 0
     result.message = (
-        f"training diverged at epoch {epoch} (loss or weights became NaN/Inf); kept the weights "
+        f"training diverged at epoch {epoch} (the loss or the weights blew up); kept the weights "
         f"of epoch {result.epochs}, the last finite check; try a smaller learning rate than {learning_rate:g}"
     )
