@@ -379,12 +379,9 @@ def launch(*, require: bool = False) -> Communicator:
         try:
             from mpi4py import MPI
         except ImportError as exc:
-            if _launcher_size() > 1 or require:
-                raise XpnetError(
-                    f"this process was started by an MPI launcher ({_launcher_size()} processes) but "
-                    f"mpi4py cannot be imported ({exc}); {MPI_HINT}"
-                    if _launcher_size() > 1 else f"MPI is not available ({exc}); {MPI_HINT}"
-                ) from None
+            n = _launcher_size()
+            who = f"this process was started by an MPI launcher ({n} processes) but mpi4py" if n > 1 else "mpi4py"
+            raise XpnetError(f"{who} cannot be imported ({exc}); {MPI_HINT}") from None
         else:
             comm = MPI.COMM_WORLD
     _ACTIVE = Communicator(comm)
