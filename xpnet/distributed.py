@@ -54,6 +54,7 @@ from .errors import XpnetError, XpnetValueError
 LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
 MPI_HINT = "install it with `pip install 'xpnet[mpi]'` (and an MPI library, e.g. `pip install mpich`)"
 
+ABORT_GRACE = 0.5  # seconds between the error message and MPI_Abort
 _ACTIVE = None  # the communicator launch() returned, so the CLI can abort it on errors
 
 
@@ -272,6 +273,9 @@ class Communicator:
     def abort(self, code: int = 1) -> None:
         """End every process of the job with exit status ``code`` (no-op for size 1)."""
         if self.size > 1:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            time.sleep(ABORT_GRACE)  # else the launcher may tear down before forwarding our last lines
             self._comm.Abort(code)
 
     @contextlib.contextmanager
