@@ -4,8 +4,8 @@ Full-batch gradients are sums over samples, so P processes can each hold a conti
 block of rows, compute the gradient SUMS of their rows, add them up with one
 ``Allreduce`` per step, divide by the global sample count and apply the same update.
 Every process then holds the same weights, and the result equals single-process training
-on all rows (up to the order of floating-point additions: ~1e-12 in float64 after
-thousands of steps, independent of P).
+on all rows up to the order of floating-point additions (measured in float64: losses within
+4e-16 relative of one process after 2000 steps of ``xpnet train`` with 3 processes).
 
     mpiexec -n 4 python -m mpi4py -m xpnet train --n-samples 1000000 --distributed
 
