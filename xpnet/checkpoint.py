@@ -174,9 +174,14 @@ def load(path, *, backend=None, dtype: str | None = None) -> Checkpoint:
     with archive:
         if "meta" not in archive.files:
             raise XpnetValueError(f"{path!r} is an .npz but not an xpnet checkpoint (no 'meta' entry)")
-        meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
-        _check_format(path, meta)
-        arrays = {name: archive[name] for name in archive.files if name != "meta"}
+        try:
+            meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
+            _check_format(path, meta)
+            arrays = {name: archive[name] for name in archive.files if name != "meta"}
+        except (ValueError, UnicodeDecodeError) as exc:  # includes pickled (object) arrays, refused
+            if isinstance(exc, XpnetValueError):
+                raise
+            raise XpnetValueError(f"{path!r} is not a valid xpnet checkpoint: {exc}") from None
     arch = meta["architecture"]
     n = len(arch["layer_sizes"]) - 1
     model = MLP(arch["layer_sizes"], activation=arch["activation"], output=arch["output"], loss=arch["loss"],

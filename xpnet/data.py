@@ -228,3 +228,60 @@ def load_digits():
                               "pip install 'xpnet[sklearn]' (or pip install scikit-learn)") from None
     digits = sk_load_digits()
     return np.asarray(digits.data, dtype=np.float64) / 16.0, np.asarray(digits.target, dtype=np.int64)
+
+
+# The settings that decide which data a run trains on (saved in checkpoints, reused by
+# --resume and `xpnet evaluate`). None means "the default".
+DATA_KEYS = ("dataset", "data", "target", "standardize", "validation_fraction", "n_samples", "noise", "seed")
+
+
+@dataclass
+class Prepared:
+    """Training data ready for a classifier, and the mapping needed to predict on new data."""
+
+    X: np.ndarray  # (N, F) float64, standardized if asked
+    y: np.ndarray  # (N,) int64 class indices 0..C-1
+    X_held: np.ndarray  # (M, F) held-out rows (M may be 0)
+    y_held: np.ndarray  # (M,)
+    n_classes: int
+    labels: LabelMap | None  # original labels (file data), None for built-in datasets
+    scaler: Scaler | None
+    feature_names: list | None
+    source: str  # what the data is, for messages
+    target: str | None = None  # the label column of a data file
+
+
+def prepare(config: dict) -> Prepared:
+    """Load, encode, split and standardize the data described by ``config`` (keys :data:`DATA_KEYS`).
+
+    ``data`` (a file) wins over ``dataset``; ``dataset="digits"`` holds out 25% as a test
+    split unless ``validation_fraction`` says otherwise; the split is drawn with ``seed``
+    and the standardization is fitted on the training part only.
+    """
+    from . import datasets
+
+    seed = int(config.get("seed") or 0)
+    fraction = config.get("validation_fraction")
+    labels = feature_names = target = None
+    if config.get("data"):
+        table = load_file(config["data"], config.get("target"))
+        labels = LabelMap.fit(table.y)
+        X, y, feature_names, target = table.X, labels.encode(table.y), table.feature_names, table.target
+        source = f"{config['data']} (target {table.target!r}, classes {labels.classes})"
+    elif config.get("dataset") == "digits":
+        X, y = load_digits()
+        fraction = 0.25 if fraction is None else fraction
+        source = "digits (8x8 handwritten digits, pixels / 16)"
+    else:
+        name = config.get("dataset") or "moons"
+        X, y = datasets.load(name, n_samples=config.get("n_samples"), noise=config.get("noise"), seed=seed)
+        if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
+            y = y[:, 0].astype(np.int64)
+        source = name
+    n_classes = max(int(y.max()) + 1, 2)
+    X, y, X_held, y_held = split(X, y, fraction or 0.0, seed)
+    scaler = None
+    if config.get("standardize"):
+        scaler = Scaler.fit(X)
+        X, X_held = scaler.transform(X), scaler.transform(X_held)
+    return Prepared(X, y, X_held, y_held, n_classes, labels, scaler, feature_names, source, target)
