@@ -167,9 +167,9 @@ def cmd_train(args) -> int:
                            callback=progress, **options)
     except KeyboardInterrupt:
         progress.close()
-        if args.save and progress.epochs:
-            # fit() leaves the weights of the last logging point on the model
-            last = done + progress.epochs[-1]
+        if args.save and progress.last is not None:
+            epoch, model.W, model.b = progress.last  # a consistent snapshot: weights of a logged epoch
+            last = done + epoch
             _save(args.save, model, config, _merged(history, progress, done, last), last, prepared, {})
             print(f"xpnet: interrupted; saved epoch {done + progress.epochs[-1]} to {args.save} "
                   f"(continue with --resume {args.save})", file=sys.stderr)
@@ -309,6 +309,7 @@ class _Progress:
         self.model, self.prepared, self.done, self.total = model, prepared, done, args.epochs
         self.quiet = args.quiet
         self.epochs, self.losses = [], []
+        self.last = None  # (epoch, W, b) of the last logging point
         self.bar = None
         if not self.quiet and sys.stderr.isatty():
             from tqdm import tqdm
@@ -320,6 +321,8 @@ class _Progress:
         self.start = time.perf_counter()
 
     def __call__(self, event) -> None:
+        # one assignment, so a Ctrl-C never leaves a half-updated snapshot (arrays are never modified in place)
+        self.last = (event.epoch, list(self.model.W), None if self.model.b is None else list(self.model.b))
         self.epochs.append(event.epoch)
         self.losses.append(event.loss)
         if self.quiet:
