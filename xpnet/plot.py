@@ -20,8 +20,8 @@ from .errors import XpnetError, XpnetValueError
 
 FORMATS = (".png", ".svg", ".pdf")
 DPI = 100
-GRID_STEP = 0.01  # WildML's h: the spacing of the decision-boundary grid
-MAX_GRID = 600  # points per axis at most, so wide data stays quick
+GRID_STEP = 0.02  # spacing of the decision-boundary grid (WildML used 0.01; 0.02 looks the same, draws 4x faster)
+MAX_GRID = 400  # points per axis at most, so wide data stays quick
 
 
 def check_path(path) -> str:

@@ -158,7 +158,8 @@ def wildml_hidden_sweep(backend=None, hidden=None, iterations=20_000, sizes=WILD
     for size in sizes:
         result = wildml_moons(backend=backend, hidden=size, iterations=iterations)
         runs.append({"hidden": size, "losses": result.data["losses"], "accuracy": result.data["accuracy"]})
-        lines.append(f"Hidden Layer size {size}: final loss {result.data['losses'][-1]:f}, "
+        last = 1000 * (len(result.data["losses"]) - 1)
+        lines.append(f"Hidden Layer size {size}: loss after iteration {last} {result.data['losses'][-1]:f}, "
                      f"training accuracy {result.data['accuracy']:.4f}")
         models.update(result.models)
         inputs = result.inputs
