@@ -172,6 +172,17 @@ def test_cli_data_errors(tmp_path):
     assert "no such file" in proc.stderr and "--save" in proc.stderr
 
 
+def test_digits_without_scikit_learn_names_the_extra(monkeypatch, capsys):
+    import sys
+
+    from xpnet import cli
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if scikit-learn were missing
+    assert cli.main(["train", "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xpnet: error: --dataset digits needs scikit-learn") and "xpnet[sklearn]" in err
+
+
 def test_digits_default_reaches_scikit_learn(backend):
     """The default CLI configuration on digits, held-out test accuracy.
 

@@ -72,9 +72,10 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset",
+    train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset or your own data file",
                                 description="Train an MLP classifier by full-batch gradient descent on a "
-                                            "built-in dataset and report loss and training accuracy.")
+                                            "built-in dataset or your own --data file and report loss and "
+                                            "accuracy (training, and held-out with --validation-fraction).")
     _common(train)
     train.add_argument("--dataset", default="moons", choices=datasets.NAMES + ("digits",),
                        help="built-in dataset (default: moons); digits is scikit-learn's 8x8 handwritten digits "
@@ -129,7 +130,7 @@ def _progress(message: str) -> None:
 
 
 def cmd_train(args) -> int:
-    from . import checkpoint, data
+    from . import data
 
     ckpt = _resume(args) if args.resume else None
     args.epochs = 2000 if args.epochs is None else args.epochs
@@ -171,7 +172,7 @@ def cmd_train(args) -> int:
             epoch, model.W, model.b = progress.last  # a consistent snapshot: weights of a logged epoch
             last = done + epoch
             _save(args.save, model, config, _merged(history, progress, done, last), last, prepared, {})
-            print(f"xpnet: interrupted; saved epoch {done + progress.epochs[-1]} to {args.save} "
+            print(f"xpnet: interrupted; saved epoch {last} to {args.save} "
                   f"(continue with --resume {args.save})", file=sys.stderr)
         raise
     progress.close()
@@ -179,37 +180,42 @@ def cmd_train(args) -> int:
     if args.save:
         state = getattr(result, "optimizer_state", None) or {}  # momentum etc., when fit() keeps some
         _save(args.save, model, config, history, done + result.epochs, prepared, state)
-    accuracy = model.accuracy(X, y)
-    held = prepared.X_held.shape[0]
-    held_accuracy = model.accuracy(prepared.X_held, prepared.y_held) if held else None
-    split = "test" if args.dataset == "digits" and not args.data else "validation"
-    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.data or args.dataset,
-               "n_samples": int(X.shape[0]), "layer_sizes": list(model.layer_sizes),
-               "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
-    if held:
-        summary.update({f"{split}_accuracy": held_accuracy, f"{split}_samples": held})
     if args.plot:
         plot.training_figure(args.plot, model, X, y, history["epochs"], history["losses"])
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"backend   {model.backend.describe()}  ({model.backend.reason})")
-        print(f"model     {list(model.layer_sizes)} {','.join(a.name for a in model.spec.hidden)} -> softmax, "
-              f"{model.dtype_name}")
-        print(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
-              + f"   time {result.seconds:.3f} s")
-        print(f"loss      {result.final_loss:.6f}")
-        print(f"accuracy  {accuracy:.4f} (training)")
-        if held:
-            print(f"accuracy  {held_accuracy:.4f} ({split}, {held} samples)")
-        if args.save:
-            print(f"saved     {args.save}")
-        if args.plot:
-            print(f"plot      {args.plot}")
+    _print_training(args, model, prepared, result, done)
     if result.diverged:
         print(f"xpnet: error: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_training(args, model, prepared, result, done) -> None:
+    """The results of `xpnet train` on stdout: a few aligned lines, or one JSON object."""
+    accuracy = model.accuracy(prepared.X, prepared.y)
+    held = prepared.X_held.shape[0]
+    held_accuracy = model.accuracy(prepared.X_held, prepared.y_held) if held else None
+    split = "test" if args.dataset == "digits" and not args.data else "validation"
+    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.data or args.dataset,
+               "n_samples": int(prepared.X.shape[0]), "layer_sizes": list(model.layer_sizes),
+               "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
+    if held:
+        summary.update({f"{split}_accuracy": held_accuracy, f"{split}_samples": held})
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"backend   {model.backend.describe()}  ({model.backend.reason})")
+    print(f"model     {list(model.layer_sizes)} {','.join(a.name for a in model.spec.hidden)} -> softmax, "
+          f"{model.dtype_name}")
+    print(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
+          + f"   time {result.seconds:.3f} s")
+    print(f"loss      {result.final_loss:.6f}")
+    print(f"accuracy  {accuracy:.4f} (training)")
+    if held:
+        print(f"accuracy  {held_accuracy:.4f} ({split}, {held} samples)")
+    if args.save:
+        print(f"saved     {args.save}")
+    if args.plot:
+        print(f"plot      {args.plot}")
 
 
 # Flags that belong to one invocation; every other train flag is the run's configuration,
