@@ -11,6 +11,7 @@ pytest.importorskip("matplotlib")
 
 from xpnet import cli, plot, tutorials  # noqa: E402
 
+import reference  # noqa: E402
 from conftest import run_cli  # noqa: E402
 
 
@@ -86,6 +87,10 @@ def test_sweep_is_registered_and_matches_wildml_moons():
     run3 = next(run for run in sweep.data["runs"] if run["hidden"] == 3)
     assert run3["losses"] == single.data["losses"]  # the sweep is the tutorial, once per size
     assert len(sweep.lines) == 7
+    X, y = sweep.inputs
+    for run in sweep.data["runs"][:2]:  # and the tutorial is WildML's program, digit for digit
+        losses, accuracy = reference.wildml(X, y, run["hidden"], passes=1500)
+        assert run["losses"] == losses and run["accuracy"] == accuracy
 
 
 def test_plot_errors(tmp_path, capsys, monkeypatch):
