@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+import time
 
 from . import __version__, datasets, tutorials
 from .backend import ENV_VAR, limit_threads
@@ -90,12 +91,14 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset",
+    train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset or your own data file",
                                 description="Train an MLP classifier by full-batch gradient descent on a "
-                                            "built-in dataset and report loss and training accuracy.")
+                                            "built-in dataset or your own --data file and report loss and "
+                                            "accuracy (training, and held-out with --validation-fraction).")
     _common(train)
-    train.add_argument("--dataset", default="moons", choices=datasets.NAMES,
-                       help="built-in dataset (default: moons)")
+    train.add_argument("--dataset", default="moons", choices=datasets.NAMES + ("digits",),
+                       help="built-in dataset (default: moons); digits is scikit-learn's 8x8 handwritten digits "
+                            "(needs scikit-learn) with a 25%% held-out test split")
     train.add_argument("--n-samples", type=_positive_int, default=1000, metavar="N",
                        help="samples to generate (default: 1000; the 4-row tables ignore it)")
     train.add_argument("--noise", type=_non_negative_float, default=None,
@@ -104,8 +107,9 @@ def build_parser() -> Parser:
                        help="hidden layer widths, comma separated, e.g. 64,64 (default: 32)")
     train.add_argument("--activation", default="tanh", metavar="NAME",
                        help="hidden activation: tanh, sigmoid or relu; one, or one per layer comma separated (default: tanh)")
-    train.add_argument("--epochs", type=_positive_int, default=2000,
-                       help="full-batch updates (default: 2000)")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="full-batch updates (default: 2000; with --resume: the total of the saved run, "
+                            "counting the epochs already done)")
     train.add_argument("--learning-rate", type=_positive_float, default=0.5, metavar="RATE",
                        help="gradient step size, Trask's alpha / WildML's epsilon (default: 0.5)")
     train.add_argument("--l2", type=_non_negative_float, default=0.0,
@@ -119,6 +123,7 @@ def build_parser() -> Parser:
     train.add_argument("--seed", type=int, default=0, help="seed for data and weights (default: 0)")
     train.add_argument("--log-every", type=_positive_int, default=None, metavar="N",
                        help="log loss and accuracy every N epochs (default: about 20 points)")
+    _user_flags(train)
     train.set_defaults(handler=cmd_train)
 
     tutorial = commands.add_parser("tutorial", help="run one of the tutorials exactly, through the library",
@@ -131,7 +136,11 @@ def build_parser() -> Parser:
                           help="hidden layer size (trask-alpha: 4, the text also shows 32; wildml-moons: 3)")
     tutorial.add_argument("--iterations", type=_positive_int, default=None,
                           help="passes to run instead of the tutorial's own count")
+    tutorial.add_argument("--plot", default=None, metavar="FILE",
+                          help="draw the tutorial's picture to FILE (.png, .svg or .pdf; needs matplotlib): "
+                               "wildml-moons, wildml-hidden-sweep, trask-alpha")
     tutorial.set_defaults(handler=cmd_tutorial)
+    _model_commands(commands)
     return parser
 
 
@@ -140,37 +149,226 @@ def _progress(message: str) -> None:
 
 
 def cmd_train(args) -> int:
-    X, y = datasets.load(args.dataset, n_samples=args.n_samples, noise=args.noise, seed=args.seed)
-    if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
-        y = y[:, 0].astype("int64")
-    classes = int(y.max()) + 1
-    activation = args.activation.split(",") if "," in args.activation else args.activation
-    model = MLP([X.shape[1], *args.hidden, max(classes, 2)], activation=activation, output="softmax",
-                init=args.init, dtype=args.dtype, backend=args.backend, seed=args.seed)
-    if not args.json:
-        _progress(f"xpnet: training {model} on {args.dataset} ({X.shape[0]} samples); backend: {model.backend.reason}")
+    from . import data
 
-    def report(event):
-        accuracy = model.accuracy(X, y)
-        _progress(f"epoch {event.epoch:>{len(str(event.epochs))}}/{event.epochs}  loss {event.loss:.6f}  accuracy {accuracy:.4f}")
+    ckpt = _resume(args) if args.resume else None
+    args.epochs = 2000 if args.epochs is None else args.epochs
+    if args.plot:
+        from . import plot
 
-    result = model.fit(X, y, epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
-                       reduction=args.reduction, log_every=args.log_every, callback=report)
-    accuracy = model.accuracy(X, y)
-    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.dataset, "n_samples": int(X.shape[0]),
-               "layer_sizes": list(model.layer_sizes), "learning_rate": args.learning_rate, "l2": args.l2}
-    if args.json:
-        print(json.dumps(summary))
+        plot.check_path(args.plot)
+    config = {key: value for key, value in vars(args).items() if key not in _PER_RUN and _jsonable(value)}
+    config["epochs_requested"] = args.epochs
+    if config.get("data"):  # so that --resume and `xpnet evaluate` find it from any directory
+        config["data"] = os.path.abspath(config["data"])
+    prepared = data.prepare(config)
+    X, y = prepared.X, prepared.y
+    if ckpt is None:
+        activation = args.activation.split(",") if "," in args.activation else args.activation
+        model = MLP([X.shape[1], *args.hidden, prepared.n_classes], activation=activation, output="softmax",
+                    init=args.init, dtype=args.dtype, backend=args.backend, seed=args.seed)
     else:
-        print(f"backend   {model.backend.describe()}  ({model.backend.reason})")
-        print(f"model     {list(model.layer_sizes)} {args.activation} -> softmax, {args.dtype}")
-        print(f"epochs    {result.epochs}   time {result.seconds:.3f} s")
-        print(f"loss      {result.final_loss:.6f}")
-        print(f"accuracy  {accuracy:.4f} (training)")
+        model = ckpt.model
+        _check_resumable(args.resume, model, prepared)
+    done = ckpt.epochs_done if ckpt else 0
+    history = dict(ckpt.history) if ckpt else {"epochs": [], "losses": []}
+    if args.epochs <= done:
+        raise XpnetValueError(f"--epochs {args.epochs} is not more than the {done} epochs {args.resume!r} already "
+                              f"ran; --epochs counts the total, so ask for more than {done}")
+    if not args.json and not args.quiet:
+        _progress(f"xpnet: training {model} on {prepared.source} ({X.shape[0]} samples"
+                  f"{f', {prepared.X_held.shape[0]} held out' if prepared.X_held.shape[0] else ''}); "
+                  f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
+    progress = _Progress(args, model, prepared, done)
+    options = {"optimizer_state": ckpt.optimizer_state} if ckpt and ckpt.optimizer_state else {}
+    try:
+        result = model.fit(X, y, epochs=args.epochs - done, learning_rate=args.learning_rate, l2=args.l2,
+                           reduction=args.reduction, log_every=args.log_every or progress.log_every,
+                           callback=progress, **options)
+    except KeyboardInterrupt:
+        progress.close()
+        if args.save and progress.last is not None:
+            epoch, model.W, model.b = progress.last  # a consistent snapshot: weights of a logged epoch
+            last = done + epoch
+            _save(args.save, model, config, _merged(history, progress, done, last), last, prepared, {})
+            print(f"xpnet: interrupted; saved epoch {last} to {args.save} "
+                  f"(continue with --resume {args.save})", file=sys.stderr)
+        raise
+    progress.close()
+    history = _merged(history, progress, done, done + result.epochs)
+    if args.save:
+        state = getattr(result, "optimizer_state", None) or {}  # momentum etc., when fit() keeps some
+        _save(args.save, model, config, history, done + result.epochs, prepared, state)
+    if args.plot:
+        plot.training_figure(args.plot, model, X, y, history["epochs"], history["losses"])
+    _print_training(args, model, prepared, result, done)
     if result.diverged:
         print(f"xpnet: error: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_training(args, model, prepared, result, done) -> None:
+    """The results of `xpnet train` on stdout: a few aligned lines, or one JSON object."""
+    accuracy = model.accuracy(prepared.X, prepared.y)
+    held = prepared.X_held.shape[0]
+    held_accuracy = model.accuracy(prepared.X_held, prepared.y_held) if held else None
+    split = "test" if args.dataset == "digits" and not args.data else "validation"
+    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.data or args.dataset,
+               "n_samples": int(prepared.X.shape[0]), "layer_sizes": list(model.layer_sizes),
+               "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
+    if held:
+        summary.update({f"{split}_accuracy": held_accuracy, f"{split}_samples": held})
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"backend   {model.backend.describe()}  ({model.backend.reason})")
+    print(f"model     {list(model.layer_sizes)} {','.join(a.name for a in model.spec.hidden)} -> softmax, "
+          f"{model.dtype_name}")
+    print(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
+          + f"   time {result.seconds:.3f} s")
+    print(f"loss      {result.final_loss:.6f}")
+    print(f"accuracy  {accuracy:.4f} (training)")
+    if held:
+        print(f"accuracy  {held_accuracy:.4f} ({split}, {held} samples)")
+    if args.save:
+        print(f"saved     {args.save}")
+    if args.plot:
+        print(f"plot      {args.plot}")
+
+
+# Flags that belong to one invocation; every other train flag is the run's configuration,
+# saved in checkpoints and restored by --resume (so flags added later are covered too).
+_PER_RUN = {"command", "handler", "resume", "save", "plot", "quiet", "json", "backend", "threads", "log_every",
+            "epochs"}
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _user_flags(train) -> None:
+    """The train flags of the users' side: own data, checkpoints, pictures, quiet."""
+    train.add_argument("--data", default=None, metavar="FILE",
+                       help="train on your own data instead of --dataset: a .csv with a header row (labels in the "
+                            "--target column, words or whole numbers), or .npy / .npz (arrays X and y)")
+    train.add_argument("--target", default=None, metavar="COLUMN",
+                       help="the label column of --data: a CSV header name or a column index (default: the last column)")
+    train.add_argument("--standardize", action="store_true",
+                       help="rescale every feature to mean 0, standard deviation 1 (fitted on the training part; "
+                            "saved with --save and applied by predict/evaluate)")
+    train.add_argument("--validation-fraction", type=float, default=None, metavar="F",
+                       help="hold out this fraction of the rows (shuffled with --seed) and report accuracy on it "
+                            "(default: 0; 0.25 for --dataset digits)")
+    train.add_argument("--save", default=None, metavar="FILE",
+                       help="write the trained model to FILE (.npz + JSON metadata, written atomically); "
+                            "on Ctrl-C the last logged epoch is saved")
+    train.add_argument("--resume", default=None, metavar="FILE",
+                       help="continue the run saved in FILE up to --epochs in total, with its data and settings; "
+                            "gives the same weights as an uninterrupted run")
+    train.add_argument("--plot", default=None, metavar="FILE",
+                       help="draw the decision boundary (2-D data) and the loss curve to FILE (.png, .svg or .pdf; "
+                            "needs matplotlib: pip install 'xpnet[plot]')")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress output (neither the live bar on a terminal nor the periodic lines)")
+
+
+def _resume(args):
+    """Load the checkpoint and put its configuration into ``args`` (refusing conflicting flags)."""
+    from . import checkpoint
+
+    if args.resume is None:
+        return None
+    ckpt = checkpoint.load(args.resume, backend=args.backend)
+    defaults = vars(build_parser().parse_args(["train"]))
+    for key, saved in ckpt.config.items():
+        given = getattr(args, key, None)
+        if key in _PER_RUN or key not in defaults:
+            continue
+        if given != defaults[key] and given != saved:
+            flag = "--" + key.replace("_", "-")
+            raise XpnetValueError(f"{flag} {given!r} differs from the {saved!r} saved in {args.resume!r}; "
+                                  f"--resume continues the saved run with its settings, so drop {flag}")
+        setattr(args, key, saved)
+    if args.epochs is None:
+        args.epochs = ckpt.config.get("epochs_requested", ckpt.epochs_done)
+    return ckpt
+
+
+def _check_resumable(path, model, prepared) -> None:
+    if model.layer_sizes[0] != prepared.X.shape[1] or model.layer_sizes[-1] != prepared.n_classes:
+        raise XpnetValueError(f"the model in {path!r} has layer sizes {list(model.layer_sizes)}, which do not fit "
+                              f"its data now ({prepared.X.shape[1]} features, {prepared.n_classes} classes); "
+                              f"did the data file change?")
+
+
+def _merged(history, progress, done, epochs_done) -> dict:
+    """The saved run's logged (epoch, loss) points followed by this run's, without repeats."""
+    merged = {"epochs": list(history.get("epochs", [])), "losses": list(history.get("losses", []))}
+    for epoch, loss in zip(progress.epochs, progress.losses):
+        if done + epoch <= epochs_done and not (merged["epochs"] and done + epoch <= merged["epochs"][-1]):
+            merged["epochs"].append(done + epoch)
+            merged["losses"].append(loss)
+    return merged
+
+
+def _save(path, model, config, history, epochs_done, prepared, state) -> None:
+    from . import checkpoint
+
+    config = dict(config, target=prepared.target or config.get("target"))
+    checkpoint.save(path, model, config=config, history=history, epochs_done=epochs_done, optimizer_state=state,
+                    labels=prepared.labels, scaler=prepared.scaler, feature_names=prepared.feature_names)
+
+
+class _Progress:
+    """The training callback: a live tqdm bar when stderr is a terminal, periodic lines otherwise.
+
+    Also records the logged epochs and losses of this run (for checkpoints and plots).
+    """
+
+    def __init__(self, args, model, prepared, done):
+        self.model, self.prepared, self.done, self.total = model, prepared, done, args.epochs
+        self.quiet = args.quiet
+        self.epochs, self.losses = [], []
+        self.last = None  # (epoch, W, b) of the last logging point
+        self.bar = None
+        if not self.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=done, file=sys.stderr, unit="epoch", dynamic_ncols=True,
+                            desc="training")
+        # a live bar wants frequent updates; plain lines about 20 per run
+        self.log_every = max(1, (self.total - done) // (200 if self.bar else 20))
+        self.start = time.perf_counter()
+
+    def __call__(self, event) -> None:
+        # one assignment, so a Ctrl-C never leaves a half-updated snapshot (arrays are never modified in place)
+        self.last = (event.epoch, list(self.model.W), None if self.model.b is None else list(self.model.b))
+        self.epochs.append(event.epoch)
+        self.losses.append(event.loss)
+        if self.quiet:
+            return
+        stats = {"loss": f"{event.loss:.5f}", "acc": f"{self.model.accuracy(self.prepared.X, self.prepared.y):.4f}"}
+        if self.prepared.X_held.shape[0]:
+            stats["val_acc"] = f"{self.model.accuracy(self.prepared.X_held, self.prepared.y_held):.4f}"
+        epoch = self.done + event.epoch
+        if self.bar is not None:
+            self.bar.update(epoch - self.bar.n)
+            self.bar.set_postfix(stats, refresh=False)
+            return
+        elapsed = time.perf_counter() - self.start
+        left = f"{elapsed / event.epoch * (event.epochs - event.epoch):.1f}s" if event.epoch else "?"
+        _progress(f"epoch {epoch:>{len(str(self.total))}}/{self.total}  "
+                  + "  ".join(f"{k} {v}" for k, v in stats.items()) + f"  elapsed {elapsed:.1f}s  left {left}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def cmd_tutorial(args) -> int:
@@ -182,8 +380,132 @@ def cmd_tutorial(args) -> int:
             for name, t in tutorials.TUTORIALS.items():
                 print(f"{name:<{width}}  {t.summary}")
         return 0
+    if args.plot:
+        from . import plot
+
+        plot.check_path(args.plot)
+        if args.name not in plot.TUTORIAL_FIGURES:
+            raise XpnetValueError(f"tutorial {args.name!r} has no picture; --plot works with "
+                                  f"{', '.join(plot.TUTORIAL_FIGURES)}")
     result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations)
+    if args.plot:
+        plot.tutorial_figure(args.plot, result)
     print(json.dumps(result.data) if args.json else "\n".join(result.lines))
+    if args.plot and not args.json:
+        _progress(f"xpnet: wrote {args.plot}")
+    return 0
+
+
+def _model_commands(commands) -> None:
+    """`xpnet predict` and `xpnet evaluate`: use a model saved with `xpnet train --save`."""
+    predict = commands.add_parser("predict", help="predict labels for a data file with a saved model",
+                                  description="Load a model saved by `xpnet train --save` (on any backend) and print "
+                                              "one predicted label per line, in the original label names.")
+    _model_flags(predict)
+    predict.add_argument("--data", required=True, metavar="FILE",
+                         help="rows to predict: .csv with a header (the training columns are picked by name; "
+                              "a label column is ignored), .npy (n_samples, n_features) or .npz with X")
+    predict.add_argument("--proba", action="store_true", help="also give the probability of each class")
+    predict.add_argument("--output", default=None, metavar="FILE",
+                         help="write a CSV (column prediction, then one per class with --proba) instead of stdout")
+    predict.set_defaults(handler=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy and loss of a saved model",
+                                   description="Accuracy and loss of a model saved by `xpnet train --save`: on "
+                                               "--data, else on the held-out split of the data it was trained on "
+                                               "(its training data when nothing was held out).")
+    _model_flags(evaluate)
+    evaluate.add_argument("--data", default=None, metavar="FILE",
+                          help="labelled data (.csv with the label in --target, .npy, .npz with X and y); "
+                               "default: the saved run's own held-out data")
+    evaluate.add_argument("--target", default=None, metavar="COLUMN",
+                          help="the label column of --data (default: the training run's label column, else the last)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _model_flags(parser) -> None:
+    _common(parser)
+    parser.add_argument("--model", required=True, metavar="FILE", help="a model written by `xpnet train --save FILE`")
+
+
+def _features(ckpt, table, path):
+    """The columns of ``table`` the model was trained on (by name when the file names them)."""
+    names = ckpt.feature_names
+    n_in = ckpt.model.layer_sizes[0]
+    if names and all(name in table.feature_names for name in names):
+        X = table.X[:, [table.feature_names.index(name) for name in names]]
+    elif table.X.shape[1] == n_in:
+        X = table.X
+    else:
+        raise XpnetValueError(f"--data {path!r} has {table.X.shape[1]} feature columns "
+                              f"({', '.join(table.feature_names)}); the model expects {n_in}"
+                              + (f": {', '.join(names)}" if names else ""))
+    return ckpt.scaler.transform(X) if ckpt.scaler is not None else X
+
+
+def cmd_predict(args) -> int:
+    from . import checkpoint, data
+    from .backend import to_numpy
+
+    ckpt = checkpoint.load(args.model, backend=args.backend)
+    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False)
+    X = _features(ckpt, table, args.data)
+    indices = to_numpy(ckpt.model.predict(X))
+    labels = ckpt.labels.decode(indices) if ckpt.labels is not None else indices
+    values = [v.item() for v in labels]
+    proba = to_numpy(ckpt.model.predict_proba(X)).tolist() if args.proba else None
+    classes = ckpt.labels.classes if ckpt.labels is not None else list(range(ckpt.model.layer_sizes[-1]))
+    if args.output:
+        _write_predictions(args.output, values, proba, classes)
+    if args.json:
+        print(json.dumps({"predictions": values, "classes": classes, **({"probabilities": proba} if proba else {}),
+                          **({"output": args.output} if args.output else {})}))
+    elif args.output:
+        _progress(f"xpnet: wrote {len(values)} predictions to {args.output}")
+    else:
+        for k, value in enumerate(values):
+            print(value if proba is None else ",".join([str(value)] + [f"{p:.6g}" for p in proba[k]]))
+    return 0
+
+
+def _write_predictions(path, values, proba, classes) -> None:
+    import csv
+    import io
+
+    from .checkpoint import atomic_write
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["prediction"] + ([f"p_{c}" for c in classes] if proba else []))
+    for k, value in enumerate(values):
+        writer.writerow([value] + (list(proba[k]) if proba else []))
+    atomic_write(path, lambda handle: handle.write(text.getvalue().encode("utf-8")))
+
+
+def cmd_evaluate(args) -> int:
+    from . import checkpoint, data
+
+    ckpt = checkpoint.load(args.model, backend=args.backend)
+    if args.data:
+        table = data.load_file(args.data, args.target or ckpt.config.get("target"))
+        X = _features(ckpt, table, args.data)
+        y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
+        split, source = "given", args.data
+    else:
+        prepared = data.prepare(ckpt.config)
+        held = prepared.X_held.shape[0] > 0
+        X, y = (prepared.X_held, prepared.y_held) if held else (prepared.X, prepared.y)
+        split, source = ("test" if ckpt.config.get("dataset") == "digits" and not ckpt.config.get("data")
+                         else "validation") if held else "training", prepared.source
+    model = ckpt.model
+    summary = {"model": args.model, "data": source, "split": split, "n_samples": int(X.shape[0]),
+               "accuracy": model.accuracy(X, y), "loss": model.loss(X, y), "epochs": ckpt.epochs_done}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"data      {source} ({split}, {X.shape[0]} samples)")
+        print(f"accuracy  {summary['accuracy']:.4f}")
+        print(f"loss      {summary['loss']:.6f}")
     return 0
 
 
