@@ -187,12 +187,12 @@ def step_cost(layer_sizes, n_samples: int, *, activation: str = "tanh", itemsize
             t.matmul_op(N, o, a)  # dZ @ W.T (never for the input layer)
             for reads in bwd_ops:  # activation derivative from the layer's output
                 t.map_op(N * a, reads * N * a)
-    for a, o in pairs:  # update
-        for _ in range(4 if l2 else 2):
-            t.map_op(a * o, 2 * a * o)
+    for a, o in pairs:  # update: W - lr * (g + l2 * W), b - lr * g (scalars are not reads)
+        for reads in ([1, 2, 1, 2] if l2 else [1, 2]):
+            t.map_op(a * o, reads * a * o)
         if bias:
-            for _ in range(2):
-                t.map_op(o, 2 * o)
+            for reads in (1, 2):
+                t.map_op(o, reads * o)
     return StepCost(t.matmul, t.elementwise, t.transcendental, t.elements * int(itemsize))
 
 
@@ -425,7 +425,7 @@ def default_ceiling_sizes(backend: Backend) -> dict:
     """Sizes for :func:`measure_ceilings`: big enough to reach the plateau, small enough for seconds."""
     if _on_gpu(backend):
         return {"matmul_size": 8192, "copy_elements": 2**28, "activation_elements": 2**26}
-    return {"matmul_size": 2048, "copy_elements": 2**25, "activation_elements": 2**23}
+    return {"matmul_size": 1024, "copy_elements": 2**25, "activation_elements": 2**23}
 
 
 def _median_seconds(fn, sync, repeat, clock):
@@ -441,7 +441,7 @@ def _median_seconds(fn, sync, repeat, clock):
 
 
 def measure_ceilings(backend, dtype: str = "float32", *, activation: str = "tanh", matmul_size=None,
-                     copy_elements=None, activation_elements=None, repeat: int = 5,
+                     copy_elements=None, activation_elements=None, repeat: int = 3,
                      clock=time.perf_counter) -> dict:
     """The machine's limits on ``backend`` in ``dtype``, each the median of ``repeat`` synced runs.
 
@@ -589,29 +589,33 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
     resolved = [get_backend(b) for b in (backends or [None])]
     if compare == "torch":
         get_backend("torch")  # a clear BackendUnavailableError before any measuring
-    report = {"machine": machine_info(resolved), "ceilings": [], "results": [], "skipped": []}
-    notify = progress or (lambda kind, payload: None)
+    plan = []  # (backend, dtype, cases): every case is checked before anything is measured
     for backend in resolved:
         for dtype in dtypes:
             backend.dtype(dtype)  # clear error when the device lacks the dtype
-            ceilings = measure_ceilings(backend, dtype, activation=activation, **(ceiling_sizes or {}))
-            report["ceilings"].append(ceilings)
-            notify("ceilings", ceilings)
-            for n in n_samples:
-                for h in hidden:
-                    case = Case(backend.name, dtype, int(n), int(h), int(input_dim), int(classes), activation)
-                    case.check()
-                    reason = too_big(case, backend, compare=compare)
-                    if reason:
-                        skipped = {**asdict(case), "backend": backend.name, "reason": reason,
-                                   "estimated_memory_bytes": estimate_memory(case, compare=compare)}
-                        report["skipped"].append(skipped)
-                        notify("skipped", skipped)
-                        continue
-                    row = measure_case(case, backend=backend, ceilings=ceilings, compare=compare,
-                                       repeat=repeat, epochs=epochs, warmup=warmup)
-                    report["results"].append(row)
-                    notify("result", row)
+            cases = [Case(backend.name, dtype, int(n), int(h), int(input_dim), int(classes), activation)
+                     for n in n_samples for h in hidden]
+            for case in cases:
+                case.check()
+            plan.append((backend, dtype, cases))
+    report = {"machine": machine_info(resolved), "ceilings": [], "results": [], "skipped": []}
+    notify = progress or (lambda kind, payload: None)
+    for backend, dtype, cases in plan:
+        ceilings = measure_ceilings(backend, dtype, activation=activation, **(ceiling_sizes or {}))
+        report["ceilings"].append(ceilings)
+        notify("ceilings", ceilings)
+        for case in cases:
+            reason = too_big(case, backend, compare=compare)
+            if reason:
+                skipped = {**asdict(case), "backend": backend.name, "reason": reason,
+                           "estimated_memory_bytes": estimate_memory(case, compare=compare)}
+                report["skipped"].append(skipped)
+                notify("skipped", skipped)
+                continue
+            row = measure_case(case, backend=backend, ceilings=ceilings, compare=compare,
+                               repeat=repeat, epochs=epochs, warmup=warmup)
+            report["results"].append(row)
+            notify("result", row)
     return report
 
 
