@@ -4,6 +4,7 @@
     xpnet train --backend numpy --hidden 64,64 --epochs 500 --json
     xpnet tutorial list
     xpnet tutorial wildml-moons --hidden 5 --json
+    xpnet bench --backend numpy --dtype float32,float64 --hidden 64,256 --compare torch
 
 Progress goes to stderr, results to stdout; with ``--json`` stdout is exactly one line
 holding one JSON object. Errors are one line on stderr starting ``xpnet: error:`` and exit
