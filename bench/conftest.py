@@ -11,6 +11,8 @@ Options added here:
 
 ``--backend NAME`` (repeatable)
     Backends to time; default numpy, plus cupy when CuPy finds a working CUDA device.
+``--bench-threads N``
+    Bound the BLAS (and torch) threads to N for the whole run (default: all cores).
 ``--bench-grid {tiny,default,full}``
     ``default``: hidden 64/256/1024 x samples 1e3/1e4/1e5 on CPU, keeping the cases with
     n_samples * hidden <= 2e7 (a few minutes on 2 cores); hidden up to 4096 and samples
@@ -26,9 +28,11 @@ the end of the run.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import pytest
+from pytest_benchmark.logger import PytestBenchmarkWarning
 
 import xpnet
 from xpnet import bench
@@ -66,6 +70,9 @@ def pytest_addoption(parser):
                     help="backend to benchmark, repeatable (default: numpy, plus cupy when a GPU works)")
     group.addoption("--bench-grid", choices=GRID_NAMES, default="default",
                     help="tiny: smoke test; default: a few minutes on 2 CPU cores; full: every case that fits")
+    group.addoption("--bench-threads", type=int, default=None, metavar="N",
+                    help="bound the BLAS (and torch) threads to N for the whole run (default: all cores); "
+                         "1 gives steadier numbers on a machine shared with other jobs")
 
 
 def _resolve(name: str):
@@ -88,6 +95,7 @@ class BenchSession:
 
     grid: str
     rows: list = field(default_factory=list)
+    machine: dict | None = None  # bench.machine_info() taken inside the --bench-threads limit
     _ceilings: dict = field(default_factory=dict)
 
     def grid_for(self, backend) -> Grid:
@@ -112,9 +120,31 @@ def pytest_configure(config):
     config.stash[_SESSION] = BenchSession(config.getoption("--bench-grid"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
+    # pyproject turns warnings into errors; comparing runs of different machines or backends
+    # (numpy today vs cupy) must only warn that their machine_info differs, as designed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", PytestBenchmarkWarning)
+        yield
+
+
 @pytest.fixture(scope="session")
 def bench_session(pytestconfig) -> BenchSession:
     return pytestconfig.stash[_SESSION]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bench_threads(pytestconfig, bench_session):
+    with xpnet.limit_threads(pytestconfig.getoption("--bench-threads")):
+        bench_session.machine = _machine_info(pytestconfig)  # BLAS threads as the benchmarks see them
+        yield
+
+
+def _machine_info(config) -> dict:
+    backends = [b for b in map(_resolve, backend_names(config)) if b is not None]
+    return {**bench.machine_info(backends), "bench_grid": config.getoption("--bench-grid"),
+            "bench_threads": config.getoption("--bench-threads")}
 
 
 def pytest_generate_tests(metafunc):
@@ -136,8 +166,7 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    backends = [b for b in map(_resolve, backend_names(config)) if b is not None]
-    machine_info["xpnet"] = bench.machine_info(backends)
+    machine_info["xpnet"] = config.stash[_SESSION].machine or _machine_info(config)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -269,17 +269,28 @@ def test_cli_bench_help_names_every_flag(capsys):
 
 
 # -- the pytest-benchmark suite --------------------------------------------------------------
-def test_bench_suite_smoke(tmp_path):
-    out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "--bench-grid=tiny", "--backend", "numpy",
-                           "-q", "-p", "no:cacheprovider", f"--benchmark-json={out}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_suite(tmp_path, *args):
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "--bench-grid=tiny", "-q",
+                           "-p", "no:cacheprovider", "--benchmark-storage=file://./runs", *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_bench_suite_smoke_saves_and_compares(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_suite(tmp_path, "--backend", "numpy", "--bench-threads", "1", "--benchmark-save=base",
+                     f"--benchmark-json={out}")
     assert "xpnet: one full-batch training epoch" in proc.stdout
     data = json.loads(out.read_text())
-    assert data["machine_info"]["xpnet"]["cpu_count"] >= 1
+    machine = data["machine_info"]["xpnet"]
+    assert machine["cpu_count"] >= 1 and machine["bench_threads"] == 1
+    assert all(pool["num_threads"] == 1 for pool in machine["blas"])
     assert len(data["benchmarks"]) == 16
     for b in data["benchmarks"]:
         info = b["extra_info"]
         assert info["samples_per_second"] > 0 and info["percent_of_matmul_peak"] > 0
         assert info["samples_per_second"] == pytest.approx(b["params"]["n_samples"] / b["stats"]["median"])
+    # a run with different machine info (threads) compares against the saved one: a warning, not an error
+    proc = run_suite(tmp_path, "--backend", "numpy", "--benchmark-compare=0001")
+    assert "Comparing against benchmarks from" in proc.stdout + proc.stderr
