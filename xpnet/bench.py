@@ -41,7 +41,6 @@ interleaved with xpnet's samples so machine noise hits both.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import statistics
@@ -710,9 +709,12 @@ def plot(report: dict, path: str) -> None:
         line, = ax.plot(xs, [r["samples_per_second"] for r in group], marker="o", label=f"xpnet {name} {dtype} N={n:g}")
         if "torch_samples_per_second" in group[0]:
             ax.plot(xs, [r["torch_samples_per_second"] for r in group], marker="x", linestyle="--",
-                    color=line.get_color(), label=f"torch {dtype} N={n:g}")
+                    color=line.get_color(), label=f"PyTorch baseline beside {name} {dtype} N={n:g}")
     first = rows[0]
     ax.set_xscale("log", base=2)
+    widths = sorted({r["hidden"] for r in rows})
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
     ax.set_yscale("log")
     ax.set_xlabel("hidden units")
     ax.set_ylabel("training samples per second (full-batch epochs)")

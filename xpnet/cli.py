@@ -211,7 +211,8 @@ def _add_bench(commands) -> None:
                     "tutorials' network (input -> hidden tanh -> softmax cross-entropy, L2 0.01, mean "
                     "gradient) for every n-samples x hidden case, on synthetic data. Also measures the "
                     "machine's ceilings (large matmul GFLOP/s, copy GB/s, tanh elements/s) in the same "
-                    "run and reports each case against them. A progress line per case goes to stderr.")
+                    "run and reports each case against them. A progress line per case goes to stderr; "
+                    "cases that would not fit in memory are skipped with the estimate.")
     bench.add_argument("--backend", type=_name_list, default=None, metavar="NAME[,NAME...]",
                        help=f"array backend(s), comma separated: numpy, cupy, auto, torch, array_api_strict... "
                             f"(default: ${ENV_VAR}, else auto)")
