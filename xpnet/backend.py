@@ -318,3 +318,14 @@ def _loaded(name: str):
     import sys
 
     return sys.modules.get(name)
+
+
+def native_module(backend):
+    """The array library module itself behind ``backend`` (``numpy``, ``cupy``, ``torch``...).
+
+    For the few places that need a library's own API beyond the array API -- the PyTorch
+    baseline of :mod:`xpnet.bench` (``nn.Linear``, autograd, ``optim.SGD``) and GPU
+    facts (device name, memory, CUDA version) -- so they never import the library
+    themselves. ``backend`` is a :class:`Backend` or a name for :func:`get_backend`.
+    """
+    return get_backend(backend)._module
