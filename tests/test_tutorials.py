@@ -66,22 +66,18 @@ def test_cavar_3layer_prints_every_digit_of_the_text():
     assert np.round(run.data["weights"]["Wh"], 8).tolist() == CAVAR_3LAYER_WH
 
 
-@pytest.mark.parametrize("hidden", [4, 32])
-def test_trask_alpha_sweep_equals_the_code(hidden):
-    run = tutorials.run("trask-alpha", backend="numpy", hidden=hidden)
+@pytest.mark.parametrize("hidden, iterations", [(4, 60_000), (32, 20_001)])
+def test_trask_alpha_sweep_equals_the_code(hidden, iterations):
+    # pytest turns warnings into errors, so the saturating alpha=1000 run also proves
+    # that the sigmoid never overflows.
+    run = tutorials.run("trask-alpha", backend="numpy", hidden=hidden, iterations=iterations)
     assert [r["alpha"] for r in run.data["runs"]] == list(tutorials.TRASK_ALPHAS)
-    for r in run.data["runs"]:
-        errors, _, _ = reference.three_layer("trask", 60_000, alpha=r["alpha"], hidden=hidden)
+    for r in run.data["runs"]:  # alpha 10 with 32 hidden units is chaotic: still bit for bit
+        errors, _, _ = reference.three_layer("trask", iterations, alpha=r["alpha"], hidden=hidden)
         assert r["errors"] == errors, r["alpha"]
     by_alpha = {r["alpha"]: r["errors"] for r in run.data["runs"]}
     assert by_alpha[1000][-1] == pytest.approx(0.5, abs=0.02)  # "hardlining at 0.5"
     assert by_alpha[10][-1] < by_alpha[0.001][-1]
-
-
-def test_alpha_1000_runs_without_overflow_warnings():
-    # pytest turns warnings into errors: the saturating run must stay silent.
-    run = tutorials.run("trask-alpha", backend="numpy", iterations=20_000)
-    assert len(run.data["runs"]) == 7
 
 
 @pytest.mark.parametrize("hidden", [1, 2, 3, 4, 5, 20, 50])

@@ -94,6 +94,25 @@ class Backend:
         elif self.name == "torch" and str(self.device).startswith("cuda"):
             self._module.cuda.synchronize(self.device)
 
+    def available_memory(self) -> int | None:
+        """Bytes free for new arrays: device memory for CuPy/CUDA torch, host RAM otherwise."""
+        if self.name == "cupy":
+            with self.device:
+                return int(self._module.cuda.runtime.memGetInfo()[0])
+        if self.name == "torch" and str(self.device).startswith("cuda"):
+            return int(self._module.cuda.mem_get_info(self.device)[0])
+        return host_available_memory()
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is this backend's out-of-memory error."""
+        if isinstance(exc, MemoryError):
+            return True
+        if self.name == "cupy":
+            return isinstance(exc, self._module.cuda.memory.OutOfMemoryError)
+        if self.name == "torch":
+            return isinstance(exc, getattr(self._module, "OutOfMemoryError", MemoryError))
+        return False
+
     def describe(self) -> str:
         """A short human description, e.g. ``'numpy on cpu'``."""
         return f"{self.name} on {self.device_name()}"
@@ -104,6 +123,21 @@ class Backend:
         if self.name == "array_api_strict":
             return str(self.device).split("'")[1] if "'" in str(self.device) else str(self.device)
         return str(self.device)
+
+
+def host_available_memory() -> int | None:
+    """Available host RAM in bytes (``MemAvailable`` on Linux), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
 
 
 def to_numpy(x) -> np.ndarray:
@@ -354,3 +388,14 @@ def device_allreducer(backend: Backend, mpi_comm):
             return out + [float(v) for v in buffer[offset:].get()]
 
     return allreduce
+
+
+def native_module(backend):
+    """The array library module itself behind ``backend`` (``numpy``, ``cupy``, ``torch``...).
+
+    For the few places that need a library's own API beyond the array API -- the PyTorch
+    baseline of :mod:`xpnet.bench` (``nn.Linear``, autograd, ``optim.SGD``) and GPU
+    facts (device name, memory, CUDA version) -- so they never import the library
+    themselves. ``backend`` is a :class:`Backend` or a name for :func:`get_backend`.
+    """
+    return get_backend(backend)._module

@@ -4,6 +4,7 @@
     xpnet train --backend numpy --hidden 64,64 --epochs 500 --json
     xpnet tutorial list
     xpnet tutorial wildml-moons --hidden 5 --json
+    xpnet bench --backend numpy --dtype float32,float64 --hidden 64,256 --compare torch
 
 Progress goes to stderr, results to stdout; with ``--json`` stdout is exactly one line
 holding one JSON object. Errors are one line on stderr starting ``xpnet: error:`` and exit
@@ -13,10 +14,11 @@ with status 2 (a diverged run exits with 1, an interrupted one with 130).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
+import os
 import sys
+import time
 
 from . import __version__, datasets, distributed, tutorials
 from .backend import ENV_VAR, limit_threads
@@ -91,12 +93,14 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset",
+    train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset or your own data file",
                                 description="Train an MLP classifier by full-batch gradient descent on a "
-                                            "built-in dataset and report loss and training accuracy.")
+                                            "built-in dataset or your own --data file and report loss and "
+                                            "accuracy (training, and held-out with --validation-fraction).")
     _common(train)
-    train.add_argument("--dataset", default="moons", choices=datasets.NAMES,
-                       help="built-in dataset (default: moons)")
+    train.add_argument("--dataset", default="moons", choices=datasets.NAMES + ("digits",),
+                       help="built-in dataset (default: moons); digits is scikit-learn's 8x8 handwritten digits "
+                            "(needs scikit-learn) with a 25%% held-out test split")
     train.add_argument("--n-samples", type=_positive_int, default=1000, metavar="N",
                        help="samples to generate (default: 1000; the 4-row tables ignore it)")
     train.add_argument("--noise", type=_non_negative_float, default=None,
@@ -105,8 +109,9 @@ def build_parser() -> Parser:
                        help="hidden layer widths, comma separated, e.g. 64,64 (default: 32)")
     train.add_argument("--activation", default="tanh", metavar="NAME",
                        help="hidden activation: tanh, sigmoid or relu; one, or one per layer comma separated (default: tanh)")
-    train.add_argument("--epochs", type=_positive_int, default=2000,
-                       help="full-batch updates (default: 2000)")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="full-batch updates (default: 2000; with --resume: the total of the saved run, "
+                            "counting the epochs already done)")
     train.add_argument("--learning-rate", type=_positive_float, default=0.5, metavar="RATE",
                        help="gradient step size, Trask's alpha / WildML's epsilon (default: 0.5)")
     train.add_argument("--l2", type=_non_negative_float, default=0.0,
@@ -120,6 +125,7 @@ def build_parser() -> Parser:
     train.add_argument("--seed", type=int, default=0, help="seed for data and weights (default: 0)")
     train.add_argument("--log-every", type=_positive_int, default=None, metavar="N",
                        help="log loss and accuracy every N epochs (default: about 20 points)")
+    _user_flags(train)
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training over the processes of an MPI job, launched as `mpiexec -n P "
                             "python -m mpi4py -m xpnet train ... --distributed`: each process keeps its own "
@@ -139,7 +145,12 @@ def build_parser() -> Parser:
                           help="hidden layer size (trask-alpha: 4, the text also shows 32; wildml-moons: 3)")
     tutorial.add_argument("--iterations", type=_positive_int, default=None,
                           help="passes to run instead of the tutorial's own count")
+    tutorial.add_argument("--plot", default=None, metavar="FILE",
+                          help="draw the tutorial's picture to FILE (.png, .svg or .pdf; needs matplotlib): "
+                               "wildml-moons, wildml-hidden-sweep, trask-alpha")
     tutorial.set_defaults(handler=cmd_tutorial)
+    _model_commands(commands)
+    _add_bench(commands)
     return parser
 
 
@@ -148,51 +159,242 @@ def _progress(message: str) -> None:
 
 
 def cmd_train(args) -> int:
-    comm = distributed.active() if getattr(args, "distributed", False) else None  # launched in main()
-    X, y = datasets.load(args.dataset, n_samples=args.n_samples, noise=args.noise, seed=args.seed)
-    if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
-        y = y[:, 0].astype("int64")
-    classes = int(y.max()) + 1
-    n_samples = int(X.shape[0])
-    if comm is not None:  # every rank generated the whole dataset; each keeps its own rows
-        X, y = comm.rows(X), comm.rows(y)
-    quiet = comm is not None and not comm.is_root  # only rank 0 prints
-    activation = args.activation.split(",") if "," in args.activation else args.activation
-    model = MLP([X.shape[1], *args.hidden, max(classes, 2)], activation=activation, output="softmax",
-                init=args.init, dtype=args.dtype, seed=args.seed,
-                backend=args.backend if comm is None else comm.backend_name(args.backend))
-    if not args.json and not quiet:
-        _progress(f"xpnet: training {model} on {args.dataset} ({n_samples} samples); backend: {model.backend.reason}"
-                  + (f"; {comm.size} processes" if comm is not None else ""))
-    accuracy_of = model.accuracy if comm is None else functools.partial(comm.accuracy, model)
+    from . import data
 
-    def report(event):
-        accuracy = accuracy_of(X, y)
-        if not quiet:
-            _progress(f"epoch {event.epoch:>{len(str(event.epochs))}}/{event.epochs}  loss {event.loss:.6f}  accuracy {accuracy:.4f}")
+    ckpt = _resume(args) if args.resume else None
+    args.epochs = 2000 if args.epochs is None else args.epochs
+    if args.plot:
+        from . import plot
 
-    fit = model.fit if comm is None else functools.partial(distributed.fit, model, comm=comm)
-    result = fit(X, y, epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
-                 reduction=args.reduction, log_every=args.log_every, callback=report)
-    accuracy = accuracy_of(X, y)
-    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.dataset, "n_samples": n_samples,
-               "layer_sizes": list(model.layer_sizes), "learning_rate": args.learning_rate, "l2": args.l2}
-    if comm is not None:
-        summary["processes"] = comm.size
-        if quiet:
-            return 1 if result.diverged else 0
-    if args.json:
-        print(json.dumps(summary))
+        plot.check_path(args.plot)
+    config = {key: value for key, value in vars(args).items() if key not in _PER_RUN and _jsonable(value)}
+    config["epochs_requested"] = args.epochs
+    if config.get("data"):  # so that --resume and `xpnet evaluate` find it from any directory
+        config["data"] = os.path.abspath(config["data"])
+    prepared = data.prepare(config)
+    X, y = prepared.X, prepared.y
+    comm = distributed.active() if args.distributed else None  # launched in main()
+    root = comm is None or comm.is_root  # only rank 0 prints and writes files
+    args.quiet = args.quiet or not root
+    if ckpt is None:
+        activation = args.activation.split(",") if "," in args.activation else args.activation
+        model = MLP([X.shape[1], *args.hidden, prepared.n_classes], activation=activation, output="softmax",
+                    init=args.init, dtype=args.dtype, seed=args.seed,
+                    backend=args.backend if comm is None else comm.backend_name(args.backend))
     else:
-        print(f"backend   {model.backend.describe()}  ({model.backend.reason})")
-        print(f"model     {list(model.layer_sizes)} {args.activation} -> softmax, {args.dtype}")
-        print(f"epochs    {result.epochs}   time {result.seconds:.3f} s")
-        print(f"loss      {result.final_loss:.6f}")
-        print(f"accuracy  {accuracy:.4f} (training)")
+        model = ckpt.model
+        _check_resumable(args.resume, model, prepared)
+    done = ckpt.epochs_done if ckpt else 0
+    history = dict(ckpt.history) if ckpt else {"epochs": [], "losses": []}
+    if args.epochs <= done:
+        raise XpnetValueError(f"--epochs {args.epochs} is not more than the {done} epochs {args.resume!r} already "
+                              f"ran; --epochs counts the total, so ask for more than {done}")
+    if not args.json and not args.quiet:
+        _progress(f"xpnet: training {model} on {prepared.source} ({X.shape[0]} samples"
+                  f"{f', {prepared.X_held.shape[0]} held out' if prepared.X_held.shape[0] else ''}); "
+                  f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
+    progress = _Progress(args, model, prepared, done)
+    options = {"optimizer_state": ckpt.optimizer_state} if ckpt and ckpt.optimizer_state else {}
+    try:
+        result = _fit(comm, model, X, y, epochs=args.epochs - done, learning_rate=args.learning_rate, l2=args.l2,
+                      reduction=args.reduction, log_every=args.log_every or progress.log_every,
+                      callback=progress, **options)
+    except KeyboardInterrupt:
+        progress.close()
+        if args.save and root and progress.last is not None:
+            epoch, model.W, model.b = progress.last  # a consistent snapshot: weights of a logged epoch
+            last = done + epoch
+            _save(args.save, model, config, _merged(history, progress, done, last), last, prepared, {})
+            print(f"xpnet: interrupted; saved epoch {last} to {args.save} "
+                  f"(continue with --resume {args.save})", file=sys.stderr)
+        raise
+    progress.close()
+    history = _merged(history, progress, done, done + result.epochs)
+    if args.save and root:
+        state = getattr(result, "optimizer_state", None) or {}  # momentum etc., when fit() keeps some
+        _save(args.save, model, config, history, done + result.epochs, prepared, state)
+    if args.plot and root:
+        plot.training_figure(args.plot, model, X, y, history["epochs"], history["losses"])
+    if root:
+        _print_training(args, model, prepared, result, done)
     if result.diverged:
-        print(f"xpnet: error: {result.message}", file=sys.stderr)
+        if root:
+            print(f"xpnet: error: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _fit(comm, model, X, y, **options):
+    """``model.fit``; with --distributed, :func:`xpnet.distributed.fit` on this process's block of rows
+    (every process read the whole data; the weights and the logged losses cover all rows)."""
+    if comm is None:
+        return model.fit(X, y, **options)
+    return distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, **options)
+
+
+def _print_training(args, model, prepared, result, done) -> None:
+    """The results of `xpnet train` on stdout: a few aligned lines, or one JSON object."""
+    accuracy = model.accuracy(prepared.X, prepared.y)
+    held = prepared.X_held.shape[0]
+    held_accuracy = model.accuracy(prepared.X_held, prepared.y_held) if held else None
+    split = "test" if args.dataset == "digits" and not args.data else "validation"
+    summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.data or args.dataset,
+               "n_samples": int(prepared.X.shape[0]), "layer_sizes": list(model.layer_sizes),
+               "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
+    if held:
+        summary.update({f"{split}_accuracy": held_accuracy, f"{split}_samples": held})
+    if args.distributed:
+        summary["processes"] = distributed.active().size
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"backend   {model.backend.describe()}  ({model.backend.reason})")
+    print(f"model     {list(model.layer_sizes)} {','.join(a.name for a in model.spec.hidden)} -> softmax, "
+          f"{model.dtype_name}")
+    print(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
+          + f"   time {result.seconds:.3f} s")
+    print(f"loss      {result.final_loss:.6f}")
+    print(f"accuracy  {accuracy:.4f} (training)")
+    if held:
+        print(f"accuracy  {held_accuracy:.4f} ({split}, {held} samples)")
+    if args.save:
+        print(f"saved     {args.save}")
+    if args.plot:
+        print(f"plot      {args.plot}")
+
+
+# Flags that belong to one invocation; every other train flag is the run's configuration,
+# saved in checkpoints and restored by --resume (so flags added later are covered too).
+_PER_RUN = {"command", "handler", "resume", "save", "plot", "quiet", "json", "backend", "threads", "log_every",
+            "epochs", "distributed"}
+
+
+def _jsonable(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _user_flags(train) -> None:
+    """The train flags of the users' side: own data, checkpoints, pictures, quiet."""
+    train.add_argument("--data", default=None, metavar="FILE",
+                       help="train on your own data instead of --dataset: a .csv with a header row (labels in the "
+                            "--target column, words or whole numbers), or .npy / .npz (arrays X and y)")
+    train.add_argument("--target", default=None, metavar="COLUMN",
+                       help="the label column of --data: a CSV header name or a column index (default: the last column)")
+    train.add_argument("--standardize", action="store_true",
+                       help="rescale every feature to mean 0, standard deviation 1 (fitted on the training part; "
+                            "saved with --save and applied by predict/evaluate)")
+    train.add_argument("--validation-fraction", type=float, default=None, metavar="F",
+                       help="hold out this fraction of the rows (shuffled with --seed) and report accuracy on it "
+                            "(default: 0; 0.25 for --dataset digits)")
+    train.add_argument("--save", default=None, metavar="FILE",
+                       help="write the trained model to FILE (.npz + JSON metadata, written atomically); "
+                            "on Ctrl-C the last logged epoch is saved")
+    train.add_argument("--resume", default=None, metavar="FILE",
+                       help="continue the run saved in FILE up to --epochs in total, with its data and settings; "
+                            "gives the same weights as an uninterrupted run")
+    train.add_argument("--plot", default=None, metavar="FILE",
+                       help="draw the decision boundary (2-D data) and the loss curve to FILE (.png, .svg or .pdf; "
+                            "needs matplotlib: pip install 'xpnet[plot]')")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress output (neither the live bar on a terminal nor the periodic lines)")
+
+
+def _resume(args):
+    """Load the checkpoint and put its configuration into ``args`` (refusing conflicting flags)."""
+    from . import checkpoint
+
+    if args.resume is None:
+        return None
+    ckpt = checkpoint.load(args.resume, backend=args.backend)
+    defaults = vars(build_parser().parse_args(["train"]))
+    for key, saved in ckpt.config.items():
+        given = getattr(args, key, None)
+        if key in _PER_RUN or key not in defaults:
+            continue
+        if given != defaults[key] and given != saved:
+            flag = "--" + key.replace("_", "-")
+            raise XpnetValueError(f"{flag} {given!r} differs from the {saved!r} saved in {args.resume!r}; "
+                                  f"--resume continues the saved run with its settings, so drop {flag}")
+        setattr(args, key, saved)
+    if args.epochs is None:
+        args.epochs = ckpt.config.get("epochs_requested", ckpt.epochs_done)
+    return ckpt
+
+
+def _check_resumable(path, model, prepared) -> None:
+    if model.layer_sizes[0] != prepared.X.shape[1] or model.layer_sizes[-1] != prepared.n_classes:
+        raise XpnetValueError(f"the model in {path!r} has layer sizes {list(model.layer_sizes)}, which do not fit "
+                              f"its data now ({prepared.X.shape[1]} features, {prepared.n_classes} classes); "
+                              f"did the data file change?")
+
+
+def _merged(history, progress, done, epochs_done) -> dict:
+    """The saved run's logged (epoch, loss) points followed by this run's, without repeats."""
+    merged = {"epochs": list(history.get("epochs", [])), "losses": list(history.get("losses", []))}
+    for epoch, loss in zip(progress.epochs, progress.losses):
+        if done + epoch <= epochs_done and not (merged["epochs"] and done + epoch <= merged["epochs"][-1]):
+            merged["epochs"].append(done + epoch)
+            merged["losses"].append(loss)
+    return merged
+
+
+def _save(path, model, config, history, epochs_done, prepared, state) -> None:
+    from . import checkpoint
+
+    config = dict(config, target=prepared.target or config.get("target"))
+    checkpoint.save(path, model, config=config, history=history, epochs_done=epochs_done, optimizer_state=state,
+                    labels=prepared.labels, scaler=prepared.scaler, feature_names=prepared.feature_names)
+
+
+class _Progress:
+    """The training callback: a live tqdm bar when stderr is a terminal, periodic lines otherwise.
+
+    Also records the logged epochs and losses of this run (for checkpoints and plots).
+    """
+
+    def __init__(self, args, model, prepared, done):
+        self.model, self.prepared, self.done, self.total = model, prepared, done, args.epochs
+        self.quiet = args.quiet
+        self.epochs, self.losses = [], []
+        self.last = None  # (epoch, W, b) of the last logging point
+        self.bar = None
+        if not self.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=done, file=sys.stderr, unit="epoch", dynamic_ncols=True,
+                            desc="training")
+        # a live bar wants frequent updates; plain lines about 20 per run
+        self.log_every = max(1, (self.total - done) // (200 if self.bar else 20))
+        self.start = time.perf_counter()
+
+    def __call__(self, event) -> None:
+        # one assignment, so a Ctrl-C never leaves a half-updated snapshot (arrays are never modified in place)
+        self.last = (event.epoch, list(self.model.W), None if self.model.b is None else list(self.model.b))
+        self.epochs.append(event.epoch)
+        self.losses.append(event.loss)
+        if self.quiet:
+            return
+        stats = {"loss": f"{event.loss:.5f}", "acc": f"{self.model.accuracy(self.prepared.X, self.prepared.y):.4f}"}
+        if self.prepared.X_held.shape[0]:
+            stats["val_acc"] = f"{self.model.accuracy(self.prepared.X_held, self.prepared.y_held):.4f}"
+        epoch = self.done + event.epoch
+        if self.bar is not None:
+            self.bar.update(epoch - self.bar.n)
+            self.bar.set_postfix(stats, refresh=False)
+            return
+        elapsed = time.perf_counter() - self.start
+        left = f"{elapsed / event.epoch * (event.epochs - event.epoch):.1f}s" if event.epoch else "?"
+        _progress(f"epoch {epoch:>{len(str(self.total))}}/{self.total}  "
+                  + "  ".join(f"{k} {v}" for k, v in stats.items()) + f"  elapsed {elapsed:.1f}s  left {left}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def cmd_tutorial(args) -> int:
@@ -204,8 +406,259 @@ def cmd_tutorial(args) -> int:
             for name, t in tutorials.TUTORIALS.items():
                 print(f"{name:<{width}}  {t.summary}")
         return 0
+    if args.plot:
+        from . import plot
+
+        plot.check_path(args.plot)
+        if args.name not in plot.TUTORIAL_FIGURES:
+            raise XpnetValueError(f"tutorial {args.name!r} has no picture; --plot works with "
+                                  f"{', '.join(plot.TUTORIAL_FIGURES)}")
     result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations)
+    if args.plot:
+        plot.tutorial_figure(args.plot, result)
     print(json.dumps(result.data) if args.json else "\n".join(result.lines))
+    if args.plot and not args.json:
+        _progress(f"xpnet: wrote {args.plot}")
+    return 0
+
+
+def _model_commands(commands) -> None:
+    """`xpnet predict` and `xpnet evaluate`: use a model saved with `xpnet train --save`."""
+    predict = commands.add_parser("predict", help="predict labels for a data file with a saved model",
+                                  description="Load a model saved by `xpnet train --save` (on any backend) and print "
+                                              "one predicted label per line, in the original label names.")
+    _model_flags(predict)
+    predict.add_argument("--data", required=True, metavar="FILE",
+                         help="rows to predict: .csv with a header (the training columns are picked by name; "
+                              "a label column is ignored), .npy (n_samples, n_features) or .npz with X")
+    predict.add_argument("--proba", action="store_true", help="also give the probability of each class")
+    predict.add_argument("--output", default=None, metavar="FILE",
+                         help="write a CSV (column prediction, then one per class with --proba) instead of stdout")
+    predict.set_defaults(handler=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy and loss of a saved model",
+                                   description="Accuracy and loss of a model saved by `xpnet train --save`: on "
+                                               "--data, else on the held-out split of the data it was trained on "
+                                               "(its training data when nothing was held out).")
+    _model_flags(evaluate)
+    evaluate.add_argument("--data", default=None, metavar="FILE",
+                          help="labelled data (.csv with the label in --target, .npy, .npz with X and y); "
+                               "default: the saved run's own held-out data")
+    evaluate.add_argument("--target", default=None, metavar="COLUMN",
+                          help="the label column of --data (default: the training run's label column, else the last)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _model_flags(parser) -> None:
+    _common(parser)
+    parser.add_argument("--model", required=True, metavar="FILE", help="a model written by `xpnet train --save FILE`")
+
+
+def _features(ckpt, table, path):
+    """The columns of ``table`` the model was trained on (by name when the file names them)."""
+    names = ckpt.feature_names
+    n_in = ckpt.model.layer_sizes[0]
+    if names and all(name in table.feature_names for name in names):
+        X = table.X[:, [table.feature_names.index(name) for name in names]]
+    elif table.X.shape[1] == n_in:
+        X = table.X
+    else:
+        raise XpnetValueError(f"--data {path!r} has {table.X.shape[1]} feature columns "
+                              f"({', '.join(table.feature_names)}); the model expects {n_in}"
+                              + (f": {', '.join(names)}" if names else ""))
+    return ckpt.scaler.transform(X) if ckpt.scaler is not None else X
+
+
+def cmd_predict(args) -> int:
+    from . import checkpoint, data
+    from .backend import to_numpy
+
+    ckpt = checkpoint.load(args.model, backend=args.backend)
+    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False)
+    X = _features(ckpt, table, args.data)
+    indices = to_numpy(ckpt.model.predict(X))
+    labels = ckpt.labels.decode(indices) if ckpt.labels is not None else indices
+    values = [v.item() for v in labels]
+    proba = to_numpy(ckpt.model.predict_proba(X)).tolist() if args.proba else None
+    classes = ckpt.labels.classes if ckpt.labels is not None else list(range(ckpt.model.layer_sizes[-1]))
+    if args.output:
+        _write_predictions(args.output, values, proba, classes)
+    if args.json:
+        print(json.dumps({"predictions": values, "classes": classes, **({"probabilities": proba} if proba else {}),
+                          **({"output": args.output} if args.output else {})}))
+    elif args.output:
+        _progress(f"xpnet: wrote {len(values)} predictions to {args.output}")
+    else:
+        for k, value in enumerate(values):
+            print(value if proba is None else ",".join([str(value)] + [f"{p:.6g}" for p in proba[k]]))
+    return 0
+
+
+def _write_predictions(path, values, proba, classes) -> None:
+    import csv
+    import io
+
+    from .checkpoint import atomic_write
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["prediction"] + ([f"p_{c}" for c in classes] if proba else []))
+    for k, value in enumerate(values):
+        writer.writerow([value] + (list(proba[k]) if proba else []))
+    atomic_write(path, lambda handle: handle.write(text.getvalue().encode("utf-8")))
+
+
+def cmd_evaluate(args) -> int:
+    from . import checkpoint, data
+
+    ckpt = checkpoint.load(args.model, backend=args.backend)
+    if args.data:
+        table = data.load_file(args.data, args.target or ckpt.config.get("target"))
+        X = _features(ckpt, table, args.data)
+        y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
+        split, source = "given", args.data
+    else:
+        prepared = data.prepare(ckpt.config)
+        held = prepared.X_held.shape[0] > 0
+        X, y = (prepared.X_held, prepared.y_held) if held else (prepared.X, prepared.y)
+        split, source = ("test" if ckpt.config.get("dataset") == "digits" and not ckpt.config.get("data")
+                         else "validation") if held else "training", prepared.source
+    model = ckpt.model
+    summary = {"model": args.model, "data": source, "split": split, "n_samples": int(X.shape[0]),
+               "accuracy": model.accuracy(X, y), "loss": model.loss(X, y), "epochs": ckpt.epochs_done}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"data      {source} ({split}, {X.shape[0]} samples)")
+        print(f"accuracy  {summary['accuracy']:.4f}")
+        print(f"loss      {summary['loss']:.6f}")
+    return 0
+
+
+# -- xpnet bench ---------------------------------------------------------------------------
+def _count_list(text: str) -> list[int]:
+    """Comma-separated counts; 1e6 style is accepted when it is a whole number."""
+    values = []
+    for item in (v.strip() for v in text.split(",")):
+        if not item:
+            continue
+        try:
+            value = float(item) if any(c in item for c in ".eE") else int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 1000,1e5, got {text!r}") from None
+        if value != int(value) or value < 1:
+            raise argparse.ArgumentTypeError(f"every value must be a whole number >= 1, got {item!r}")
+        values.append(int(value))
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one whole number, got {text!r}")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated names, got {text!r}")
+    return names
+
+
+def _dtype_list(text: str) -> list[str]:
+    names = _name_list(text)
+    for name in names:
+        if name not in ("float32", "float64"):
+            raise argparse.ArgumentTypeError(f"dtype {name!r} is not supported; choose float32 and/or float64")
+    return names
+
+
+def _add_bench(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="time full-batch training epochs against the machine's limits (and PyTorch)",
+        description="Time one full-batch training epoch (forward, backward, update, synced) of the "
+                    "tutorials' network (input -> hidden tanh -> softmax cross-entropy, L2 0.01, mean "
+                    "gradient) for every n-samples x hidden case, on synthetic data. Also measures the "
+                    "machine's ceilings (large matmul GFLOP/s, copy GB/s, tanh elements/s) in the same "
+                    "run and reports each case against them. A progress line per case goes to stderr; "
+                    "cases that would not fit in memory are skipped with the estimate.")
+    bench.add_argument("--backend", type=_name_list, default=None, metavar="NAME[,NAME...]",
+                       help=f"array backend(s), comma separated: numpy, cupy, auto, torch, array_api_strict... "
+                            f"(default: ${ENV_VAR}, else auto)")
+    bench.add_argument("--dtype", type=_dtype_list, default=["float32"], metavar="DTYPE[,DTYPE]",
+                       help="float32 and/or float64, comma separated (default: float32)")
+    bench.add_argument("--n-samples", type=_count_list, default=[1000, 10000, 100000], metavar="N[,N...]",
+                       help="batch sizes (rows of the full batch), comma separated; 1e5 style is fine "
+                            "(default: 1000,10000,100000)")
+    bench.add_argument("--hidden", type=_count_list, default=[64, 256, 1024], metavar="W[,W...]",
+                       help="hidden layer widths, comma separated: one case per width, one hidden layer each "
+                            "(default: 64,256,1024)")
+    bench.add_argument("--input-dim", type=_positive_int, default=2, metavar="D",
+                       help="input features (default: 2, the tutorials'; 784 for an MNIST-sized net)")
+    bench.add_argument("--classes", type=_positive_int, default=2, metavar="C",
+                       help="softmax outputs, at least 2 (default: 2; 10 for an MNIST-sized net)")
+    bench.add_argument("--epochs", type=_positive_int, default=1,
+                       help="epochs per timed sample; seconds_per_epoch = sample time / epochs (default: 1)")
+    bench.add_argument("--repeat", type=_positive_int, default=7,
+                       help="timed samples per case, after one untimed warm-up sample; the median is "
+                            "reported (default: 7)")
+    bench.add_argument("--compare", choices=("torch",), default=None,
+                       help="also time the same step written in PyTorch (nn.Linear + autograd + optim.SGD, "
+                            "same data, weights, dtype and device), interleaved, and report the time ratio")
+    bench.add_argument("--plot", default=None, metavar="FILE",
+                       help="draw samples/s against hidden size per backend and n-samples into FILE "
+                            "(.png, .svg, .pdf; needs matplotlib)")
+    bench.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="bound the CPU threads of the BLAS (and torch) to N (default: all cores)")
+    bench.add_argument("--json", action="store_true",
+                       help="print exactly one line on stdout: {machine, ceilings, results, skipped}")
+    bench.set_defaults(handler=cmd_bench)
+
+
+def _bench_progress(kind: str, item: dict) -> None:
+    where = f"{item['backend']} {item['dtype']}"
+    if kind == "ceilings":
+        _progress(f"{where} ceilings: matmul {item['matmul_size']}^3 {item['matmul_gflops']:.1f} GFLOP/s, "
+                  f"copy {item['copy_gbytes_per_second']:.1f} GB/s, {item['activation']} "
+                  f"{item['activation_elements_per_second']:.3g} elements/s")
+        return
+    case = f"{where} n_samples={item['n_samples']} hidden={item['hidden']}"
+    if kind == "skipped":
+        _progress(f"{case}: skipped, {item['reason']}")
+        return
+    line = (f"{case}: {item['seconds_per_epoch'] * 1e3:.3f} ms/epoch, {item['samples_per_second']:.3g} samples/s, "
+            f"{item['gflops']:.2f} GFLOP/s ({item['percent_of_matmul_peak']:.1f}% of matmul peak)")
+    if "torch_seconds_per_epoch" in item:
+        line += (f"; torch {item['torch_seconds_per_epoch'] * 1e3:.3f} ms/epoch "
+                 f"(xpnet/torch time {item['xpnet_over_torch']:.2f})")
+    _progress(line)
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    if args.compare == "torch":  # load torch first so --threads bounds its pool too
+        bench.get_backend("torch")
+    with limit_threads(args.threads):
+        report = bench.run(args.backend, args.dtype, args.n_samples, args.hidden, input_dim=args.input_dim,
+                           classes=args.classes, epochs=args.epochs, repeat=args.repeat, compare=args.compare,
+                           progress=_bench_progress)
+    if args.plot:
+        bench.plot(report, args.plot)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    head = f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'ms/epoch':>10} {'samples/s':>10} " \
+           f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}"
+    torch = any("torch_seconds_per_epoch" in r for r in report["results"])
+    print(head + (f" {'torch ms':>10} {'xp/torch':>8}" if torch else ""))
+    for r in report["results"]:
+        line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} "
+                f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} {r['gflops']:>8.2f} "
+                f"{r['percent_of_matmul_peak']:>6.1f} {r['gbytes_per_second']:>6.2f} {r['time_over_bandwidth_floor']:>9.2f}")
+        if torch:
+            line += f" {r['torch_seconds_per_epoch'] * 1e3:>10.3f} {r['xpnet_over_torch']:>8.2f}"
+        print(line)
+    for s in report["skipped"]:
+        print(f"skipped  {s['backend']} {s['dtype']} n_samples={s['n_samples']} hidden={s['hidden']}: {s['reason']}")
+    if args.plot:
+        print(f"plot written to {args.plot}")
     return 0
 
 

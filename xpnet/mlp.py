@@ -14,6 +14,7 @@ on the model's backend. :func:`forward` returns the output together with the cac
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,18 +210,34 @@ class MLP:
         return T
 
     def _to_device(self, a, name):
+        """``a`` as an array of the model's dtype on its device, checked finite and in range."""
         xp = self.xp
-        if _is_native(a, self.backend):
-            a = a if a.dtype == self.dtype else xp.astype(a, self.dtype)
-        else:
-            try:
-                host = np.asarray(to_numpy(a) if not isinstance(a, (list, tuple, np.ndarray)) else a, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise XpnetTypeError(f"{name} must be a numeric array, got {type(a).__name__}: {exc}") from None
-            a = self.backend.asarray(host, self.dtype)
-        if not bool(xp.all(xp.isfinite(a))):
+        if _is_native(a, self.backend) and not isinstance(a, np.ndarray):
+            if a.dtype != self.dtype:
+                self._check_range(float(xp.max(xp.abs(a))) if math.prod(a.shape) else 0.0, name)
+                a = xp.astype(a, self.dtype)
+            if not bool(xp.all(xp.isfinite(a))):
+                raise XpnetValueError(f"{name} contains NaN or Inf; clean or impute those values first")
+            return a
+        try:
+            host = np.asarray(a if isinstance(a, (list, tuple, np.ndarray)) else to_numpy(a))
+            if host.dtype.kind not in "biuf":
+                raise TypeError(f"dtype {host.dtype} is not numeric")
+            host = host.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise XpnetTypeError(f"{name} must be a numeric array, got {type(a).__name__}: {exc}") from None
+        if not np.all(np.isfinite(host)):
             raise XpnetValueError(f"{name} contains NaN or Inf; clean or impute those values first")
-        return a
+        self._check_range(float(np.max(np.abs(host))) if host.size else 0.0, name)
+        return self.backend.asarray(host, self.dtype)
+
+    def _check_range(self, largest: float, name: str) -> None:
+        limit = float(np.finfo(self.dtype_name).max)
+        if largest > limit:
+            raise XpnetValueError(
+                f"{name} holds {largest:.3g}, beyond {self.dtype_name}'s range (+-{limit:.3g}); "
+                "rescale the data or use dtype='float64'"
+            )
 
     # -- inference -----------------------------------------------------------------------
     def predict_proba(self, X):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .errors import check_choice, check_positive
 from .losses import REDUCTIONS
+from .memory import check_fits
 from .mlp import MLP, backward, forward
 
 
@@ -120,6 +121,8 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     X = model.as_inputs(X)
     T = model.as_targets(y, X.shape[0])
     spec, xp, backend = model.spec, model.xp, model.backend
+    itemsize = 4 if model.dtype_name == "float32" else 8
+    check_fits(backend, model.layer_sizes, X.shape[0], itemsize)
     result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
                        dtype=model.dtype_name)
     W, b = list(model.W), (list(model.b) if model.b is not None else None)

@@ -35,6 +35,8 @@ class TutorialResult:
     name: str
     data: dict = field(default_factory=dict)  # the --json object
     lines: list = field(default_factory=list)  # what the tutorial prints
+    models: dict = field(default_factory=dict)  # trained models by hidden size (for pictures; not in --json)
+    inputs: tuple = ()  # the training data (X, y) (for pictures; not in --json)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,25 @@ def wildml_moons(backend=None, hidden=3, iterations=20_000):
     accuracy = model.accuracy(X, y)
     lines = ["Loss after iteration %i: %f" % (1000 * k, loss) for k, loss in enumerate(losses)]
     lines.append(f"Training accuracy: {accuracy:.4f}")
-    return TutorialResult("wildml-moons", {"hidden": hidden, "losses": losses, "accuracy": accuracy}, lines)
+    return TutorialResult("wildml-moons", {"hidden": hidden, "losses": losses, "accuracy": accuracy}, lines,
+                          models={hidden: model}, inputs=(X, y))
+
+
+WILDML_HIDDEN_SIZES = (1, 2, 3, 4, 5, 20, 50)
+
+
+def wildml_hidden_sweep(backend=None, hidden=None, iterations=20_000, sizes=WILDML_HIDDEN_SIZES):
+    """WildML's "varying the hidden layer size": the moons net for hidden sizes 1, 2, 3, 4, 5, 20, 50."""
+    runs, lines, models, inputs = [], [], {}, ()
+    for size in sizes:
+        result = wildml_moons(backend=backend, hidden=size, iterations=iterations)
+        runs.append({"hidden": size, "losses": result.data["losses"], "accuracy": result.data["accuracy"]})
+        last = 1000 * (len(result.data["losses"]) - 1)
+        lines.append(f"Hidden Layer size {size}: loss after iteration {last} {result.data['losses'][-1]:f}, "
+                     f"training accuracy {result.data['accuracy']:.4f}")
+        models.update(result.models)
+        inputs = result.inputs
+    return TutorialResult("wildml-hidden-sweep", {"runs": runs}, lines, models=models, inputs=inputs)
 
 
 TUTORIALS = {
@@ -155,6 +175,8 @@ TUTORIALS = {
         Tutorial("cavar-2layer", "Cavar: 3->1 net with U(0,1)*sqrt(2/n) init, 10,000 iterations", cavar_2layer, None, 10_000),
         Tutorial("cavar-3layer", "Cavar: XOR 3->4->1, 100,000 iterations, errors and final weights", cavar_3layer, 4, 100_000),
         Tutorial("wildml-moons", "WildML: make_moons, tanh + softmax + L2, 20,000 passes", wildml_moons, 3, 20_000),
+        Tutorial("wildml-hidden-sweep", "WildML: the moons net for hidden sizes 1, 2, 3, 4, 5, 20, 50 (--plot draws the grid)",
+                 wildml_hidden_sweep, None, 20_000),
     )
 }
 
@@ -166,7 +188,7 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
     options = {}
     if hidden is not None:
         if tutorial.hidden is None:
-            raise XpnetValueError(f"tutorial {name!r} has no hidden layer; drop --hidden")
+            raise XpnetValueError(f"tutorial {name!r} does not take a hidden size; drop --hidden")
         check_positive("hidden", hidden, integer=True)
         options["hidden"] = hidden
     if iterations is not None:

@@ -1,0 +1,187 @@
+"""pytest-benchmark suite for xpnet: one full-batch training epoch per case.
+
+Kept out of the default test run (pyproject's ``testpaths = ["tests"]``); run it with
+
+    pytest bench                                        # numpy (and cupy when a GPU works), default grid
+    pytest bench --backend numpy --backend torch        # backends side by side
+    pytest bench --bench-grid=full --benchmark-save=numpy-full
+    pytest bench --bench-grid=tiny --benchmark-disable  # smoke test (CI)
+
+Options added here:
+
+``--backend NAME`` (repeatable)
+    Backends to time; default numpy, plus cupy when CuPy finds a working CUDA device.
+``--bench-threads N``
+    Bound the BLAS (and torch) threads to N for the whole run (default: all cores).
+``--bench-grid {tiny,default,full}``
+    ``default``: hidden 64/256/1024 x samples 1e3/1e4/1e5 on CPU, keeping the cases with
+    n_samples * hidden <= 2e7 (a few minutes on 2 cores); hidden up to 4096 and samples
+    up to 1e6 on a GPU. ``full``: hidden 64...4096 (8192 on a GPU) x samples 1e3...1e6
+    (1e7 on a GPU); cases that cannot fit in memory skip with the estimate as the reason.
+    ``tiny``: a few small cases, for smoke tests.
+
+Each case runs both network shapes: ``tutorial`` (2 inputs, 2 classes) and ``mnist``
+(784 inputs, 10 classes, synthetic data). Units (samples/s, epochs/s, GFLOP/s, GB/s,
+percent of the measured matmul peak) go into ``extra_info`` and into a table printed at
+the end of the run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import pytest
+from pytest_benchmark.logger import PytestBenchmarkWarning
+
+import xpnet
+from xpnet import bench
+
+SHAPES = {"tutorial": (2, 2), "mnist": (784, 10)}  # name: (input_dim, classes)
+GRID_NAMES = ("tiny", "default", "full")
+DEFAULT_CPU_WORK = 2 * 10**7  # default CPU grid: n_samples * hidden at most this
+TINY_CEILINGS = {"matmul_size": 128, "copy_elements": 2**16, "activation_elements": 2**16}
+
+
+@dataclass(frozen=True)
+class Grid:
+    hidden: tuple
+    n_samples: tuple
+    rounds: int  # timed rounds per case (pedantic), each on a fresh model
+    warmup: int  # untimed rounds first
+    max_work: int | None = None  # keep cases with n_samples * hidden <= max_work
+
+
+def grid_for(name: str, on_gpu: bool) -> Grid:
+    """The cases of grid ``name`` for a CPU or a GPU backend."""
+    if name == "tiny":
+        return Grid((4, 16), (32, 128), rounds=2, warmup=1)
+    if name == "default":
+        if on_gpu:
+            return Grid((64, 256, 1024, 4096), (10**3, 10**4, 10**5, 10**6), rounds=5, warmup=2)
+        return Grid((64, 256, 1024), (10**3, 10**4, 10**5), rounds=5, warmup=1, max_work=DEFAULT_CPU_WORK)
+    extra_h, extra_n = ((8192,), (10**7,)) if on_gpu else ((), ())
+    return Grid((64, 256, 1024, 4096) + extra_h, (10**3, 10**4, 10**5, 10**6) + extra_n, rounds=3, warmup=1)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("xpnet-bench", "xpnet benchmarks")
+    group.addoption("--backend", action="append", default=None, metavar="NAME",
+                    help="backend to benchmark, repeatable (default: numpy, plus cupy when a GPU works)")
+    group.addoption("--bench-grid", choices=GRID_NAMES, default="default",
+                    help="tiny: smoke test; default: a few minutes on 2 CPU cores; full: every case that fits")
+    group.addoption("--bench-threads", type=int, default=None, metavar="N",
+                    help="bound the BLAS (and torch) threads to N for the whole run (default: all cores); "
+                         "1 gives steadier numbers on a machine shared with other jobs")
+
+
+def _resolve(name: str):
+    try:
+        return xpnet.get_backend(name)
+    except xpnet.BackendUnavailableError:
+        return None
+
+
+def backend_names(config) -> list[str]:
+    names = config.getoption("--backend")
+    if names:
+        return list(dict.fromkeys(names))
+    return ["numpy"] + (["cupy"] if _resolve("cupy") is not None else [])
+
+
+@dataclass
+class BenchSession:
+    """Per-run state: the grid name, measured ceilings (cached) and the rows for the table."""
+
+    grid: str
+    rows: list = field(default_factory=list)
+    machine: dict | None = None  # bench.machine_info() taken inside the --bench-threads limit
+    _ceilings: dict = field(default_factory=dict)
+
+    def grid_for(self, backend) -> Grid:
+        return grid_for(self.grid, bench._on_gpu(backend))
+
+    @staticmethod
+    def shape(name: str) -> tuple:
+        return SHAPES[name]
+
+    def ceilings(self, backend, dtype: str) -> dict:
+        key = (backend.name, backend.device_name(), dtype)
+        if key not in self._ceilings:
+            sizes = TINY_CEILINGS if self.grid == "tiny" else {}
+            self._ceilings[key] = bench.measure_ceilings(backend, dtype, **sizes)
+        return self._ceilings[key]
+
+
+_SESSION = pytest.StashKey[BenchSession]()
+
+
+def pytest_configure(config):
+    config.stash[_SESSION] = BenchSession(config.getoption("--bench-grid"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark):
+    # pyproject turns warnings into errors; comparing runs of different machines or backends
+    # (numpy today vs cupy) must only warn that their machine_info differs, as designed.
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", PytestBenchmarkWarning)
+        yield
+
+
+@pytest.fixture(scope="session")
+def bench_session(pytestconfig) -> BenchSession:
+    return pytestconfig.stash[_SESSION]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bench_threads(pytestconfig, bench_session):
+    with xpnet.limit_threads(pytestconfig.getoption("--bench-threads")):
+        bench_session.machine = _machine_info(pytestconfig)  # BLAS threads as the benchmarks see them
+        yield
+
+
+def _machine_info(config) -> dict:
+    backends = [b for b in map(_resolve, backend_names(config)) if b is not None]
+    return {**bench.machine_info(backends), "bench_grid": config.getoption("--bench-grid"),
+            "bench_threads": config.getoption("--bench-threads")}
+
+
+def pytest_generate_tests(metafunc):
+    if "n_samples" not in metafunc.fixturenames:
+        return
+    grid_name = metafunc.config.getoption("--bench-grid")
+    params, ids = [], []
+    for name in backend_names(metafunc.config):
+        resolved = _resolve(name)
+        grid = grid_for(grid_name, resolved is not None and bench._on_gpu(resolved))
+        for dtype in ("float32", "float64"):
+            for shape in SHAPES:
+                for n in grid.n_samples:
+                    for h in grid.hidden:
+                        if grid.max_work is None or n * h <= grid.max_work:
+                            params.append((name, dtype, shape, h, n))
+                            ids.append(f"{name}-{dtype}-{shape}-h{h}-n{n:g}")
+    metafunc.parametrize("backend,dtype,shape,hidden,n_samples", params, ids=ids)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["xpnet"] = config.stash[_SESSION].machine or _machine_info(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = config.stash[_SESSION].rows
+    if not rows:
+        return
+    tr = terminalreporter
+    tr.section("xpnet: one full-batch training epoch (median)")
+    tr.write_line(f"{'backend':<17} {'dtype':<7} {'shape':<8} {'hidden':>6} {'n_samples':>9} {'ms/epoch':>10} "
+                  f"{'samples/s':>10} {'epochs/s':>9} {'GFLOP/s':>8} {'GB/s':>7} {'%peak':>6}")
+    for r in rows:
+        tr.write_line(f"{r['backend_option']:<17} {r['dtype']:<7} {r['shape']:<8} {r['hidden']:>6} {r['n_samples']:>9} "
+                      f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} "
+                      f"{r['epochs_per_second']:>9.3g} {r['gflops']:>8.2f} {r['gbytes_per_second']:>7.2f} "
+                      f"{r['percent_of_matmul_peak']:>6.1f}")
+    tr.write_line("GFLOP/s counts matmuls (2mnk each, no dX for the input layer) and elementwise ops (1 per "
+                  "element, tanh/exp as 1); GB/s is an estimate (operands read once, results written once); "
+                  "%peak is against the matmul GFLOP/s measured in this run. See xpnet.bench.step_cost.")

@@ -1,0 +1,47 @@
+"""One full-batch training epoch (forward, backward, update, synced) per backend x dtype x shape x size.
+
+Timed with ``benchmark.pedantic``: each round starts from the starting weights
+(``setup=runner.reset``: a fresh model, since xpnet never updates arrays in place),
+warm-up rounds first, and the timed function ends with ``backend.sync()``.
+"""
+
+import math
+import statistics
+
+import pytest
+
+import xpnet
+from xpnet import bench
+
+
+def test_training_epoch(benchmark, bench_session, backend, dtype, shape, hidden, n_samples):
+    try:
+        be = xpnet.get_backend(backend)
+    except xpnet.BackendUnavailableError as exc:
+        pytest.skip(f"{backend} unavailable here: {exc}")
+    if dtype not in be.dtype_names():
+        pytest.skip(f"{be.describe()} has no {dtype}")
+    input_dim, classes = bench_session.shape(shape)
+    case = bench.Case(backend, dtype, n_samples, hidden, input_dim, classes)
+    reason = bench.too_big(case, be)
+    if reason:
+        pytest.skip(f"does not fit: {reason}")
+    runner = bench.EpochRunner(case, be)
+    grid = bench_session.grid_for(be)
+    benchmark.group = f"{shape} hidden={hidden} n_samples={n_samples}"
+
+    benchmark.pedantic(runner.timed, setup=runner.reset, rounds=grid.rounds, warmup_rounds=grid.warmup)
+
+    if benchmark.stats is not None:
+        seconds = benchmark.stats.stats.median
+    else:  # --benchmark-disable: one synced epoch, timed here, keeps the units checked
+        seconds = statistics.median(bench.time_interleaved([runner], repeat=1, warmup=0)[0])
+    numbers = bench.units(case, seconds, bench_session.ceilings(be, dtype))
+    assert all(math.isfinite(v) and v > 0 for v in numbers.values()), numbers
+    W = [xpnet.to_numpy(w) for w in runner.W]
+    assert all((w == w).all() for w in W), "the trained weights hold NaN"
+    assert any((w != xpnet.to_numpy(w0)).any() for w, w0 in zip(W, runner.W0)), "the step changed nothing"
+    info = {"backend": be.name, "backend_option": backend, "device": be.device_name(), "dtype": dtype, "shape": shape, "hidden": hidden,
+            "n_samples": n_samples, "input_dim": input_dim, "classes": classes, **numbers}
+    benchmark.extra_info.update(info)
+    bench_session.rows.append(info)

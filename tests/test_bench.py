@@ -1,0 +1,296 @@
+"""xpnet.bench and `xpnet bench`: counts, synced timing, the torch baseline, the CLI and the suite."""
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import bench, cli
+from xpnet.backend import Backend
+
+from conftest import available_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CEILINGS = {"matmul_size": 64, "copy_elements": 4096, "activation_elements": 4096}
+RESULT_KEYS = ("backend", "dtype", "n_samples", "hidden", "input_dim", "classes", "seconds_per_epoch",
+               "samples_per_second", "epochs_per_second", "gflops", "percent_of_matmul_peak", "flops",
+               "matmul_flops", "bytes_moved", "gbytes_per_second", "time_over_bandwidth_floor",
+               "time_over_activation_floor")
+POSITIVE_KEYS = RESULT_KEYS[6:]
+
+
+# -- counting ------------------------------------------------------------------------------
+def test_step_cost_by_hand_tutorial_shape():
+    # 2 -> 3 tanh -> 2 softmax, N = 5, L2 on.
+    # matmuls: X@W1 2*5*2*3=60, H@W2 2*5*3*2=60, H.T@dZ 60, dZ@W2.T 60, X.T@dZ1 60; no dX.
+    # elementwise: +b1 15, tanh 15, +b2 10, softmax 5*10, Y-T 10, /N 10, db2 10, 1-Y*Y and *dY 3*15,
+    # db1 15, update 4*(6+6) + 2*(3+2)  ->  15+15+10+50+10+10+10+45+15+58 = 238
+    cost = bench.step_cost((2, 3, 2), 5)
+    assert cost.matmul_flops == 300
+    assert cost.elementwise_flops == 238
+    assert cost.transcendentals == 15 + 10  # tanh on (5, 3), exp on (5, 2)
+    assert cost.flops == 538
+    no_l2 = bench.step_cost((2, 3, 2), 5, l2=0.0)
+    assert cost.elementwise_flops - no_l2.elementwise_flops == 2 * (6 + 6)  # l2*W and g + l2*W
+    assert bench.step_cost((2, 3, 2), 5, itemsize=8).bytes_moved == 2 * cost.bytes_moved
+
+
+def test_step_cost_matmuls_mnist_shape_and_deep_net():
+    N, d, h, c = 1000, 784, 256, 10
+    assert bench.step_cost((d, h, c), N).matmul_flops == 4 * N * d * h + 6 * N * h * c
+    # two hidden layers: dX is computed for layers 2 and 3, never for the input layer
+    sizes = (2, 3, 4, 2)
+    per_layer = [2 * 7 * a * o for a, o in zip(sizes[:-1], sizes[1:])]  # N = 7
+    expected = sum(per_layer) * 2 + sum(per_layer[1:])
+    assert bench.step_cost(sizes, 7).matmul_flops == expected
+
+
+class Counting(np.ndarray):
+    """An ndarray that tallies every ufunc it goes through, to count the real step's work."""
+
+    tally = None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        arrays = [np.asarray(x).view(np.ndarray) if isinstance(x, Counting) else x for x in inputs]
+        out = getattr(ufunc, method)(*arrays, **kwargs)
+        sizes = [x.size for x in arrays if isinstance(x, np.ndarray)]
+        t = Counting.tally
+        if ufunc is np.matmul:
+            (m, k), (_, n) = arrays[0].shape, arrays[1].shape
+            t["matmul"] += 2 * m * k * n
+        elif method == "reduce":
+            t["elementwise"] += arrays[0].size
+        else:
+            t["elementwise"] += out.size
+            t["transcendental"] += out.size if ufunc in (np.tanh, np.exp) else 0
+        t["elements"] += sum(sizes) + np.size(out)
+        return out.view(Counting) if isinstance(out, np.ndarray) else out
+
+
+def test_step_cost_equals_the_work_the_real_step_does():
+    case = bench.Case("numpy", "float64", 9, 5, input_dim=3, classes=4)
+    runner = bench.EpochRunner(case)
+    runner.X, runner.T = runner.X.view(Counting), runner.T.view(Counting)
+    runner.W0 = [w.view(Counting) for w in runner.W0]
+    runner.b0 = [b.view(Counting) for b in runner.b0]
+    runner.reset()
+    Counting.tally = dict.fromkeys(("matmul", "elementwise", "transcendental", "elements"), 0)
+    runner.step()
+    cost = bench.step_cost(case.layer_sizes, case.n_samples, itemsize=8, l2=case.l2)
+    assert Counting.tally["matmul"] == cost.matmul_flops
+    assert Counting.tally["elementwise"] == cost.elementwise_flops
+    assert Counting.tally["transcendental"] == cost.transcendentals
+    assert Counting.tally["elements"] * 8 == cost.bytes_moved
+
+
+def test_units_against_ceilings():
+    case = bench.Case("numpy", "float32", 1000, 64)
+    cost = bench.step_cost(case.layer_sizes, 1000)
+    ceilings = {"matmul_gflops": cost.flops / 1e9 / 0.5, "copy_gbytes_per_second": cost.bytes_moved / 1e9 / 0.25,
+                "activation_elements_per_second": cost.transcendentals / 0.1}
+    u = bench.units(case, 2.0, ceilings)
+    assert u["samples_per_second"] == 500 and u["epochs_per_second"] == 0.5
+    assert u["percent_of_matmul_peak"] == pytest.approx(25.0)
+    assert u["time_over_bandwidth_floor"] == pytest.approx(8.0)
+    assert u["time_over_activation_floor"] == pytest.approx(20.0)
+
+
+# -- the step and its timing ---------------------------------------------------------------------
+def test_epoch_runner_is_the_step_fit_takes(backend, dtype):
+    case = bench.Case(backend.name, dtype, 40, 6, input_dim=3, classes=3)
+    runner = bench.EpochRunner(case, backend)
+    for _ in range(3):
+        runner.step()
+    model = xpnet.MLP(case.layer_sizes, activation="tanh", dtype=dtype, backend=backend, seed=0)
+    xpnet.fit(model, xpnet.to_numpy(runner.X), runner.labels, epochs=3, learning_rate=case.learning_rate,
+              l2=case.l2, reduction="mean")
+    for mine, theirs in zip(runner.W + runner.b, model.W + model.b):
+        np.testing.assert_array_equal(xpnet.to_numpy(mine), xpnet.to_numpy(theirs))
+    runner.reset()
+    np.testing.assert_array_equal(xpnet.to_numpy(runner.W[0]), xpnet.to_numpy(runner.W0[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingBackend(Backend):
+    """NumPy, but every sync() is written to a log shared with a fake clock and the step."""
+
+    log: list = dataclasses.field(default_factory=list, compare=False, repr=False)
+
+    def sync(self):
+        self.log.append("sync")
+
+
+def recording():
+    np_backend = xpnet.get_backend("numpy")
+    fake = RecordingBackend(np_backend.name, np_backend.xp, np_backend.device, "test", np_backend._module)
+    ticks = iter(range(1, 10**6))
+
+    def clock():
+        fake.log.append("clock")
+        return float(next(ticks))
+
+    return fake, clock
+
+
+def test_timed_region_ends_with_sync():
+    fake, clock = recording()
+    runner = bench.EpochRunner(bench.Case("numpy", "float32", 16, 4), fake)
+    step = runner.step
+    runner.step = lambda: (fake.log.append("step"), step())
+    fake.log.clear()
+    times = bench.time_interleaved([runner], repeat=3, epochs=2, warmup=1, clock=clock)
+    sample = ["clock", "step", "step", "sync", "clock"]
+    assert fake.log == ["step", "step", "sync"] + sample * 3
+    assert times == [[0.5, 0.5, 0.5]]  # one tick per sample over 2 epochs
+    fake.log.clear()
+    runner.timed()  # what the pytest-benchmark suite times
+    assert fake.log == ["step", "sync"]
+
+
+def test_ceilings_are_timed_with_sync():
+    fake, clock = recording()
+    fake.log.clear()
+    c = bench.measure_ceilings(fake, "float32", repeat=2, clock=clock, **TINY_CEILINGS)
+    assert all(c[k] > 0 for k in ("matmul_gflops", "copy_gbytes_per_second", "activation_elements_per_second"))
+    closing = [i for i, e in enumerate(fake.log) if e == "clock"][1::2]
+    assert len(closing) == 3 * 2 and all(fake.log[i - 1] == "sync" for i in closing)
+
+
+def test_torch_baseline_takes_the_same_step():
+    available_backend("torch")
+    runner = bench.EpochRunner(bench.Case("numpy", "float64", 50, 7, input_dim=3, classes=3))
+    baseline = bench.TorchBaseline(runner)
+    fake, _ = recording()
+    baseline.backend = fake
+    for _ in range(3):
+        runner.step()
+    baseline.run(3)
+    assert fake.log == ["sync"]
+    for mine, theirs in zip(runner.W, baseline.weights()):
+        np.testing.assert_allclose(xpnet.to_numpy(mine), theirs, rtol=1e-10, atol=1e-13)
+    baseline.reset()
+    np.testing.assert_allclose(baseline.weights()[0], xpnet.to_numpy(runner.W0[0]), rtol=0, atol=0)
+
+
+# -- run(), memory, plot ---------------------------------------------------------------------
+def test_run_skips_cases_that_cannot_fit_with_the_estimate():
+    seen = []
+    report = bench.run(["numpy"], ["float32"], n_samples=[32, 10**10], hidden=[4], repeat=1,
+                       ceiling_sizes=TINY_CEILINGS, progress=lambda kind, item: seen.append(kind))
+    assert [(r["n_samples"], r["hidden"]) for r in report["results"]] == [(32, 4)]
+    (skipped,) = report["skipped"]
+    assert skipped["n_samples"] == 10**10 and skipped["estimated_memory_bytes"] > 10**12
+    assert "needs about" in skipped["reason"] and "GiB" in skipped["reason"]
+    assert seen == ["ceilings", "result", "skipped"]
+
+
+def test_plot_writes_a_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    report = bench.run(["numpy"], ["float32"], n_samples=[32], hidden=[4, 8], repeat=1, ceiling_sizes=TINY_CEILINGS)
+    path = tmp_path / "throughput.png"
+    bench.plot(report, str(path))
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+# -- the CLI --------------------------------------------------------------------------------
+def check_results(report, n_expected):
+    assert set(report) == {"machine", "ceilings", "results", "skipped"}
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["blas"] is not None
+    assert len(report["results"]) == n_expected
+    for row in report["results"]:
+        assert set(RESULT_KEYS) <= set(row)
+        for key in POSITIVE_KEYS:
+            assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (key, row[key])
+    for c in report["ceilings"]:
+        assert c["matmul_gflops"] > 0 and c["copy_gbytes_per_second"] > 0 and c["activation_elements_per_second"] > 0
+
+
+@pytest.fixture
+def small_ceilings(monkeypatch):
+    """Keep the CLI tests fast: measure the ceilings on small arrays (the numbers stay positive)."""
+    monkeypatch.setattr(bench, "default_ceiling_sizes", lambda backend: dict(TINY_CEILINGS))
+
+
+def test_cli_bench_json_tiny_grid(small_ceilings, capsys):
+    assert cli.main(["bench", "--backend", "numpy", "--dtype", "float32,float64", "--n-samples", "64,1e2",
+                     "--hidden", "4,8", "--input-dim", "3", "--classes", "3", "--repeat", "2", "--json"]) == 0
+    proc = capsys.readouterr()
+    lines = proc.out.splitlines()
+    assert len(lines) == 1 and proc.out.endswith("\n")
+    report = json.loads(lines[0])
+    check_results(report, 8)
+    rows = report["results"]
+    assert {(r["dtype"], r["n_samples"], r["hidden"]) for r in rows} == {
+        (d, n, h) for d in ("float32", "float64") for n in (64, 100) for h in (4, 8)}
+    assert all(r["input_dim"] == 3 and r["classes"] == 3 for r in rows)
+    assert proc.err.count("ms/epoch") == 8 and proc.err.count("ceilings:") == 2
+
+
+def test_cli_bench_compare_torch(tmp_path, capsys, small_ceilings):
+    available_backend("torch")
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "bench.svg"
+    assert cli.main(["bench", "--backend", "numpy", "--n-samples", "50", "--hidden", "4", "--repeat", "2",
+                     "--compare", "torch", "--plot", str(plot), "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    header, row = out.splitlines()[:2]
+    assert header.split()[-2:] == ["ms", "xp/torch"] and float(row.split()[-1]) > 0
+    assert "(xpnet/torch time" in err
+    assert plot.read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes", "1"], "classes=1 must be at least 2"),
+    (["--dtype", "float16"], "dtype 'float16' is not supported"),
+    (["--hidden", "0"], "--hidden"),
+    (["--n-samples", "1.5e2x"], "--n-samples"),
+    (["--compare", "jax"], "--compare"),
+    (["--backend", "no_such_lib"], "no_such_lib"),
+])
+def test_cli_bench_errors_are_one_line(capsys, small_ceilings, args, message):
+    assert cli.main(["bench", "--n-samples", "8", "--hidden", "2", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xpnet: error:") and message in err and err.count("\n") == 1
+
+
+def test_cli_bench_help_names_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--backend", "--dtype", "--n-samples", "--hidden", "--input-dim", "--classes", "--epochs",
+                 "--repeat", "--json", "--plot", "--compare"):
+        assert flag in text
+
+
+# -- the pytest-benchmark suite --------------------------------------------------------------
+def run_suite(tmp_path, *args):
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "--bench-grid=tiny", "-q",
+                           "-p", "no:cacheprovider", "--benchmark-storage=file://./runs", *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_bench_suite_smoke_saves_and_compares(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_suite(tmp_path, "--backend", "numpy", "--bench-threads", "1", "--benchmark-save=base",
+                     f"--benchmark-json={out}")
+    assert "xpnet: one full-batch training epoch" in proc.stdout
+    data = json.loads(out.read_text())
+    machine = data["machine_info"]["xpnet"]
+    assert machine["cpu_count"] >= 1 and machine["bench_threads"] == 1
+    assert all(pool["num_threads"] == 1 for pool in machine["blas"])
+    assert len(data["benchmarks"]) == 16
+    for b in data["benchmarks"]:
+        info = b["extra_info"]
+        assert info["samples_per_second"] > 0 and info["percent_of_matmul_peak"] > 0
+        assert info["samples_per_second"] == pytest.approx(b["params"]["n_samples"] / b["stats"]["median"])
+    # a run with different machine info (threads) compares against the saved one: a warning, not an error
+    proc = run_suite(tmp_path, "--backend", "numpy", "--benchmark-compare=0001")
+    assert "Comparing against benchmarks from" in proc.stdout + proc.stderr
