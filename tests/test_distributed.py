@@ -323,3 +323,21 @@ def test_processes_on_one_machine_share_its_cores_without_oversubscribing():
     assert proc.returncode == 0, proc.stderr[-2000:]
     share = max(1, len(os.sched_getaffinity(0)) // 2)  # mpiexec does not bind here: both see all cores
     assert proc.stdout.count(f"threads {share} blas [{share}]") == 2, proc.stdout
+
+
+def test_cli_data_file_checkpoint_and_validation_match_one_process(tmp_path):
+    X, y = xpnet.datasets.load("moons", n_samples=3001, noise=0.2, seed=3)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    args = ["train", "--data", tmp_path / "d.npz", "--backend", "numpy", "--dtype", "float64", "--epochs", 30,
+            "--validation-fraction", 0.2, "--standardize", "--json"]
+    want = json.loads(run_cli(*args, "--save", tmp_path / "one.npz", check=0).stdout)
+    proc = _mpi_run((2, [*XPNET, *args, "--save", tmp_path / "two.npz", "--distributed"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    np.testing.assert_allclose(got["history"], want["history"], rtol=1e-12)
+    assert got["validation_accuracy"] == want["validation_accuracy"] and got["processes"] == 2
+    saved_one, saved_two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert sorted(saved_one.files) == sorted(saved_two.files)
+    for key in saved_one.files:
+        if saved_one[key].dtype.kind == "f":
+            np.testing.assert_allclose(saved_two[key], saved_one[key], rtol=1e-12, atol=1e-15)
