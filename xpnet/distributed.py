@@ -202,13 +202,22 @@ class Communicator:
         """
         if self.size == 1:
             return dW, db
-        grads = list(dW) + (list(db) if db is not None else [])
-        reduced = self._reduce(backend, grads, [float(n_local)])
-        total = reduced.pop()
-        if reduction == "mean":
-            reduced = [g / total for g in reduced]
+        reduced = self.allreduce_sums(backend, list(dW) + (list(db) if db is not None else []), reduction, n_local)
         n = len(dW)
         return reduced[:n], (reduced[n:] if db is not None else None)
+
+    def allreduce_sums(self, backend, grads: list, reduction: str, n_local: int) -> list:
+        """The same for a flat list of gradient sums (any order, e.g. :meth:`MLP.parameters`').
+
+        One buffer: every array of ``grads`` (computed on ``n_local`` rows with
+        ``reduction=self.local_reduction(reduction)``), then ``n_local``; returns the
+        summed arrays, divided by the summed count when ``reduction == "mean"``.
+        """
+        if self.size == 1:
+            return list(grads)
+        reduced = self._reduce(backend, list(grads), [float(n_local)])
+        total = reduced.pop()
+        return [g / total for g in reduced] if reduction == "mean" else reduced
 
     def objective(self, model, Z, Y, T, l2: float, reduction: str):
         """The training objective over every rank's rows (see :meth:`MLP._objective`)."""
