@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from . import __version__, datasets, tutorials
+from . import __version__, datasets, optim, tutorials
 from .backend import ENV_VAR, limit_threads
 from .errors import XpnetError, XpnetValueError
 from .mlp import MLP
@@ -72,8 +72,9 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset",
-                                description="Train an MLP classifier by full-batch gradient descent on a "
-                                            "built-in dataset and report loss and training accuracy.")
+                                description="Train an MLP classifier by gradient descent (full batch, or "
+                                            "minibatches with --batch-size) on a built-in dataset and report "
+                                            "loss and training accuracy.")
     _common(train)
     train.add_argument("--dataset", default="moons", choices=datasets.NAMES,
                        help="built-in dataset (default: moons)")
@@ -86,7 +87,7 @@ def build_parser() -> Parser:
     train.add_argument("--activation", default="tanh", metavar="NAME",
                        help="hidden activation: tanh, sigmoid or relu; one, or one per layer comma separated (default: tanh)")
     train.add_argument("--epochs", type=_positive_int, default=2000,
-                       help="full-batch updates (default: 2000)")
+                       help="passes over the data; full-batch updates without --batch-size (default: 2000)")
     train.add_argument("--learning-rate", type=float, default=0.5, metavar="RATE",
                        help="gradient step size, Trask's alpha / WildML's epsilon (default: 0.5)")
     train.add_argument("--l2", type=float, default=0.0,
@@ -100,6 +101,9 @@ def build_parser() -> Parser:
     train.add_argument("--seed", type=int, default=0, help="seed for data and weights (default: 0)")
     train.add_argument("--log-every", type=_positive_int, default=None, metavar="N",
                        help="log loss and accuracy every N epochs (default: about 20 points)")
+    train.add_argument("--classes", type=_positive_int, default=None, metavar="K",
+                       help="number of classes for --dataset spirals or blobs (default: 3)")
+    _training_options(train)
     train.set_defaults(handler=cmd_train)
 
     tutorial = commands.add_parser("tutorial", help="run one of the tutorials exactly, through the library",
@@ -112,8 +116,64 @@ def build_parser() -> Parser:
                           help="hidden layer size (trask-alpha: 4, the text also shows 32; wildml-moons: 3)")
     tutorial.add_argument("--iterations", type=_positive_int, default=None,
                           help="passes to run instead of the tutorial's own count")
+    tutorial.add_argument("--activation", default=None, metavar="NAME",
+                          help="hidden activation where the tutorial allows it (wildml-activations: relu or "
+                               "sigmoid, default relu)")
     tutorial.set_defaults(handler=cmd_tutorial)
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _training_options(train: argparse.ArgumentParser) -> None:
+    """Flags for minibatches, momentum, schedules, clipping, dropout, batch norm, early stopping."""
+    group = train.add_argument_group("optimization (see xpnet.optim; defaults: plain full-batch descent)")
+    group.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+                       help="samples per update, reshuffled every epoch from --seed (default: all, full batch)")
+    group.add_argument("--momentum", type=_fraction, default=0.0, metavar="MU",
+                       help="momentum in [0, 1): v = MU*v + g, step -RATE*v (default: 0, off)")
+    group.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
+    group.add_argument("--schedule", default="constant", choices=optim.SCHEDULES,
+                       help="learning-rate schedule over epochs t: constant; annealing RATE/(1+DECAY*t); "
+                            "step RATE*GAMMA**floor(t/STEP); cosine from RATE down to 0 (default: constant)")
+    group.add_argument("--lr-decay", type=float, default=optim.Schedule.decay, metavar="DECAY",
+                       help=f"annealing: DECAY in RATE/(1+DECAY*t) (default: {optim.Schedule.decay})")
+    group.add_argument("--lr-step", type=_positive_int, default=optim.Schedule.step, metavar="STEP",
+                       help=f"step: epochs between drops (default: {optim.Schedule.step})")
+    group.add_argument("--lr-gamma", type=float, default=optim.Schedule.gamma, metavar="GAMMA",
+                       help=f"step: factor at each drop (default: {optim.Schedule.gamma})")
+    group.add_argument("--clip-value", type=float, default=None, metavar="C",
+                       help="clip every gradient entry to [-C, C], Trask's delta trimming (default: off)")
+    group.add_argument("--clip-norm", type=float, default=None, metavar="N",
+                       help="rescale all gradients together to global L2 norm <= N (default: off)")
+    group = train.add_argument_group("regularization")
+    group.add_argument("--dropout", type=_fraction, default=0.0, metavar="P",
+                       help="inverted dropout rate on hidden layers, training only (default: 0, off)")
+    group.add_argument("--batch-norm", action="store_true",
+                       help="batch normalization before each hidden activation (running statistics at inference)")
+    group.add_argument("--early-stopping", action="store_true",
+                       help="hold out --validation-fraction of the data; stop when its loss has not improved "
+                            "for --patience epochs and restore the best weights")
+    group.add_argument("--validation-fraction", type=float, default=0.1, metavar="F",
+                       help="fraction held out for --early-stopping (default: 0.1)")
+    group.add_argument("--patience", type=_positive_int, default=10, metavar="EPOCHS",
+                       help="epochs without validation improvement before stopping (default: 10)")
+
+
+def _fit_options(args) -> dict:
+    """The keyword arguments of xpnet.fit for the training flags."""
+    return dict(batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
+                schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step, gamma=args.lr_gamma),
+                clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
+                validation_fraction=args.validation_fraction, patience=args.patience)
 
 
 def _progress(message: str) -> None:
@@ -121,13 +181,19 @@ def _progress(message: str) -> None:
 
 
 def cmd_train(args) -> int:
-    X, y = datasets.load(args.dataset, n_samples=args.n_samples, noise=args.noise, seed=args.seed)
+    options = {}
+    if args.classes is not None:
+        if args.dataset not in ("spirals", "blobs"):
+            raise XpnetValueError(f"--classes applies to --dataset spirals or blobs, not {args.dataset}; drop it")
+        options["classes"] = args.classes
+    X, y = datasets.load(args.dataset, n_samples=args.n_samples, noise=args.noise, seed=args.seed, **options)
     if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
         y = y[:, 0].astype("int64")
     classes = int(y.max()) + 1
     activation = args.activation.split(",") if "," in args.activation else args.activation
     model = MLP([X.shape[1], *args.hidden, max(classes, 2)], activation=activation, output="softmax",
-                init=args.init, dtype=args.dtype, backend=args.backend, seed=args.seed)
+                init=args.init, dtype=args.dtype, backend=args.backend, seed=args.seed, dropout=args.dropout,
+                batch_norm=args.batch_norm)
     if not args.json:
         _progress(f"xpnet: training {model} on {args.dataset} ({X.shape[0]} samples); backend: {model.backend.reason}")
 
@@ -136,7 +202,7 @@ def cmd_train(args) -> int:
         _progress(f"epoch {event.epoch:>{len(str(event.epochs))}}/{event.epochs}  loss {event.loss:.6f}  accuracy {accuracy:.4f}")
 
     result = model.fit(X, y, epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
-                       reduction=args.reduction, log_every=args.log_every, callback=report)
+                       reduction=args.reduction, log_every=args.log_every, callback=report, **_fit_options(args))
     accuracy = model.accuracy(X, y)
     summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.dataset, "n_samples": int(X.shape[0]),
                "layer_sizes": list(model.layer_sizes), "learning_rate": args.learning_rate, "l2": args.l2}
@@ -163,7 +229,8 @@ def cmd_tutorial(args) -> int:
             for name, t in tutorials.TUTORIALS.items():
                 print(f"{name:<{width}}  {t.summary}")
         return 0
-    result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations)
+    result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations,
+                           activation=args.activation)
     print(json.dumps(result.data) if args.json else "\n".join(result.lines))
     return 0
 
