@@ -169,7 +169,9 @@ def _training_options(train: argparse.ArgumentParser) -> None:
 
 
 def _fit_options(args) -> dict:
-    """The keyword arguments of xpnet.fit for the training flags."""
+    """The keyword arguments of xpnet.fit for the training flags (checked, so errors come before any work)."""
+    optim.check_options(momentum=args.momentum, nesterov=args.nesterov, clip_value=args.clip_value,
+                        clip_norm=args.clip_norm)
     return dict(batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
                 schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step, gamma=args.lr_gamma),
                 clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
@@ -181,6 +183,7 @@ def _progress(message: str) -> None:
 
 
 def cmd_train(args) -> int:
+    fit_options = _fit_options(args)
     options = {}
     if args.classes is not None:
         if args.dataset not in ("spirals", "blobs"):
@@ -202,7 +205,7 @@ def cmd_train(args) -> int:
         _progress(f"epoch {event.epoch:>{len(str(event.epochs))}}/{event.epochs}  loss {event.loss:.6f}  accuracy {accuracy:.4f}")
 
     result = model.fit(X, y, epochs=args.epochs, learning_rate=args.learning_rate, l2=args.l2,
-                       reduction=args.reduction, log_every=args.log_every, callback=report, **_fit_options(args))
+                       reduction=args.reduction, log_every=args.log_every, callback=report, **fit_options)
     accuracy = model.accuracy(X, y)
     summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.dataset, "n_samples": int(X.shape[0]),
                "layer_sizes": list(model.layer_sizes), "learning_rate": args.learning_rate, "l2": args.l2}

@@ -165,7 +165,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     good = _snapshot(model)  # arrays are never updated in place, so references are a snapshot
     start = time.perf_counter()
     for epoch in range(epochs + 1):
-        stop = epoch == epochs or (stopper is not None and stopper.update(epoch, model))
+        stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs
         first = None
         if stop or epoch % log_every == 0:
             loss, first = _evaluate(model, X, T, l2, reduction, plain)
