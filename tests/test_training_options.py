@@ -64,11 +64,11 @@ def test_tutorials_still_reproduce_their_references():
     from xpnet import tutorials
 
     X, y = xpnet.datasets.moons(200, noise=0.2, seed=0)
-    losses, accuracy = reference.wildml(X, y, 3, passes=2001)
-    run = tutorials.run("wildml-moons", backend="numpy", iterations=2001)
+    losses, accuracy = reference.wildml(X, y, 3, passes=1001)
+    run = tutorials.run("wildml-moons", backend="numpy", iterations=1001)
     assert run.data["losses"] == losses and run.data["accuracy"] == accuracy
-    errors, _, _ = reference.three_layer("trask", 20_000)
-    assert tutorials.run("trask-3layer", backend="numpy", iterations=20_000).data["errors"] == errors
+    errors, _, _ = reference.three_layer("trask", 10_001)
+    assert tutorials.run("trask-3layer", backend="numpy", iterations=10_001).data["errors"] == errors
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
@@ -173,7 +173,7 @@ def test_three_class_spirals_reach_high_accuracy(backend, dtype):
     """A linear classifier gets about 1/2 on 3 spirals (CS231n measures 49%); 0.9 needs the hidden layer."""
     X, y = xpnet.datasets.load("spirals", n_samples=150, seed=0, classes=3)
     model = xpnet.MLP([2, 32, 3], activation="tanh", dtype=dtype, backend=backend, seed=0)
-    result = model.fit(X, y, epochs=150, learning_rate=0.1, batch_size=15, momentum=0.9)
+    result = model.fit(X, y, epochs=100, learning_rate=0.2, batch_size=30, momentum=0.9)
     assert model.accuracy(X, y) >= 0.9
     assert result.final_loss < result.history[0] / 3
 
@@ -182,7 +182,7 @@ def test_four_layer_net_trains(backend, dtype):
     """WildML's exercise: input, two hidden layers, output."""
     X, y = xpnet.datasets.load("moons", n_samples=100, seed=0)
     model = xpnet.MLP([2, 6, 6, 2], activation="tanh", dtype=dtype, backend=backend, seed=0)
-    result = model.fit(X, y, epochs=100, learning_rate=0.1, batch_size=10, momentum=0.9)
+    result = model.fit(X, y, epochs=60, learning_rate=0.1, batch_size=10, momentum=0.9)
     assert result.final_loss < result.history[0] / 2
     assert model.accuracy(X, y) >= 0.9
 

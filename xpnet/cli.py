@@ -217,6 +217,9 @@ def cmd_train(args) -> int:
         print(f"epochs    {result.epochs}   time {result.seconds:.3f} s")
         print(f"loss      {result.final_loss:.6f}")
         print(f"accuracy  {accuracy:.4f} (training)")
+        if args.early_stopping:
+            print(f"early     best epoch {result.best_epoch} (weights restored), "
+                  f"{'stopped early' if result.stopped_early else 'ran all epochs'}")
     if result.diverged:
         print(f"xpnet: error: {result.message}", file=sys.stderr)
         return 1
