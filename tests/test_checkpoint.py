@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import xpnet
-from conftest import run_cli
 from xpnet import checkpoint
 from xpnet.errors import XpnetValueError
 
@@ -133,7 +132,6 @@ def test_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
 
 KILLER = """
 import sys, numpy as np, xpnet
-from conftest import run_cli
 from xpnet import checkpoint
 model = xpnet.MLP([2, 400, 400, 2], backend="numpy", dtype="float64")
 print("ready", flush=True)
@@ -188,8 +186,14 @@ def test_resume_equals_an_uninterrupted_run_with_training_options(tmp_path, flag
     """Momentum velocity, batch-norm statistics, the shuffle and dropout streams and the
     schedule all continue where the saved run stopped."""
     path = tmp_path / "r.npz"
+    def xpnet_json(*args):
+        proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
     common = ["train", "--backend", "numpy", "--n-samples", "300", "--quiet", "--json", *flags]
-    whole = json.loads(run_cli(*common, "--epochs", "6", check=0).stdout)
-    run_cli(*common, "--epochs", "3", "--save", path, check=0)
-    resumed = json.loads(run_cli("train", "--resume", path, "--epochs", "6", "--json", "--quiet", check=0).stdout)
+    whole = xpnet_json(*common, "--epochs", "6")
+    xpnet_json(*common, "--epochs", "3", "--save", path)
+    resumed = xpnet_json("train", "--resume", path, "--epochs", "6", "--json", "--quiet")
     assert resumed["final_loss"] == whole["final_loss"]
