@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,7 +176,7 @@ def load(path, *, backend=None, dtype: str | None = None) -> Checkpoint:
         raise XpnetValueError(f"--model {path!r}: no such file; write one with `xpnet train --save {path}`")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise XpnetValueError(f"{path!r} is not an xpnet checkpoint (.npz): {exc}") from None
     with archive:
         if "meta" not in archive.files:
@@ -184,7 +185,7 @@ def load(path, *, backend=None, dtype: str | None = None) -> Checkpoint:
             meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
             _check_format(path, meta)
             arrays = {name: archive[name] for name in archive.files if name != "meta"}
-        except (ValueError, UnicodeDecodeError) as exc:  # includes pickled (object) arrays, refused
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, zipfile.BadZipFile) as exc:  # pickles refused
             if isinstance(exc, XpnetValueError):
                 raise
             raise XpnetValueError(f"{path!r} is not a valid xpnet checkpoint: {exc}") from None
