@@ -98,12 +98,16 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
         for _ in range(3):  # wait until training is under way
             proc.stderr.readline()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "saved epoch" in err and "--resume" in err
+    assert "accuracy" in out  # the summary so far
     ckpt = checkpoint.load(path, backend="numpy")
-    assert ckpt.epochs_done > 0 and ckpt.epochs_done % 50 == 0
+    assert ckpt.epochs_done > 0  # the last complete epoch, logged when training stopped
     assert ckpt.history["epochs"][-1] == ckpt.epochs_done
+    resumed = subprocess.run([sys.executable, "-m", "xpnet", "train", "--resume", str(path), "--epochs",
+                              str(ckpt.epochs_done + 5), "--json"], capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
 
 
 class Crash(Exception):
@@ -173,3 +177,23 @@ def test_refuses_bad_files(tmp_path):
         checkpoint.load(tmp_path / "pickled.npz")  # allow_pickle=False: object arrays are refused
     with pytest.raises(XpnetValueError, match="does not exist"):
         checkpoint.save(tmp_path / "no" / "dir.npz", trained("numpy", "float64", epochs=1))
+
+
+@pytest.mark.parametrize("flags", [["--batch-size", "100", "--momentum", "0.9"],
+                                   ["--dropout", "0.2", "--schedule", "annealing"],
+                                   ["--batch-norm", "--batch-size", "64", "--nesterov", "--momentum", "0.5"]])
+def test_resume_equals_an_uninterrupted_run_with_training_options(tmp_path, flags):
+    """Momentum velocity, batch-norm statistics, the shuffle and dropout streams and the
+    schedule all continue where the saved run stopped."""
+    path = tmp_path / "r.npz"
+    def xpnet_json(*args):
+        proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    common = ["train", "--backend", "numpy", "--n-samples", "300", "--quiet", "--json", *flags]
+    whole = xpnet_json(*common, "--epochs", "6")
+    xpnet_json(*common, "--epochs", "3", "--save", path)
+    resumed = xpnet_json("train", "--resume", path, "--epochs", "6", "--json", "--quiet")
+    assert resumed["final_loss"] == whole["final_loss"]

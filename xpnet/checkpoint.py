@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,7 @@ from . import __version__
 from .backend import to_numpy
 from .data import LabelMap, Scaler
 from .errors import XpnetValueError
+from .layers import BatchNorm
 from .mlp import MLP
 
 FORMAT = "xpnet-checkpoint"
@@ -102,6 +104,8 @@ def save(path, model: MLP, *, config=None, history=None, epochs_done: int = 0, o
             "init": model.init,
             "seed": model.seed,
             "numerics": model.numerics,
+            "dropout": spec.dropout,
+            "batch_norm": model.bn is not None,
         },
         "dtype": model.dtype_name,
         "saved_from": model.backend.describe(),
@@ -121,6 +125,9 @@ def save(path, model: MLP, *, config=None, history=None, epochs_done: int = 0, o
     arrays.update({f"W{i}": to_numpy(W) for i, W in enumerate(model.W)})
     if model.b is not None:
         arrays.update({f"b{i}": to_numpy(b) for i, b in enumerate(model.b)})
+    if model.bn is not None:
+        for field_name in ("gamma", "beta", "mean", "var"):
+            arrays.update({f"bn_{field_name}{i}": to_numpy(a) for i, a in enumerate(getattr(model.bn, field_name))})
     arrays.update({f"optimizer/{name}": a for name, a in state.items()})
     if scaler is not None:
         arrays["scaler_mean"], arrays["scaler_scale"] = scaler.mean, scaler.scale
@@ -169,7 +176,7 @@ def load(path, *, backend=None, dtype: str | None = None) -> Checkpoint:
         raise XpnetValueError(f"--model {path!r}: no such file; write one with `xpnet train --save {path}`")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise XpnetValueError(f"{path!r} is not an xpnet checkpoint (.npz): {exc}") from None
     with archive:
         if "meta" not in archive.files:
@@ -178,7 +185,7 @@ def load(path, *, backend=None, dtype: str | None = None) -> Checkpoint:
             meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
             _check_format(path, meta)
             arrays = {name: archive[name] for name in archive.files if name != "meta"}
-        except (ValueError, UnicodeDecodeError) as exc:  # includes pickled (object) arrays, refused
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, zipfile.BadZipFile) as exc:  # pickles refused
             if isinstance(exc, XpnetValueError):
                 raise
             raise XpnetValueError(f"{path!r} is not a valid xpnet checkpoint: {exc}") from None
@@ -186,10 +193,15 @@ def load(path, *, backend=None, dtype: str | None = None) -> Checkpoint:
     n = len(arch["layer_sizes"]) - 1
     model = MLP(arch["layer_sizes"], activation=arch["activation"], output=arch["output"], loss=arch["loss"],
                 bias=arch["bias"], init=arch["init"], dtype=_dtype_for(meta["dtype"], dtype, backend),
-                backend=backend, seed=arch["seed"], numerics=arch["numerics"])
+                backend=backend, seed=arch["seed"], numerics=arch["numerics"], dropout=arch.get("dropout", 0.0),
+                batch_norm=arch.get("batch_norm", False))
     model.W = [model.backend.asarray(arrays[f"W{i}"], model.dtype) for i in range(n)]
     if arch["bias"]:
         model.b = [model.backend.asarray(arrays[f"b{i}"], model.dtype) for i in range(n)]
+    if model.bn is not None:
+        k = n - 1
+        model.bn = BatchNorm(*(tuple(model.backend.asarray(arrays[f"bn_{f}{i}"], model.dtype) for i in range(k))
+                               for f in ("gamma", "beta", "mean", "var")))
     scaler = Scaler(arrays["scaler_mean"], arrays["scaler_scale"]) if meta.get("standardize") else None
     return Checkpoint(
         model=model,

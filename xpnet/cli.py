@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from . import __version__, datasets, distributed, tutorials
+from . import __version__, datasets, distributed, optim, tutorials
 from .backend import ENV_VAR, limit_threads
 from .errors import XpnetError, XpnetValueError
 from .mlp import MLP
@@ -94,9 +94,10 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     train = commands.add_parser("train", help="train an MLP classifier on a built-in dataset or your own data file",
-                                description="Train an MLP classifier by full-batch gradient descent on a "
-                                            "built-in dataset or your own --data file and report loss and "
-                                            "accuracy (training, and held-out with --validation-fraction).")
+                                description="Train an MLP classifier by gradient descent (full batch, or "
+                                            "minibatches with --batch-size) on a built-in dataset or your own "
+                                            "--data file and report loss and accuracy (training, and held-out "
+                                            "with --validation-fraction).")
     _common(train)
     train.add_argument("--dataset", default="moons", choices=datasets.NAMES + ("digits",),
                        help="built-in dataset (default: moons); digits is scikit-learn's 8x8 handwritten digits "
@@ -110,8 +111,8 @@ def build_parser() -> Parser:
     train.add_argument("--activation", default="tanh", metavar="NAME",
                        help="hidden activation: tanh, sigmoid or relu; one, or one per layer comma separated (default: tanh)")
     train.add_argument("--epochs", type=_positive_int, default=None,
-                       help="full-batch updates (default: 2000; with --resume: the total of the saved run, "
-                            "counting the epochs already done)")
+                       help="passes over the data; full-batch updates without --batch-size (default: 2000; with "
+                            "--resume: the total of the saved run, counting the epochs already done)")
     train.add_argument("--learning-rate", type=_positive_float, default=0.5, metavar="RATE",
                        help="gradient step size, Trask's alpha / WildML's epsilon (default: 0.5)")
     train.add_argument("--l2", type=_non_negative_float, default=0.0,
@@ -126,6 +127,9 @@ def build_parser() -> Parser:
     train.add_argument("--log-every", type=_positive_int, default=None, metavar="N",
                        help="log loss and accuracy every N epochs (default: about 20 points)")
     _user_flags(train)
+    train.add_argument("--classes", type=_positive_int, default=None, metavar="K",
+                       help="number of classes for --dataset spirals or blobs (default: 3)")
+    _training_options(train)
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training over the processes of an MPI job, launched as `mpiexec -n P "
                             "python -m mpi4py -m xpnet train ... --distributed`: each process keeps its own "
@@ -148,10 +152,66 @@ def build_parser() -> Parser:
     tutorial.add_argument("--plot", default=None, metavar="FILE",
                           help="draw the tutorial's picture to FILE (.png, .svg or .pdf; needs matplotlib): "
                                "wildml-moons, wildml-hidden-sweep, trask-alpha")
+    tutorial.add_argument("--activation", default=None, metavar="NAME",
+                          help="hidden activation where the tutorial allows it (wildml-activations: relu or "
+                               "sigmoid, default relu)")
     tutorial.set_defaults(handler=cmd_tutorial)
     _model_commands(commands)
     _add_bench(commands)
     return parser
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def _training_options(train: argparse.ArgumentParser) -> None:
+    """Flags for minibatches, momentum, schedules, clipping, dropout, batch norm, early stopping."""
+    group = train.add_argument_group("optimization (see xpnet.optim; defaults: plain full-batch descent)")
+    group.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
+                       help="samples per update, reshuffled every epoch from --seed (default: all, full batch)")
+    group.add_argument("--momentum", type=_fraction, default=0.0, metavar="MU",
+                       help="momentum in [0, 1): v = MU*v + g, step -RATE*v (default: 0, off)")
+    group.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
+    group.add_argument("--schedule", default="constant", choices=optim.SCHEDULES,
+                       help="learning-rate schedule over epochs t: constant; annealing RATE/(1+DECAY*t); "
+                            "step RATE*GAMMA**floor(t/STEP); cosine from RATE down to 0 (default: constant)")
+    group.add_argument("--lr-decay", type=float, default=optim.Schedule.decay, metavar="DECAY",
+                       help=f"annealing: DECAY in RATE/(1+DECAY*t) (default: {optim.Schedule.decay})")
+    group.add_argument("--lr-step", type=_positive_int, default=optim.Schedule.step, metavar="STEP",
+                       help=f"step: epochs between drops (default: {optim.Schedule.step})")
+    group.add_argument("--lr-gamma", type=float, default=optim.Schedule.gamma, metavar="GAMMA",
+                       help=f"step: factor at each drop (default: {optim.Schedule.gamma})")
+    group.add_argument("--clip-value", type=float, default=None, metavar="C",
+                       help="clip every gradient entry to [-C, C], Trask's delta trimming (default: off)")
+    group.add_argument("--clip-norm", type=float, default=None, metavar="N",
+                       help="rescale all gradients together to global L2 norm <= N (default: off)")
+    group = train.add_argument_group("regularization")
+    group.add_argument("--dropout", type=_fraction, default=0.0, metavar="P",
+                       help="inverted dropout rate on hidden layers, training only (default: 0, off)")
+    group.add_argument("--batch-norm", action="store_true",
+                       help="batch normalization before each hidden activation (running statistics at inference)")
+    group.add_argument("--early-stopping", action="store_true",
+                       help="hold out --validation-fraction of the data; stop when its loss has not improved "
+                            "for --patience epochs and restore the best weights")
+    group.add_argument("--patience", type=_positive_int, default=10, metavar="EPOCHS",
+                       help="epochs without validation improvement before stopping (default: 10)")
+
+
+def _fit_options(args) -> dict:
+    """The keyword arguments of xpnet.fit for the training flags (checked, so errors come before any work)."""
+    optim.check_options(momentum=args.momentum, nesterov=args.nesterov, clip_value=args.clip_value,
+                        clip_norm=args.clip_norm)
+    return dict(batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
+                schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step, gamma=args.lr_gamma),
+                clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
+                patience=args.patience)
 
 
 def _progress(message: str) -> None:
@@ -161,12 +221,18 @@ def _progress(message: str) -> None:
 def cmd_train(args) -> int:
     from . import data
 
-    ckpt = _resume(args) if args.resume else None
+    ckpt = _resume(args) if args.resume else None  # first: it restores the saved run's flags
+    fit_options = _fit_options(args)
+    if args.classes is not None and (args.data or args.dataset not in ("spirals", "blobs")):
+        raise XpnetValueError(f"--classes applies to --dataset spirals or blobs, not {args.data or args.dataset}; "
+                              "drop it")
     args.epochs = 2000 if args.epochs is None else args.epochs
     if args.plot:
         from . import plot
 
         plot.check_path(args.plot)
+    if args.early_stopping and args.validation_fraction is None and not (args.dataset == "digits" and not args.data):
+        args.validation_fraction = 0.1  # early stopping needs a held-out set
     config = {key: value for key, value in vars(args).items() if key not in _PER_RUN and _jsonable(value)}
     config["epochs_requested"] = args.epochs
     if config.get("data"):  # so that --resume and `xpnet evaluate` find it from any directory
@@ -179,7 +245,7 @@ def cmd_train(args) -> int:
     if ckpt is None:
         activation = args.activation.split(",") if "," in args.activation else args.activation
         model = MLP([X.shape[1], *args.hidden, prepared.n_classes], activation=activation, output="softmax",
-                    init=args.init, dtype=args.dtype, seed=args.seed,
+                    init=args.init, dtype=args.dtype, seed=args.seed, dropout=args.dropout, batch_norm=args.batch_norm,
                     backend=args.backend if comm is None else comm.backend_name(args.backend))
     else:
         model = ckpt.model
@@ -189,37 +255,34 @@ def cmd_train(args) -> int:
     if args.epochs <= done:
         raise XpnetValueError(f"--epochs {args.epochs} is not more than the {done} epochs {args.resume!r} already "
                               f"ran; --epochs counts the total, so ask for more than {done}")
+    if args.early_stopping:
+        fit_options["validation_data"] = (prepared.X_held, prepared.y_held)
+    if ckpt and ckpt.optimizer_state:
+        fit_options["optimizer_state"] = ckpt.optimizer_state
     if not args.json and not args.quiet:
         _progress(f"xpnet: training {model} on {prepared.source} ({X.shape[0]} samples"
                   f"{f', {prepared.X_held.shape[0]} held out' if prepared.X_held.shape[0] else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
     progress = _Progress(args, model, prepared, done)
-    options = {"optimizer_state": ckpt.optimizer_state} if ckpt and ckpt.optimizer_state else {}
-    try:
-        result = _fit(comm, model, X, y, epochs=args.epochs - done, learning_rate=args.learning_rate, l2=args.l2,
-                      reduction=args.reduction, log_every=args.log_every or progress.log_every,
-                      callback=progress, **options)
-    except KeyboardInterrupt:
-        progress.close()
-        if args.save and root and progress.last is not None:
-            epoch, model.W, model.b = progress.last  # a consistent snapshot: weights of a logged epoch
-            last = done + epoch
-            _save(args.save, model, config, _merged(history, progress, done, last), last, prepared, {})
-            print(f"xpnet: interrupted; saved epoch {last} to {args.save} "
-                  f"(continue with --resume {args.save})", file=sys.stderr)
-        raise
+    result = _fit(comm, model, X, y, epochs=args.epochs - done, initial_epoch=done, learning_rate=args.learning_rate,
+                  l2=args.l2, reduction=args.reduction, log_every=args.log_every or progress.log_every,
+                  callback=progress, **fit_options)
     progress.close()
     history = _merged(history, progress, done, done + result.epochs)
     if args.save and root:
-        state = getattr(result, "optimizer_state", None) or {}  # momentum etc., when fit() keeps some
-        _save(args.save, model, config, history, done + result.epochs, prepared, state)
-    if args.plot and root:
+        _save(args.save, model, config, history, done + result.epochs, prepared, result.optimizer_state)
+    if args.plot and root and not result.interrupted:
         plot.training_figure(args.plot, model, X, y, history["epochs"], history["losses"])
-    if root:
-        _print_training(args, model, prepared, result, done)
+    if not root:
+        return 130 if result.interrupted else 1 if result.diverged else 0
+    _print_training(args, model, prepared, result, done)
+    if result.interrupted:
+        saved = f"; saved epoch {done + result.epochs} to {args.save} (continue with --resume {args.save})" \
+            if args.save else ""
+        print(f"xpnet: interrupted after epoch {done + result.epochs}{saved}", file=sys.stderr)
+        return 130
     if result.diverged:
-        if root:
-            print(f"xpnet: error: {result.message}", file=sys.stderr)
+        print(f"xpnet: error: {result.message}", file=sys.stderr)
         return 1
     return 0
 
@@ -257,6 +320,9 @@ def _print_training(args, model, prepared, result, done) -> None:
     print(f"accuracy  {accuracy:.4f} (training)")
     if held:
         print(f"accuracy  {held_accuracy:.4f} ({split}, {held} samples)")
+    if getattr(args, "early_stopping", False):
+        print(f"early     best epoch {result.best_epoch} (weights restored), "
+              f"{'stopped early' if result.stopped_early else 'ran all epochs'}")
     if args.save:
         print(f"saved     {args.save}")
     if args.plot:
@@ -288,8 +354,9 @@ def _user_flags(train) -> None:
                        help="rescale every feature to mean 0, standard deviation 1 (fitted on the training part; "
                             "saved with --save and applied by predict/evaluate)")
     train.add_argument("--validation-fraction", type=float, default=None, metavar="F",
-                       help="hold out this fraction of the rows (shuffled with --seed) and report accuracy on it "
-                            "(default: 0; 0.25 for --dataset digits)")
+                       help="hold out this fraction of the rows (shuffled with --seed) and report accuracy on it; "
+                            "with --early-stopping its loss decides when to stop (default: 0; 0.25 for --dataset "
+                            "digits; 0.1 with --early-stopping)")
     train.add_argument("--save", default=None, metavar="FILE",
                        help="write the trained model to FILE (.npz + JSON metadata, written atomically); "
                             "on Ctrl-C the last logged epoch is saved")
@@ -413,7 +480,8 @@ def cmd_tutorial(args) -> int:
         if args.name not in plot.TUTORIAL_FIGURES:
             raise XpnetValueError(f"tutorial {args.name!r} has no picture; --plot works with "
                                   f"{', '.join(plot.TUTORIAL_FIGURES)}")
-    result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations)
+    result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations,
+                           activation=args.activation)
     if args.plot:
         plot.tutorial_figure(args.plot, result)
     print(json.dumps(result.data) if args.json else "\n".join(result.lines))

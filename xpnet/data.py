@@ -232,7 +232,8 @@ def load_digits():
 
 # The settings that decide which data a run trains on (saved in checkpoints, reused by
 # --resume and `xpnet evaluate`). None means "the default".
-DATA_KEYS = ("dataset", "data", "target", "standardize", "validation_fraction", "n_samples", "noise", "seed")
+DATA_KEYS = ("dataset", "data", "target", "standardize", "validation_fraction", "n_samples", "noise", "seed",
+             "classes")
 
 
 @dataclass
@@ -274,7 +275,8 @@ def prepare(config: dict) -> Prepared:
         source = "digits (8x8 handwritten digits, pixels / 16)"
     else:
         name = config.get("dataset") or "moons"
-        X, y = datasets.load(name, n_samples=config.get("n_samples"), noise=config.get("noise"), seed=seed)
+        options = {"classes": config["classes"]} if config.get("classes") else {}
+        X, y = datasets.load(name, n_samples=config.get("n_samples"), noise=config.get("noise"), seed=seed, **options)
         if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
             y = y[:, 0].astype(np.int64)
         source = name

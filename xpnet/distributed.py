@@ -31,6 +31,11 @@ Without MPI (mpi4py not installed, or the program not launched by ``mpiexec``)
 :func:`launch` returns a size-1 communicator whose every operation is a no-op, so the
 same program runs as one process and trains exactly like :func:`xpnet.fit`.
 
+Minibatches: every process draws the same global batches as one process would
+(:meth:`Communicator.batches`) and keeps the rows of each that it holds, so minibatch
+training with momentum, schedules and clipping also matches one process. Dropout and batch
+normalisation are refused for now (their masks and statistics would have to span processes).
+
 GPU buffers are staged through the host by default; :func:`xpnet.backend.device_allreducer`
 reduces on the device instead when CuPy's NCCL is available (untested here: no GPU).
 """
@@ -132,6 +137,7 @@ class Communicator:
             self._init_node()
         self.stats = ReduceStats()
         self._device_reduce = {}
+        self.n_total, self._offset = None, 0  # set by setup(): global rows, this block's first row
 
     def _init_node(self):
         from mpi4py import MPI
@@ -192,6 +198,45 @@ class Communicator:
     def local_reduction(self, reduction: str) -> str:
         """The reduction the local backward pass must use: sums when the ranks combine them."""
         return reduction if self.size == 1 else "sum"
+
+    def setup(self, model, n_local: int, local_split: bool) -> int:
+        """Check what data-parallel training supports; return the global row count.
+
+        ``n_local`` rows must be this process's block (:meth:`rows`) of the global data.
+        """
+        self.n_total = int(self.sum_floats([n_local])[0]) if self.size > 1 else n_local
+        if self.size == 1:
+            return self.n_total
+        unsupported = [name for name, used in (("dropout", model.spec.dropout), ("batch_norm", model.bn is not None),
+                                               ("early_stopping without validation_data", local_split)) if used]
+        if unsupported:
+            raise XpnetValueError(f"{', '.join(unsupported)} is not supported in data-parallel training yet; "
+                                  "train without it, or in one process")
+        start, stop = self.bounds(self.n_total)
+        if stop - start != n_local:
+            raise XpnetValueError(f"this process has {n_local} rows but its block of the {self.n_total} rows is "
+                                  f"[{start}, {stop}); pass comm.rows(X), comm.rows(y)")
+        self._offset = start
+        return self.n_total
+
+    def batches(self, backend, batch_size: int | None, shuffle: bool, rng) -> list:
+        """This epoch's batches as (this process's local rows, global batch size) pairs.
+
+        The global batches are exactly the ones one process would draw from ``rng`` on all
+        ``n_total`` rows; each process keeps the rows of each batch that it holds (``None``:
+        all its rows, full batch). Needs :meth:`setup` first.
+        """
+        n = self.n_total
+        if batch_size is None or batch_size >= n:
+            return [(None, n)]
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        start, stop = (self._offset, self._offset + n) if self.size == 1 else self.bounds(n)
+        out = []
+        for i in range(0, n, batch_size):
+            rows = order[i:min(i + batch_size, n)]
+            mine = rows[(rows >= start) & (rows < stop)] - start
+            out.append((backend.asarray(mine) if self.size > 1 else backend.asarray(rows), len(rows)))
+        return out
 
     def allreduce_gradients(self, backend, dW, db, reduction: str, n_local: int):
         """Sum the local gradient sums of all ranks in one buffer; divide by the global N for "mean".

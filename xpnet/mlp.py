@@ -21,7 +21,7 @@ import numpy as np
 
 import array_api_compat
 
-from . import activations, losses
+from . import activations, layers, losses
 from .backend import Backend, get_backend, to_numpy
 from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
 from .init import initial_weights
@@ -40,10 +40,40 @@ class Spec:
     loss: losses.Loss
     bias: bool
     stable: bool  # max-subtracted softmax and log-sum-exp loss (False: the tutorials' formulas)
+    dropout: float = 0.0  # inverted-dropout rate on hidden layers (training only)
+    batch_norm: bool = False  # batch normalization before each hidden activation
 
 
-def forward(spec: Spec, xp, W, b, X):
-    """Run the network on ``X`` (N, n_in); return ``(Y, cache)`` with cache = (inputs, Z_out)."""
+def forward(spec: Spec, xp, W, b, X, *, bn=None, train=False, masks=None):
+    """Run the network on ``X`` (N, n_in); return ``(Y, cache)`` with cache = (inputs, Z_out).
+
+    ``bn`` (a :class:`~xpnet.layers.BatchNorm`, for models with ``batch_norm``) normalizes
+    each hidden layer: with the batch statistics when ``train``, else the running ones.
+    ``masks`` are dropout multipliers per hidden layer (N, width), training only. With
+    either, the cache gains a third entry, the per-layer :class:`~xpnet.layers.Record`.
+    """
+    if bn is None and masks is None:
+        return _forward_plain(spec, xp, W, b, X)
+    inputs, records = [], []
+    H = X
+    last = len(W) - 1
+    for i, Wi in enumerate(W):
+        inputs.append(H)
+        Z = H @ Wi
+        if b is not None:
+            Z = Z + b[i]
+        if i == last:
+            H = activations.output_forward(xp, spec.output, Z, spec.stable)
+            break
+        norm = {} if bn is None else {"gamma": bn.gamma[i], "beta": bn.beta[i],
+                                      "stats": None if train else (bn.mean[i], bn.var[i])}
+        H, record = layers.hidden_forward(spec.hidden[i], xp, Z, mask=None if masks is None else masks[i], **norm)
+        records.append(record)
+    return H, (inputs, Z, records)
+
+
+def _forward_plain(spec: Spec, xp, W, b, X):
+    """The tutorials' forward pass (no dropout, no batch norm): ``(Y, (inputs, Z_out))``."""
     inputs = []
     H = X
     last = len(W) - 1
@@ -56,12 +86,17 @@ def forward(spec: Spec, xp, W, b, X):
     return H, (inputs, Z)
 
 
-def backward(spec: Spec, xp, W, cache, Y, T, reduction: str):
+def backward(spec: Spec, xp, W, cache, Y, T, reduction: str, *, bn=None):
     """Gradients ``(dW, db)`` of the summed (or mean) loss, by manual backprop.
 
     Same operations, same order as the tutorials: ``dW = H.T @ dZ``, ``db = sum(dZ, 0)``,
     ``dZ_prev = act'(dZ @ W.T)``. The input layer's dX is never computed.
+
+    When the cache holds dropout / batch-norm records (see :func:`forward`), returns
+    ``(dW, db, (dgamma, dbeta))`` instead, the last two lists empty without batch norm.
     """
+    if len(cache) == 3:
+        return _backward_layers(spec, xp, W, cache, Y, T, reduction, bn)
     inputs, _ = cache
     dZ = spec.loss.delta(xp, spec.output, Y, T)
     if reduction == "mean":
@@ -75,6 +110,25 @@ def backward(spec: Spec, xp, W, cache, Y, T, reduction: str):
         if i:
             dZ = spec.hidden[i - 1].backward(xp, dZ @ W[i].T, H)
     return dW, (db if spec.bias else None)
+
+
+def _backward_layers(spec: Spec, xp, W, cache, Y, T, reduction, bn):
+    inputs, _, records = cache
+    dZ = spec.loss.delta(xp, spec.output, Y, T)
+    if reduction == "mean":
+        dZ = dZ / Y.shape[0]
+    n = len(W)
+    dW, db = [None] * n, [None] * n
+    dgamma, dbeta = [None] * (n - 1), [None] * (n - 1)
+    for i in range(n - 1, -1, -1):
+        dW[i] = inputs[i].T @ dZ
+        db[i] = xp.sum(dZ, axis=0)
+        if i:
+            gamma = None if bn is None else bn.gamma[i - 1]
+            dZ, dgamma[i - 1], dbeta[i - 1] = layers.hidden_backward(spec.hidden[i - 1], xp, dZ @ W[i].T,
+                                                                     records[i - 1], gamma)
+    norm = (dgamma, dbeta) if bn is not None else ([], [])
+    return dW, (db if spec.bias else None), norm
 
 
 def l2_penalty(xp, W, l2: float):
@@ -114,17 +168,26 @@ class MLP:
     numerics : {"stable", "tutorial"}, default "stable"
         ``"tutorial"`` keeps WildML's plain softmax and ``-log(p)`` loss so its printed
         digits reproduce; ``"stable"`` subtracts the row max and never overflows.
+    dropout : float in [0, 1), default 0
+        Inverted-dropout rate on every hidden layer's output, in training only (masks
+        drawn on the host from the fit's seed, see :mod:`xpnet.layers`).
+    batch_norm : bool, default False
+        Batch normalization before every hidden activation; inference (predict, loss,
+        accuracy) uses the running statistics.
 
     Attributes
     ----------
     W, b : list of arrays
         Weights ``(n_in, n_out)`` and biases ``(n_out,)`` on the backend (``b`` is None
         without bias units).
+    bn : xpnet.layers.BatchNorm or None
+        Batch-norm scales, shifts and running statistics (None without ``batch_norm``).
     backend : Backend
     """
 
     def __init__(self, layer_sizes, *, activation="tanh", output="softmax", loss=None, bias=True,
-                 init="auto", dtype="float32", backend=None, seed=0, numerics="stable"):
+                 init="auto", dtype="float32", backend=None, seed=0, numerics="stable", dropout=0.0,
+                 batch_norm=False):
         sizes = tuple(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else ()
         if len(sizes) < 2:
             raise XpnetValueError(f"layer_sizes={layer_sizes!r} needs at least [n_inputs, n_outputs]")
@@ -141,6 +204,10 @@ class MLP:
         check_choice("numerics", numerics, NUMERICS)
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise XpnetValueError(f"seed={seed!r} must be a whole number >= 0")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise XpnetValueError(f"dropout={dropout!r} must be a rate in [0, 1), e.g. 0.2; 0 turns it off")
+        if not isinstance(batch_norm, bool):
+            raise XpnetTypeError(f"batch_norm={batch_norm!r} must be True or False")
         if output == "softmax" and sizes[-1] < 2:
             raise XpnetValueError("output='softmax' needs at least 2 output units; use output='sigmoid' for 1")
         self.spec = Spec(
@@ -150,6 +217,8 @@ class MLP:
             loss=losses.get_loss(loss, output),
             bias=bool(bias),
             stable=numerics == "stable",
+            dropout=float(dropout),
+            batch_norm=batch_norm,
         )
         self.backend: Backend = get_backend(backend)
         self.dtype_name = dtype
@@ -158,6 +227,8 @@ class MLP:
         host = initial_weights(init, self.spec.layer_sizes, self.seed, "relu" if "relu" in names else "tanh")
         self.W = [self.backend.asarray(w, self.dtype) for w in host]
         self.b = [self.xp.zeros((w.shape[1],), dtype=self.dtype, device=self.backend.device) for w in host] if bias else None
+        self.bn = (layers.batch_norm_init(self.xp, sizes[1:-1], self.dtype, self.backend.device)
+                   if batch_norm else None)
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -242,7 +313,7 @@ class MLP:
     # -- inference -----------------------------------------------------------------------
     def predict_proba(self, X):
         """Network output for ``X``: class probabilities (softmax/sigmoid) or values (identity)."""
-        Y, _ = forward(self.spec, self.xp, self.W, self.b, self.as_inputs(X))
+        Y, _ = forward(self.spec, self.xp, self.W, self.b, self.as_inputs(X), bn=self.bn)
         return Y
 
     def predict(self, X):
@@ -258,7 +329,8 @@ class MLP:
         """The objective on ``(X, y)`` as training reports it (see :mod:`xpnet.losses`)."""
         X = self.as_inputs(X)
         T = self.as_targets(y, X.shape[0])
-        Y, (_, Z) = forward(self.spec, self.xp, self.W, self.b, X)
+        Y, cache = forward(self.spec, self.xp, self.W, self.b, X, bn=self.bn)
+        Z = cache[1]
         return float(self._objective(Z, Y, T, l2, reduction))
 
     def accuracy(self, X, y) -> float:
@@ -288,14 +360,20 @@ class MLP:
         return fit(self, X, y, **options)
 
     def parameters(self) -> list:
-        """All parameter arrays: ``W[0], ..., W[-1]`` then the biases."""
-        return list(self.W) + (list(self.b) if self.b is not None else [])
+        """All trained arrays: ``W[0], ..., W[-1]``, the biases, then batch-norm gammas and betas."""
+        params = list(self.W) + (list(self.b) if self.b is not None else [])
+        return params + (list(self.bn.gamma) + list(self.bn.beta) if self.bn is not None else [])
 
     def set_parameters(self, params) -> None:
+        """Replace the arrays :meth:`parameters` returns (same order)."""
         n = len(self.W)
         self.W = list(params[:n])
         if self.b is not None:
-            self.b = list(params[n:])
+            self.b = list(params[n:2 * n])
+        if self.bn is not None:
+            rest = params[2 * n if self.b is not None else n:]
+            k = len(self.bn.gamma)
+            self.bn = layers.BatchNorm(tuple(rest[:k]), tuple(rest[k:2 * k]), self.bn.mean, self.bn.var)
 
 
 def _is_native(a, backend: Backend) -> bool:

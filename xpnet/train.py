@@ -1,4 +1,4 @@
-"""Full-batch gradient descent: :func:`fit` and its :class:`FitResult`.
+"""Gradient descent, full batch or minibatch: :func:`fit` and its :class:`FitResult`.
 
     >>> import xpnet
     >>> X, y = xpnet.datasets.load("moons", n_samples=200, noise=0.2, seed=0)
@@ -15,17 +15,26 @@ The library never prints: it returns the history and calls ``callback`` at each 
 point. Checks happen only at logging points, so small problems stay fast: when the loss
 or a weight is NaN/Inf, or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times its first
 logged value, training stops and keeps the weights of the last good check.
+
+Ctrl-C (SIGINT) during :func:`fit` in the main thread does not tear a step in half: the
+current epoch finishes, training stops, and the result says ``interrupted=True`` with the
+weights of the last complete epoch (a second Ctrl-C interrupts at once).
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
-from .errors import check_choice, check_positive
+import numpy as np
+
+from . import layers, optim
+from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
 from .losses import REDUCTIONS
-from .memory import check_fits
+from .memory import check_fits, out_of_memory
 from .mlp import MLP, backward, forward
 
 
@@ -44,8 +53,11 @@ class FitResult:
     """What :func:`fit` returns.
 
     ``history[k]`` is the training objective of the weights after ``logged_epochs[k]``
-    updates, computed in the forward pass of that epoch (before its update, as Trask logs);
-    the last entry is always the final weights, so ``history[-1] == final_loss``.
+    epochs, computed before that epoch's updates (as Trask logs; in plain full-batch
+    training it is that epoch's own forward pass, otherwise a separate inference pass:
+    no dropout, running batch-norm statistics). The last entry is the weights training
+    ended with, so ``history[-1] == final_loss`` -- except with early stopping, where
+    ``final_loss`` is the objective of the restored best weights (``best_epoch``).
     """
 
     history: list = field(default_factory=list)
@@ -59,6 +71,11 @@ class FitResult:
     seconds: float = 0.0
     diverged: bool = False
     message: str = ""  # why training stopped early, with the fix
+    validation_history: list = field(default_factory=list)  # early stopping: validation loss after each epoch
+    best_epoch: int | None = None  # early stopping: epochs done by the restored weights
+    stopped_early: bool = False  # early stopping: patience ran out before `epochs`
+    interrupted: bool = False  # Ctrl-C stopped training after a complete epoch
+    optimizer_state: dict = field(default_factory=dict, repr=False)  # momentum velocity: pass back to resume
 
     def to_dict(self) -> dict:
         return {
@@ -73,91 +90,293 @@ class FitResult:
             "logged_epochs": list(self.logged_epochs),
             "diverged": self.diverged,
             "message": self.message,
+            "validation_history": list(self.validation_history),
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "interrupted": self.interrupted,
         }
 
 
 def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2: float = 0.0,
-        reduction: str = "mean", log_every: int | None = None, callback=None, comm=None) -> FitResult:
-    """Train ``model`` in place by full-batch gradient descent.
+        reduction: str = "mean", log_every: int | None = None, callback=None, batch_size: int | None = None,
+        shuffle: bool = True, momentum: float = 0.0, nesterov: bool = False, schedule="constant",
+        clip_value: float | None = None, clip_norm: float | None = None, early_stopping: bool = False,
+        validation_fraction: float = 0.1, patience: int = 10, seed: int | None = None,
+        optimizer_state: dict | None = None, validation_data=None, initial_epoch: int = 0, comm=None) -> FitResult:
+    """Train ``model`` in place by gradient descent: full batch or minibatches.
+
+    With the defaults this is the tutorials' full-batch gradient descent, operation for
+    operation. See :mod:`xpnet.optim` for the update rule and the schedules.
 
     Parameters
     ----------
     model : MLP
+        Its ``dropout`` and ``batch_norm`` options apply in training (see :mod:`xpnet.layers`).
     X : array (N, n_inputs)
         NumPy or backend array.
     y : array
         Class labels (N,) for softmax; targets (N,) or (N, n_outputs) otherwise.
     epochs : int
-        Number of full-batch updates.
+        Passes over the data (in full-batch training: updates).
     learning_rate : float
-        Step size (Trask's alpha, WildML's epsilon).
+        Step size (Trask's alpha, WildML's epsilon); the base rate of ``schedule``.
     l2 : float
-        L2 strength on the weights (WildML's reg_lambda); biases are not penalised.
+        L2 strength on the weights (WildML's reg_lambda); biases are not penalised. With
+        ``reduction="sum"`` a minibatch of B of N samples gets ``l2 * B / N``, so one epoch
+        applies the penalty of one full-batch step.
     reduction : {"mean", "sum"}
-        Average the gradient over samples (default) or sum it as the tutorials do.
+        Average the gradient over the samples of a batch (default) or sum it as the tutorials do.
     log_every : int, optional
         Log the loss every this many epochs (default: about 20 points per run).
     callback : callable, optional
         Called with a :class:`TrainEvent` at every logging point.
+    batch_size : int, optional
+        Samples per update; None (default) or >= N is full batch. The rows are reshuffled
+        every epoch (``shuffle``) from ``seed`` on the host; the last batch may be smaller.
+    shuffle : bool, default True
+        Reshuffle the rows every epoch (minibatch only).
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False
+        Nesterov momentum (needs ``momentum > 0``).
+    schedule : str or xpnet.optim.Schedule, default "constant"
+        ``"constant"``, ``"annealing"``, ``"step"``, ``"cosine"``, or a Schedule with parameters.
+    clip_value, clip_norm : float, optional
+        Clip each gradient entry to [-clip_value, clip_value]; rescale all gradients to
+        global norm <= clip_norm.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the rows; stop when the validation loss (mean
+        data loss, no L2) has not improved for ``patience`` epochs; restore the best weights.
+    validation_fraction : float in (0, 1), default 0.1
+    patience : int, default 10
+    seed : int, optional
+        Seeds shuffling, dropout masks and the validation split (default: the model's seed).
+    validation_data : (X_val, y_val), optional
+        With ``early_stopping``: the held-out set to watch, instead of splitting off
+        ``validation_fraction`` of ``X``.
+    initial_epoch : int, default 0
+        Epochs already done by an earlier run that this fit continues (checkpoint resume):
+        the schedule, the shuffling and the dropout masks carry on from there, so a resumed
+        run equals an uninterrupted one. ``epochs`` still counts the epochs of this call.
+    optimizer_state : dict, optional
+        ``FitResult.optimizer_state`` of an earlier fit (momentum velocity), to continue
+        exactly where it stopped (checkpoint resume).
     comm : xpnet.distributed.Communicator, optional
-        Data-parallel training: ``X, y`` are this process's rows, and every step sums the
-        gradients (and, at logging points, the loss) of all processes; see
-        :func:`xpnet.distributed.fit`, which also broadcasts and checks the weights.
+        Data-parallel training: ``X, y`` are this process's block of rows (``comm.rows``);
+        each update sums the gradients of all processes' rows of the (global) batch, and
+        the logged losses cover all rows. See :func:`xpnet.distributed.fit`, which also
+        broadcasts and checks the weights.
 
     Returns
     -------
     FitResult
     """
-    check_positive("epochs", epochs, integer=True)
-    check_positive("learning_rate", learning_rate)
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (l2 >= 0 and math.isfinite(l2)):
-        from .errors import XpnetValueError
-
-        raise XpnetValueError(f"l2={l2!r} must be a finite number >= 0")
-    check_choice("reduction", reduction, REDUCTIONS)
+    _check_options(epochs, learning_rate, l2, reduction, batch_size, shuffle, early_stopping,
+                   validation_fraction, patience, seed, initial_epoch)
     log_every = max(1, epochs // 20) if log_every is None else log_every
     check_positive("log_every", log_every, integer=True)
+    optimizer = optim.SGD(model.xp, len(model.W), l2=l2, momentum=momentum, nesterov=nesterov,
+                          clip_value=clip_value, clip_norm=clip_norm)
+    schedule = optim.get_schedule(schedule)
+    if optimizer_state:
+        optimizer.load_state(optimizer_state, model.backend)
 
     X = model.as_inputs(X)
     T = model.as_targets(y, X.shape[0])
-    spec, xp, backend = model.spec, model.xp, model.backend
+    n_total = X.shape[0] if comm is None else comm.setup(model, X.shape[0], early_stopping and validation_data is None)
+    seed = model.seed if seed is None else seed
+    split_rng = np.random.default_rng((seed, 0))
+    stopper = None
+    if early_stopping and validation_data is not None:
+        X_val = model.as_inputs(validation_data[0])
+        T_val = model.as_targets(validation_data[1], X_val.shape[0])
+        stopper = _EarlyStopping(patience, X_val, T_val)
+    elif early_stopping:
+        X, T, X_val, T_val = _split(model, X, T, validation_fraction, split_rng)
+        stopper = _EarlyStopping(patience, X_val, T_val)
+    plain = (batch_size is None or batch_size >= n_total) and not model.spec.dropout and model.bn is None
+    backend = model.backend
     itemsize = 4 if model.dtype_name == "float32" else 8
-    check_fits(backend, model.layer_sizes, X.shape[0], itemsize)
+    rows = X.shape[0] if plain else (batch_size or X.shape[0])
+    check_fits(backend, model.layer_sizes, X.shape[0], itemsize, rows)
     result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
                        dtype=model.dtype_name)
-    W, b = list(model.W), (list(model.b) if model.b is not None else None)
-    good = (W, b)  # arrays are never updated in place, so references are a snapshot
+    good = _snapshot(model)  # arrays are never updated in place, so references are a snapshot
     start = time.perf_counter()
-    epoch = 0
-    for epoch in range(epochs + 1):
-        Y, cache = forward(spec, xp, W, b, X)
-        if epoch % log_every == 0 or epoch == epochs:
-            model.W, model.b = W, b
-            loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
-                         else comm.objective(model, cache[1], Y, T, l2, reduction))
-            if _diverging(loss, result.history) or not _all_finite(xp, W, b):
-                _diverged(result, model, good, epoch, learning_rate)
-                break
-            good = (W, b)
-            result.history.append(loss)
-            result.logged_epochs.append(epoch)
-            if callback is not None:
-                callback(TrainEvent(epoch, epochs, loss, model))
-        if epoch == epochs:
-            break
-        dW, db = backward(spec, xp, W, cache, Y, T, reduction if comm is None else comm.local_reduction(reduction))
-        if comm is not None:  # data-parallel: the gradient of all processes' rows, one Allreduce
-            dW, db = comm.allreduce_gradients(backend, dW, db, reduction, X.shape[0])
-        W = [Wi - learning_rate * (g + l2 * Wi if l2 else g) for Wi, g in zip(W, dW)]
-        if b is not None:
-            b = [bi - learning_rate * g for bi, g in zip(b, db)]
+    try:
+        with _deferred_interrupt() as interrupt:
+            for epoch in range(epochs + 1):
+                stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs or interrupt.seen
+                first = None
+                if stop or epoch % log_every == 0:
+                    loss, first = _evaluate(model, X, T, l2, reduction, plain, comm)
+                    if _diverging(loss, result.history) or not _all_finite(model):
+                        _diverged(result, model, good, epoch, learning_rate)
+                        break
+                    good = _snapshot(model)
+                    result.history.append(loss)
+                    result.logged_epochs.append(epoch)
+                    if callback is not None:
+                        callback(TrainEvent(epoch, epochs, loss, model))
+                if stop:
+                    result.interrupted = interrupt.seen
+                    break
+                t = initial_epoch + epoch  # epochs done since the run began, across resumes
+                rate = schedule.rate(learning_rate, t, initial_epoch + epochs)
+                batches = _batches(backend, X.shape[0], batch_size, shuffle, _epoch_rng(seed, 1, t)) if comm is None \
+                    else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
+                _run_epoch(model, optimizer, X, T, rate, reduction, batches, _epoch_rng(seed, 2, t), first, comm)
+                result.epochs = epoch + 1
+    except Exception as exc:
+        if backend.is_out_of_memory(exc):
+            _restore(model, good)
+            raise out_of_memory(backend, exc, model.layer_sizes, X.shape[0], itemsize) from None
+        raise
+    result.optimizer_state = optimizer.state()
     backend.sync()
     result.seconds = time.perf_counter() - start
-    if not result.diverged:
-        model.W, model.b = W, b
-        result.epochs = epochs
     result.final_loss = result.history[-1] if result.history else math.nan
+    if stopper is not None and not result.diverged:
+        stopper.finish(result, model, X, T, l2, reduction, epochs, comm)
     return result
+
+
+def _check_options(epochs, learning_rate, l2, reduction, batch_size, shuffle, early_stopping,
+                   validation_fraction, patience, seed, initial_epoch):
+    check_positive("epochs", epochs, integer=True)
+    check_positive("learning_rate", learning_rate)
+    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (l2 >= 0 and math.isfinite(l2)):
+        raise XpnetValueError(f"l2={l2!r} must be a finite number >= 0")
+    check_choice("reduction", reduction, REDUCTIONS)
+    if batch_size is not None:
+        check_positive("batch_size", batch_size, integer=True)
+    for name, value in (("shuffle", shuffle), ("early_stopping", early_stopping)):
+        if not isinstance(value, bool):
+            raise XpnetTypeError(f"{name}={value!r} must be True or False")
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)) \
+            or not 0 < validation_fraction < 1:
+        raise XpnetValueError(f"validation_fraction={validation_fraction!r} must be a fraction in (0, 1), e.g. 0.1")
+    check_positive("patience", patience, integer=True)
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or initial_epoch < 0:
+        raise XpnetValueError(f"initial_epoch={initial_epoch!r} must be a whole number >= 0 (epochs already done)")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise XpnetValueError(f"seed={seed!r} must be a whole number >= 0, or None for the model's seed")
+
+
+def _epoch_rng(seed: int, stream: int, epoch: int):
+    """The host generator of one epoch's shuffle (stream 1) or dropout masks (stream 2).
+
+    Keyed by the absolute epoch, so a resumed run draws what the uninterrupted one drew.
+    """
+    return np.random.default_rng((seed, stream, epoch))
+
+
+def _split(model: MLP, X, T, fraction: float, rng):
+    """``(X_train, T_train, X_val, T_val)``: a random ``fraction`` of the rows held out."""
+    n = X.shape[0]
+    n_val = int(round(fraction * n))
+    if not 1 <= n_val < n:
+        raise XpnetValueError(f"validation_fraction={fraction!r} of {n} samples leaves {n_val} for validation "
+                              f"and {n - n_val} for training; both need at least 1 (use more data or another fraction)")
+    order = rng.permutation(n)
+    rows = [model.backend.asarray(np.sort(part)) for part in (order[n_val:], order[:n_val])]
+    xp = model.xp
+    return tuple(xp.take(A, r, axis=0) for r in rows for A in (X, T))
+
+
+def _batches(backend, n: int, batch_size: int | None, shuffle: bool, rng) -> list:
+    """This epoch's row index arrays on the device; ``[None]`` means all rows, unindexed."""
+    if batch_size is None or batch_size >= n:
+        return [None]
+    order = backend.asarray(rng.permutation(n) if shuffle else np.arange(n))
+    return [order[i:min(i + batch_size, n)] for i in range(0, n, batch_size)]
+
+
+def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool, comm=None):
+    """The training objective of the current weights (inference mode).
+
+    In plain full-batch training that forward pass is also the next update's, so it is
+    returned for reuse (one forward per epoch, as in the tutorials); otherwise None.
+    """
+    Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
+    loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
+                 else comm.objective(model, cache[1], Y, T, l2, reduction))  # over all processes' rows
+    return loss, ((Y, cache) if plain else None)
+
+
+def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first,
+               comm=None) -> None:
+    """One pass over ``batches`` with one update each; ``first`` = a forward to reuse for the first.
+
+    With ``comm``, ``batches`` holds (this process's rows, global batch size) pairs and the
+    gradients are summed over all processes (one Allreduce per update)."""
+    xp, n = model.xp, X.shape[0] if comm is None else comm.n_total
+    for rows in batches:
+        rows, size = (rows, None) if comm is None else rows
+        Xb, Tb = (X, T) if rows is None else (xp.take(X, rows, axis=0), xp.take(T, rows, axis=0))
+        grads = _gradients(model, Xb, Tb, reduction if comm is None else comm.local_reduction(reduction),
+                           dropout_rng, first)
+        if comm is not None:
+            grads = comm.allreduce_sums(model.backend, grads, reduction, Xb.shape[0])
+        first = None
+        l2_scale = (size or Xb.shape[0]) / n if reduction == "sum" and rows is not None else 1.0
+        model.set_parameters(optimizer.step(model.parameters(), grads, rate, l2_scale))
+
+
+def _gradients(model: MLP, X, T, reduction: str, dropout_rng, first) -> list:
+    """Gradients in :meth:`MLP.parameters` order; updates the batch-norm running statistics."""
+    spec, xp = model.spec, model.xp
+    if first is not None:
+        Y, cache = first
+    else:
+        masks = None
+        if spec.dropout:
+            host = layers.dropout_masks(dropout_rng, X.shape[0], spec.layer_sizes[1:-1], spec.dropout)
+            masks = [model.backend.asarray(m, model.dtype) for m in host]
+        Y, cache = forward(spec, xp, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
+    grads = backward(spec, xp, model.W, cache, Y, T, reduction, bn=model.bn)
+    if model.bn is not None:
+        model.bn = layers.update_running(model.bn, cache[2])
+    flat = list(grads[0]) + (list(grads[1]) if grads[1] is not None else [])
+    return flat + (grads[2][0] + grads[2][1] if len(grads) == 3 else [])
+
+
+class _EarlyStopping:
+    """Tracks the validation loss; remembers the best weights; says when to stop."""
+
+    def __init__(self, patience: int, X_val, T_val):
+        self.patience, self.X_val, self.T_val = patience, X_val, T_val
+        self.history, self.best, self.best_epoch, self.best_state = [], math.inf, 0, None
+
+    def update(self, epoch: int, model: MLP) -> bool:
+        """Record the validation loss after ``epoch`` epochs; True when patience has run out."""
+        loss = _data_loss(model, self.X_val, self.T_val)
+        self.history.append(loss)
+        if self.best_state is None or loss < self.best:
+            self.best, self.best_epoch, self.best_state = loss, epoch, _snapshot(model)
+        return epoch - self.best_epoch >= self.patience
+
+    def finish(self, result: FitResult, model: MLP, X, T, l2: float, reduction: str, epochs: int, comm=None) -> None:
+        """Restore the best weights; final_loss becomes their training objective."""
+        result.stopped_early = result.epochs < epochs
+        _restore(model, self.best_state)
+        result.validation_history = list(self.history)
+        result.best_epoch = self.best_epoch
+        result.final_loss, _ = _evaluate(model, X, T, l2, reduction, False, comm)
+
+
+def _data_loss(model: MLP, X, T) -> float:
+    """Mean data loss (no L2) of the current weights on ``(X, T)``, inference mode."""
+    Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
+    return float(model.spec.loss.total(model.xp, cache[1], Y, T, model.spec.stable)) / X.shape[0]
+
+
+def _snapshot(model: MLP):
+    return model.parameters(), model.bn
+
+
+def _restore(model: MLP, snapshot) -> None:
+    params, model.bn = snapshot
+    model.set_parameters(params)
 
 
 DIVERGENCE_FACTOR = 1e6  # a loss this many times its first logged value counts as diverged
@@ -168,13 +387,37 @@ def _diverging(loss: float, history: list) -> bool:
     return not math.isfinite(loss) or bool(history) and loss > DIVERGENCE_FACTOR * max(history[0], 1e-12)
 
 
-def _all_finite(xp, W, b) -> bool:
-    params = W + (b or [])
-    return all(bool(xp.all(xp.isfinite(p))) for p in params)
+class _Interrupt:
+    seen = False
+
+
+class _deferred_interrupt:
+    """Within the block, a first SIGINT only sets ``.seen`` (the loop stops after the epoch);
+    a second one raises KeyboardInterrupt at once. Outside the main thread: no change."""
+
+    def __enter__(self):
+        self.state, self.previous = _Interrupt(), None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self.state
+
+    def _handle(self, signum, frame):
+        if self.state.seen:
+            raise KeyboardInterrupt
+        self.state.seen = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _all_finite(model: MLP) -> bool:
+    return all(bool(model.xp.all(model.xp.isfinite(p))) for p in model.parameters())
 
 
 def _diverged(result: FitResult, model: MLP, good, epoch: int, learning_rate: float) -> None:
-    model.W, model.b = good
+    _restore(model, good)
     result.diverged = True
     result.epochs = result.logged_epochs[-1] if result.logged_epochs else 0
     result.message = (

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import datasets
+from . import datasets, optim
 from .backend import to_numpy
 from .errors import XpnetValueError, check_choice, check_positive
 from .mlp import MLP
@@ -46,6 +46,7 @@ class Tutorial:
     run: Callable
     hidden: int | None  # default hidden size, None when --hidden does not apply
     iterations: int
+    activations: tuple = ()  # choices of --activation (the first is the default); () when it does not apply
 
 
 def _table_net(X, hidden, init, seed, backend):
@@ -166,6 +167,65 @@ def wildml_hidden_sweep(backend=None, hidden=None, iterations=20_000, sizes=WILD
     return TutorialResult("wildml-hidden-sweep", {"runs": runs}, lines, models=models, inputs=inputs)
 
 
+# -- WildML's exercises: new programs, not reproductions (stable numerics) -------------------
+WILDML_TRAIN = dict(learning_rate=0.01, l2=0.01, reduction="sum")  # epsilon, reg_lambda, summed gradient
+
+
+def _exercise(name, X, y, sizes, activation, iterations, every, extra=None, **train):
+    """Train a WildML-style net (wildml init, seed 0, float64), logging the loss every ``every`` epochs.
+
+    The loss printed at epoch e is the objective of the weights after e passes (e = 0: the
+    initial weights), as :func:`xpnet.fit` logs it.
+    """
+    model = MLP(sizes, activation=activation, output="softmax", bias=True, init="wildml", dtype="float64",
+                backend=train.pop("backend"), seed=0)
+    losses = []
+    result = model.fit(X, y, epochs=iterations, log_every=every, callback=lambda e: losses.append(e.loss), **train)
+    accuracy = model.accuracy(X, y)
+    lines = ["Loss after epoch %i: %f" % (epoch, loss) for epoch, loss in zip(result.logged_epochs, losses)]
+    lines.append(f"Training accuracy: {accuracy:.4f}")
+    data = {"layer_sizes": list(sizes), "activation": activation, **(extra or {}),
+            "epochs": result.logged_epochs, "losses": losses, "accuracy": accuracy}
+    return TutorialResult(name, data, lines)
+
+
+def wildml_minibatch(backend=None, hidden=3, iterations=2000):
+    """WildML exercise 1: minibatches of 20 (reshuffled every epoch), same net and rates; 2,000 epochs."""
+    X, y = datasets.moons(200, noise=0.2, seed=0)
+    return _exercise("wildml-minibatch", X, y, [2, hidden, 2], "tanh", iterations, 100, {"batch_size": 20},
+                     batch_size=20, backend=backend, **WILDML_TRAIN)
+
+
+def wildml_annealing(backend=None, hidden=3, iterations=20_000):
+    """WildML exercise 2: annealed rate 0.03 / (1 + 0.001 t), full batch, 20,000 passes."""
+    X, y = datasets.moons(200, noise=0.2, seed=0)
+    train = dict(WILDML_TRAIN, learning_rate=0.03, schedule=optim.Schedule("annealing", decay=0.001))
+    return _exercise("wildml-annealing", X, y, [2, hidden, 2], "tanh", iterations, 1000,
+                     {"learning_rate": 0.03, "decay": 0.001}, backend=backend, **train)
+
+
+def wildml_activations(backend=None, hidden=3, iterations=20_000, activation="relu"):
+    """WildML exercise 3: the moons net with ReLU (or sigmoid) hidden units instead of tanh."""
+    X, y = datasets.moons(200, noise=0.2, seed=0)
+    return _exercise("wildml-activations", X, y, [2, hidden, 2], activation, iterations, 1000,
+                     backend=backend, **WILDML_TRAIN)
+
+
+def wildml_3class(backend=None, hidden=50, iterations=1000):
+    """WildML exercise 4: three classes (spirals, 300 points); minibatches of 30 with momentum 0.9."""
+    X, y = datasets.spirals(300, noise=0.2, seed=0, classes=3)
+    train = dict(learning_rate=0.1, l2=1e-3, reduction="mean", batch_size=30, momentum=0.9)
+    return _exercise("wildml-3class", X, y, [2, hidden, 3], "tanh", iterations, 50,
+                     {k: train[k] for k in ("batch_size", "momentum")}, backend=backend, **train)
+
+
+def wildml_4layer(backend=None, hidden=3, iterations=20_000):
+    """WildML exercise 5: four layers, 2 -> H -> H -> 2 tanh, on the moons; 20,000 passes."""
+    X, y = datasets.moons(200, noise=0.2, seed=0)
+    return _exercise("wildml-4layer", X, y, [2, hidden, hidden, 2], "tanh", iterations, 1000,
+                     backend=backend, **WILDML_TRAIN)
+
+
 TUTORIALS = {
     t.name: t
     for t in (
@@ -177,12 +237,22 @@ TUTORIALS = {
         Tutorial("wildml-moons", "WildML: make_moons, tanh + softmax + L2, 20,000 passes", wildml_moons, 3, 20_000),
         Tutorial("wildml-hidden-sweep", "WildML: the moons net for hidden sizes 1, 2, 3, 4, 5, 20, 50 (--plot draws the grid)",
                  wildml_hidden_sweep, None, 20_000),
+        Tutorial("wildml-minibatch", "WildML exercise: minibatches of 20, 2,000 epochs", wildml_minibatch, 3, 2000),
+        Tutorial("wildml-annealing", "WildML exercise: annealed rate 0.03/(1+0.001t), 20,000 passes",
+                 wildml_annealing, 3, 20_000),
+        Tutorial("wildml-activations", "WildML exercise: ReLU (--activation relu|sigmoid) in place of tanh",
+                 wildml_activations, 3, 20_000, ("relu", "sigmoid")),
+        Tutorial("wildml-3class", "WildML exercise: 3-class spirals, 2->50->3, minibatch + momentum",
+                 wildml_3class, 50, 1000),
+        Tutorial("wildml-4layer", "WildML exercise: four layers 2->3->3->2 on the moons, 20,000 passes",
+                 wildml_4layer, 3, 20_000),
     )
 }
 
 
-def run(name: str, backend=None, hidden: int | None = None, iterations: int | None = None) -> TutorialResult:
-    """Run the tutorial called ``name`` (see :data:`TUTORIALS`)."""
+def run(name: str, backend=None, hidden: int | None = None, iterations: int | None = None,
+        activation: str | None = None) -> TutorialResult:
+    """Run the tutorial called ``name`` (see :data:`TUTORIALS`); ``activation`` only where it applies."""
     check_choice("tutorial", name, tuple(TUTORIALS))
     tutorial = TUTORIALS[name]
     options = {}
@@ -194,6 +264,11 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
     if iterations is not None:
         check_positive("iterations", iterations, integer=True)
         options["iterations"] = iterations
+    if activation is not None:
+        if not tutorial.activations:
+            raise XpnetValueError(f"tutorial {name!r} has a fixed activation; drop --activation")
+        check_choice("activation", activation, tutorial.activations)
+        options["activation"] = activation
     result = tutorial.run(backend=backend, **options)
     result.data = {"tutorial": name, **result.data}
     return result

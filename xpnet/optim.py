@@ -1,0 +1,191 @@
+"""Stochastic gradient descent: momentum, Nesterov momentum, L2, clipping, rate schedules.
+
+    >>> from xpnet import optim
+    >>> optim.Schedule("annealing", decay=0.01).rate(0.1, epoch=100, epochs=1000)
+    0.05
+    >>> optim.get_schedule("step").rate(1.0, epoch=250, epochs=1000)  # step=100, gamma=0.5
+    0.25
+
+One update of :class:`SGD` on parameters ``p`` with gradients ``g`` of the data loss, at
+learning rate ``lr`` (``mu`` the momentum, ``l2`` the L2 strength, which applies to the
+weights only):
+
+1. ``g = g + l2 * W``                        (the gradient of the objective; biases unchanged)
+2. clip: ``g = clip(g, -c, c)`` (``clip_value``), then ``g = g * min(1, n / ||g||)`` with
+   ``||g||`` the norm of ALL gradients together (``clip_norm``, "global norm")
+3. ``v = mu * v + g``;  direction ``d = v``, or ``d = g + mu * v`` with Nesterov
+   (PyTorch's formulation; ``v`` starts at zero and lives on the device)
+4. ``p = p - lr * d``
+
+With ``momentum=0`` and no clipping this is exactly ``p - lr * (g + l2 * W)``, the plain
+full-batch step of the tutorials, operation for operation.
+
+Schedules give the learning rate of epoch ``t`` (0-based: the number of epochs already
+done; in full-batch training that is the update count, as in WildML) from the base
+rate ``lr0``:
+
+=============  =========================================================
+``constant``   ``lr0``
+``annealing``  ``lr0 / (1 + decay * t)``      (WildML's exercise)
+``step``       ``lr0 * gamma ** floor(t / step)``
+``cosine``     ``min_rate + (lr0 - min_rate) * (1 + cos(pi * t / T)) / 2``, T = epochs
+=============  =========================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
+
+SCHEDULES = ("constant", "annealing", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule by name, with its parameters (see the module docstring)."""
+
+    name: str = "constant"  # constant | annealing | step | cosine
+    decay: float = 0.001  # annealing: k in lr0 / (1 + k t)
+    step: int = 100  # step: epochs between drops
+    gamma: float = 0.5  # step: factor applied at each drop
+    min_rate: float = 0.0  # cosine: the rate reached at the end
+
+    def __post_init__(self):
+        check_choice("schedule", self.name, SCHEDULES)
+        _check_nonnegative("lr_decay", self.decay)
+        check_positive("lr_step", self.step, integer=True)
+        check_positive("lr_gamma", self.gamma)
+        _check_nonnegative("min_rate", self.min_rate)
+
+    def rate(self, learning_rate: float, epoch: int, epochs: int) -> float:
+        """The learning rate for epoch ``epoch`` (0-based) of ``epochs``, from base ``learning_rate``."""
+        if self.name == "constant":
+            return learning_rate
+        if self.name == "annealing":
+            return learning_rate / (1 + self.decay * epoch)
+        if self.name == "step":
+            return learning_rate * self.gamma ** (epoch // self.step)
+        return self.min_rate + (learning_rate - self.min_rate) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+def get_schedule(schedule) -> Schedule:
+    """A :class:`Schedule` from a name (default parameters) or a Schedule itself."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    if not isinstance(schedule, str):
+        raise XpnetTypeError(f"schedule={schedule!r} must be a name ({', '.join(SCHEDULES)}) or an xpnet.optim.Schedule")
+    return Schedule(schedule)
+
+
+class SGD:
+    """Gradient descent with optional (Nesterov) momentum, L2 and clipping.
+
+    Parameters
+    ----------
+    xp : namespace
+        The array namespace of the parameters (the velocity is kept there, on the device).
+    n_penalised : int
+        The first ``n_penalised`` parameters are weights and get the L2 term; the rest
+        (biases, batch-norm scales and shifts) do not.
+    l2 : float, default 0
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False
+        Needs ``momentum > 0``.
+    clip_value : float, optional
+        Clip every gradient entry to ``[-clip_value, clip_value]`` (Trask's "delta trimming").
+    clip_norm : float, optional
+        Rescale all gradients together so their global L2 norm is at most ``clip_norm``.
+    """
+
+    def __init__(self, xp, n_penalised: int, *, l2: float = 0.0, momentum: float = 0.0, nesterov: bool = False,
+                 clip_value: float | None = None, clip_norm: float | None = None):
+        check_options(momentum=momentum, nesterov=nesterov, clip_value=clip_value, clip_norm=clip_norm)
+        self.xp, self.n_penalised, self.l2 = xp, n_penalised, l2
+        self.momentum, self.nesterov = momentum, nesterov
+        self.clip_value, self.clip_norm = clip_value, clip_norm
+        self.velocity = None  # list of device arrays once momentum has seen a step
+
+    def step(self, params: list, grads: list, learning_rate: float, l2_scale: float = 1.0) -> list:
+        """New parameters after one update (``params`` are not modified in place).
+
+        ``l2_scale`` multiplies the L2 term: the training loop passes ``B / N`` for a
+        minibatch of ``B`` of ``N`` samples under ``reduction="sum"``.
+        """
+        grads = self._with_l2(params, grads, self.l2 * l2_scale if l2_scale != 1.0 else self.l2)
+        grads = clip_gradients(self.xp, grads, self.clip_value, self.clip_norm)
+        directions = self._directions(grads) if self.momentum else grads
+        return [p - learning_rate * d for p, d in zip(params, directions)]
+
+    def state(self) -> dict:
+        """The optimizer's arrays by name (``{"velocity_0": ..., ...}``; empty without momentum)."""
+        return {f"velocity_{i}": v for i, v in enumerate(self.velocity or [])}
+
+    def load_state(self, state: dict, backend) -> None:
+        """Continue from :meth:`state` of an earlier run (arrays of any backend, or NumPy)."""
+        if not state:
+            return
+        from .backend import to_numpy
+
+        names = sorted(state, key=lambda name: int(name.rsplit("_", 1)[1]))
+        self.velocity = [backend.asarray(to_numpy(state[name])) for name in names]
+
+    def _with_l2(self, params, grads, l2):
+        if not l2:
+            return list(grads)
+        n = self.n_penalised
+        return [g + l2 * p for p, g in zip(params[:n], grads[:n])] + list(grads[n:])
+
+    def _directions(self, grads):
+        mu = self.momentum
+        if self.velocity is None:
+            self.velocity = [g for g in grads]  # v = mu * 0 + g
+        else:
+            self.velocity = [mu * v + g for v, g in zip(self.velocity, grads)]
+        if self.nesterov:
+            return [g + mu * v for g, v in zip(grads, self.velocity)]
+        return self.velocity
+
+
+def clip_gradients(xp, grads: list, clip_value: float | None = None, clip_norm: float | None = None) -> list:
+    """Clip entries to ``[-clip_value, clip_value]``, then rescale to global norm <= ``clip_norm``.
+
+    The norm rescaling is ``g * (n / max(||g||, n))``: exactly 1 when already within the
+    norm, so nothing changes then; computed on the device (no host round trip).
+    """
+    if clip_value is not None:
+        grads = [xp.clip(g, min=-clip_value, max=clip_value) for g in grads]
+    if clip_norm is not None:
+        total = xp.sum(grads[0] * grads[0])
+        for g in grads[1:]:
+            total = total + xp.sum(g * g)
+        norm = xp.sqrt(total)
+        limit = xp.asarray(clip_norm, dtype=norm.dtype, device=_device(norm))
+        scale = limit / xp.maximum(norm, limit)
+        grads = [g * scale for g in grads]
+    return grads
+
+
+def check_options(*, momentum=0.0, nesterov=False, clip_value=None, clip_norm=None) -> None:
+    """Clear errors for bad optimizer options."""
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise XpnetValueError(f"momentum={momentum!r} must be a number in [0, 1), e.g. 0.9; 0 turns it off")
+    if not isinstance(nesterov, bool):
+        raise XpnetTypeError(f"nesterov={nesterov!r} must be True or False")
+    if nesterov and not momentum:
+        raise XpnetValueError("nesterov=True needs momentum > 0, e.g. momentum=0.9")
+    for name, value in (("clip_value", clip_value), ("clip_norm", clip_norm)):
+        if value is not None:
+            check_positive(name, value)
+
+
+def _check_nonnegative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
+        raise XpnetValueError(f"{name}={value!r} must be a finite number >= 0")
+
+
+def _device(x):
+    import array_api_compat
+
+    return array_api_compat.device(x)
