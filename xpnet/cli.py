@@ -57,23 +57,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _float(minimum: float, inclusive: bool):
-    """An argparse type: a finite float above ``minimum`` (or equal to it when ``inclusive``)."""
+def _float(minimum: float, inclusive: bool, below: float | None = None):
+    """An argparse type: a finite float above ``minimum`` (or equal to it when ``inclusive``),
+    and under ``below`` when given."""
     bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+    bound += "" if below is None else f" and < {below:g}"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive) \
+                or (below is not None and value >= below):
             raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text!r}")
         return value
 
     return parse
 
 
-_positive_float, _non_negative_float = _float(0.0, False), _float(0.0, True)
+_positive_float, _non_negative_float, _fraction = _float(0.0, False), _float(0.0, True), _float(0.0, True, 1.0)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -159,16 +162,6 @@ def build_parser() -> Parser:
     _model_commands(commands)
     _add_bench(commands)
     return parser
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
 
 
 def _training_options(train: argparse.ArgumentParser) -> None:
