@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from . import __version__, datasets, optim, tutorials
+from . import __version__, datasets, distributed, optim, tutorials
 from .backend import ENV_VAR, limit_threads
 from .errors import XpnetError, XpnetValueError
 from .mlp import MLP
@@ -133,6 +133,13 @@ def build_parser() -> Parser:
     train.add_argument("--classes", type=_positive_int, default=None, metavar="K",
                        help="number of classes for --dataset spirals or blobs (default: 3)")
     _training_options(train)
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over the processes of an MPI job, launched as `mpiexec -n P "
+                            "python -m mpi4py -m xpnet train ... --distributed`: each process keeps its own "
+                            "contiguous rows, one Allreduce per step sums the gradients, results equal one "
+                            "process's and only rank 0 prints. Each process uses its share of the cores unless "
+                            "--threads is given. Without mpiexec it runs as one process. Needs "
+                            "`pip install 'xpnet[mpi]'` and an MPI (e.g. `pip install mpich`)")
     train.set_defaults(handler=cmd_train)
 
     tutorial = commands.add_parser("tutorial", help="run one of the tutorials exactly, through the library",
@@ -225,11 +232,14 @@ def cmd_train(args) -> int:
         config["data"] = os.path.abspath(config["data"])
     prepared = data.prepare(config)
     X, y = prepared.X, prepared.y
+    comm = distributed.active() if args.distributed else None  # launched in main()
+    root = comm is None or comm.is_root  # only rank 0 prints and writes files
+    args.quiet = args.quiet or not root
     if ckpt is None:
         activation = args.activation.split(",") if "," in args.activation else args.activation
         model = MLP([X.shape[1], *args.hidden, prepared.n_classes], activation=activation, output="softmax",
-                    init=args.init, dtype=args.dtype, backend=args.backend, seed=args.seed, dropout=args.dropout,
-                    batch_norm=args.batch_norm)
+                    init=args.init, dtype=args.dtype, seed=args.seed, dropout=args.dropout, batch_norm=args.batch_norm,
+                    backend=args.backend if comm is None else comm.backend_name(args.backend))
     else:
         model = ckpt.model
         _check_resumable(args.resume, model, prepared)
@@ -247,15 +257,17 @@ def cmd_train(args) -> int:
                   f"{f', {prepared.X_held.shape[0]} held out' if prepared.X_held.shape[0] else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
     progress = _Progress(args, model, prepared, done)
-    result = model.fit(X, y, epochs=args.epochs - done, initial_epoch=done, learning_rate=args.learning_rate, l2=args.l2,
-                       reduction=args.reduction, log_every=args.log_every or progress.log_every,
-                       callback=progress, **fit_options)
+    result = _fit(comm, model, X, y, epochs=args.epochs - done, initial_epoch=done, learning_rate=args.learning_rate,
+                  l2=args.l2, reduction=args.reduction, log_every=args.log_every or progress.log_every,
+                  callback=progress, **fit_options)
     progress.close()
     history = _merged(history, progress, done, done + result.epochs)
-    if args.save:
+    if args.save and root:
         _save(args.save, model, config, history, done + result.epochs, prepared, result.optimizer_state)
-    if args.plot and not result.interrupted:
+    if args.plot and root and not result.interrupted:
         plot.training_figure(args.plot, model, X, y, history["epochs"], history["losses"])
+    if not root:
+        return 130 if result.interrupted else 1 if result.diverged else 0
     _print_training(args, model, prepared, result, done)
     if result.interrupted:
         saved = f"; saved epoch {done + result.epochs} to {args.save} (continue with --resume {args.save})" \
@@ -266,6 +278,14 @@ def cmd_train(args) -> int:
         print(f"xpnet: error: {result.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _fit(comm, model, X, y, **options):
+    """``model.fit``; with --distributed, :func:`xpnet.distributed.fit` on this process's block of rows
+    (every process read the whole data; the weights and the logged losses cover all rows)."""
+    if comm is None:
+        return model.fit(X, y, **options)
+    return distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, **options)
 
 
 def _print_training(args, model, prepared, result, done) -> None:
@@ -279,6 +299,8 @@ def _print_training(args, model, prepared, result, done) -> None:
                "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
     if held:
         summary.update({f"{split}_accuracy": held_accuracy, f"{split}_samples": held})
+    if args.distributed:
+        summary["processes"] = distributed.active().size
     if args.json:
         print(json.dumps(summary))
         return
@@ -303,7 +325,7 @@ def _print_training(args, model, prepared, result, done) -> None:
 # Flags that belong to one invocation; every other train flag is the run's configuration,
 # saved in checkpoints and restored by --resume (so flags added later are covered too).
 _PER_RUN = {"command", "handler", "resume", "save", "plot", "quiet", "json", "backend", "threads", "log_every",
-            "epochs"}
+            "epochs", "distributed"}
 
 
 def _jsonable(value) -> bool:
@@ -708,10 +730,14 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        with limit_threads(args.threads):
+        comm = distributed.launch() if getattr(args, "distributed", False) else None
+        with limit_threads(args.threads if comm is None or args.threads else comm.threads_per_rank()):
             return args.handler(args)
     except (UsageError, XpnetError) as exc:
-        print(f"xpnet: error: {_one_line(exc)}", file=sys.stderr)
+        comm = distributed.active()
+        print(f"xpnet: error: {comm.where() if comm else ''}{_one_line(exc)}", file=sys.stderr, flush=True)
+        if comm is not None:
+            comm.abort(2)  # the other processes would wait forever in their next Allreduce
         return 2
     except BrokenPipeError:  # e.g. `xpnet train --json | head -c 100`
         sys.stderr.close()

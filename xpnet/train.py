@@ -102,7 +102,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         shuffle: bool = True, momentum: float = 0.0, nesterov: bool = False, schedule="constant",
         clip_value: float | None = None, clip_norm: float | None = None, early_stopping: bool = False,
         validation_fraction: float = 0.1, patience: int = 10, seed: int | None = None,
-        optimizer_state: dict | None = None, validation_data=None, initial_epoch: int = 0) -> FitResult:
+        optimizer_state: dict | None = None, validation_data=None, initial_epoch: int = 0, comm=None) -> FitResult:
     """Train ``model`` in place by gradient descent: full batch or minibatches.
 
     With the defaults this is the tutorials' full-batch gradient descent, operation for
@@ -160,6 +160,11 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     optimizer_state : dict, optional
         ``FitResult.optimizer_state`` of an earlier fit (momentum velocity), to continue
         exactly where it stopped (checkpoint resume).
+    comm : xpnet.distributed.Communicator, optional
+        Data-parallel training: ``X, y`` are this process's block of rows (``comm.rows``);
+        each update sums the gradients of all processes' rows of the (global) batch, and
+        the logged losses cover all rows. See :func:`xpnet.distributed.fit`, which also
+        broadcasts and checks the weights.
 
     Returns
     -------
@@ -177,6 +182,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
 
     X = model.as_inputs(X)
     T = model.as_targets(y, X.shape[0])
+    n_total = X.shape[0] if comm is None else comm.setup(model, X.shape[0], early_stopping and validation_data is None)
     seed = model.seed if seed is None else seed
     split_rng = np.random.default_rng((seed, 0))
     stopper = None
@@ -187,7 +193,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     elif early_stopping:
         X, T, X_val, T_val = _split(model, X, T, validation_fraction, split_rng)
         stopper = _EarlyStopping(patience, X_val, T_val)
-    plain = (batch_size is None or batch_size >= X.shape[0]) and not model.spec.dropout and model.bn is None
+    plain = (batch_size is None or batch_size >= n_total) and not model.spec.dropout and model.bn is None
     backend = model.backend
     itemsize = 4 if model.dtype_name == "float32" else 8
     rows = X.shape[0] if plain else (batch_size or X.shape[0])
@@ -202,7 +208,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                 stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs or interrupt.seen
                 first = None
                 if stop or epoch % log_every == 0:
-                    loss, first = _evaluate(model, X, T, l2, reduction, plain)
+                    loss, first = _evaluate(model, X, T, l2, reduction, plain, comm)
                     if _diverging(loss, result.history) or not _all_finite(model):
                         _diverged(result, model, good, epoch, learning_rate)
                         break
@@ -216,8 +222,9 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                     break
                 t = initial_epoch + epoch  # epochs done since the run began, across resumes
                 rate = schedule.rate(learning_rate, t, initial_epoch + epochs)
-                batches = _batches(backend, X.shape[0], batch_size, shuffle, _epoch_rng(seed, 1, t))
-                _run_epoch(model, optimizer, X, T, rate, reduction, batches, _epoch_rng(seed, 2, t), first)
+                batches = _batches(backend, X.shape[0], batch_size, shuffle, _epoch_rng(seed, 1, t)) if comm is None \
+                    else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
+                _run_epoch(model, optimizer, X, T, rate, reduction, batches, _epoch_rng(seed, 2, t), first, comm)
                 result.epochs = epoch + 1
     except Exception as exc:
         if backend.is_out_of_memory(exc):
@@ -229,7 +236,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     result.seconds = time.perf_counter() - start
     result.final_loss = result.history[-1] if result.history else math.nan
     if stopper is not None and not result.diverged:
-        stopper.finish(result, model, X, T, l2, reduction, epochs)
+        stopper.finish(result, model, X, T, l2, reduction, epochs, comm)
     return result
 
 
@@ -284,25 +291,34 @@ def _batches(backend, n: int, batch_size: int | None, shuffle: bool, rng) -> lis
     return [order[i:min(i + batch_size, n)] for i in range(0, n, batch_size)]
 
 
-def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool):
+def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool, comm=None):
     """The training objective of the current weights (inference mode).
 
     In plain full-batch training that forward pass is also the next update's, so it is
     returned for reuse (one forward per epoch, as in the tutorials); otherwise None.
     """
     Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
-    loss = float(model._objective(cache[1], Y, T, l2, reduction))
+    loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
+                 else comm.objective(model, cache[1], Y, T, l2, reduction))  # over all processes' rows
     return loss, ((Y, cache) if plain else None)
 
 
-def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first) -> None:
-    """One pass over ``batches`` with one update each; ``first`` = a forward to reuse for the first."""
-    xp, n = model.xp, X.shape[0]
+def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first,
+               comm=None) -> None:
+    """One pass over ``batches`` with one update each; ``first`` = a forward to reuse for the first.
+
+    With ``comm``, ``batches`` holds (this process's rows, global batch size) pairs and the
+    gradients are summed over all processes (one Allreduce per update)."""
+    xp, n = model.xp, X.shape[0] if comm is None else comm.n_total
     for rows in batches:
+        rows, size = (rows, None) if comm is None else rows
         Xb, Tb = (X, T) if rows is None else (xp.take(X, rows, axis=0), xp.take(T, rows, axis=0))
-        grads = _gradients(model, Xb, Tb, reduction, dropout_rng, first)
+        grads = _gradients(model, Xb, Tb, reduction if comm is None else comm.local_reduction(reduction),
+                           dropout_rng, first)
+        if comm is not None:
+            grads = comm.allreduce_sums(model.backend, grads, reduction, Xb.shape[0])
         first = None
-        l2_scale = Xb.shape[0] / n if reduction == "sum" and rows is not None else 1.0
+        l2_scale = (size or Xb.shape[0]) / n if reduction == "sum" and rows is not None else 1.0
         model.set_parameters(optimizer.step(model.parameters(), grads, rate, l2_scale))
 
 
@@ -339,13 +355,13 @@ class _EarlyStopping:
             self.best, self.best_epoch, self.best_state = loss, epoch, _snapshot(model)
         return epoch - self.best_epoch >= self.patience
 
-    def finish(self, result: FitResult, model: MLP, X, T, l2: float, reduction: str, epochs: int) -> None:
+    def finish(self, result: FitResult, model: MLP, X, T, l2: float, reduction: str, epochs: int, comm=None) -> None:
         """Restore the best weights; final_loss becomes their training objective."""
         result.stopped_early = result.epochs < epochs
         _restore(model, self.best_state)
         result.validation_history = list(self.history)
         result.best_epoch = self.best_epoch
-        result.final_loss, _ = _evaluate(model, X, T, l2, reduction, False)
+        result.final_loss, _ = _evaluate(model, X, T, l2, reduction, False, comm)
 
 
 def _data_loss(model: MLP, X, T) -> float:
