@@ -156,7 +156,7 @@ def step_cost(layer_sizes, n_samples: int, *, activation: str = "tanh", itemsize
     itemsize : int
         Bytes per element (4 for float32, 8 for float64), for ``bytes_moved``.
     bias : bool
-        Whether the layers add a bias (``db`` is computed either way, as backward does).
+        Whether the layers add a bias (``db`` is computed only then, as backward does).
     l2 : float
         L2 strength; 0 drops the two ``l2 * W`` terms of the update.
 
@@ -186,7 +186,8 @@ def step_cost(layer_sizes, n_samples: int, *, activation: str = "tanh", itemsize
     for i in range(len(pairs) - 1, -1, -1):  # backward
         a, o = pairs[i]
         t.matmul_op(a, N, o)  # dW = H.T @ dZ
-        t.reduce_op(N * o, o)  # db = sum(dZ, axis=0)
+        if bias:
+            t.reduce_op(N * o, o)  # db = sum(dZ, axis=0)
         if i:
             t.matmul_op(N, o, a)  # dZ @ W.T (never for the input layer)
             for reads in bwd_ops:  # activation derivative from the layer's output

@@ -1,4 +1,20 @@
-"""Backend-specific fast paths behind small functions; the generic array-API form is the default.
+"""Backend-specific fast paths behind one small interface; the generic array-API form is the default.
+
+The thinc ``Ops`` pattern: :class:`Ops` implements the full-batch gradient pass with the
+array API only (it calls :func:`xpnet.mlp.forward` and :func:`xpnet.mlp.backward_from_delta`,
+so the math is written once); :class:`NumpyOps` overrides how the work is run on NumPy.
+:func:`get_ops` picks the implementation for a backend.
+
+**Full batch over row chunks.** :meth:`Ops.gradients` cuts the N rows into chunks of
+:meth:`Ops.chunk_rows` rows (about ``chunk_bytes`` per activation buffer: ~1 MiB on NumPy,
+so a chunk's activations stay in the CPU cache; 256 MiB elsewhere, which only bounds the
+memory) and accumulates the chunks' gradients, so an epoch's peak memory depends on the
+chunk, not on N x H. Chunk ``k`` goes to lane ``k % LANES``; each lane sums its chunks in
+order and the lane totals are added in lane order, so the sum has the same bits however
+many threads run the lanes (:class:`NumpyOps` runs them on ``cpu_threads()`` threads with
+single-threaded BLAS; NumPy releases the GIL in BLAS and ufuncs). Up to one chunk of rows
+(always for N <= ``SMALL``, where the tutorials live) the pass is the plain
+``forward`` + ``backward``, operation for operation.
 
 :func:`weight_gradient` computes ``H.T @ dZ``, the one product that sums over the samples.
 Multi-threaded BLAS splits that sum across threads once it is long (OpenBLAS does beyond
@@ -12,6 +28,7 @@ same bits whatever the thread count.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import array_api_compat
 
@@ -20,6 +37,7 @@ from .backend import blas_single_threaded, cpu_threads
 SMALL = 256  # rows up to which BLAS never splits the sum: plain product (the tutorials live here)
 ROWS = 2048  # rows per chunk
 LANES = 4  # fixed number of partial sums: the summation order never depends on threads
+MIN_ROWS = 64  # fewest rows per chunk of the full-batch pass
 
 
 def weight_gradient(xp, H, dZ):
@@ -48,3 +66,107 @@ def weight_gradient(xp, H, dZ):
     for t in totals[1:]:
         result = result + t
     return result
+
+
+def _plain_product(xp, H, dZ):
+    """``H.T @ dZ`` in one product (inside a chunk, whose rows are few)."""
+    return H.T @ dZ
+
+
+class Gradients(NamedTuple):
+    """What a full-batch gradient pass returns."""
+
+    dW: list  # per layer (n_in, n_out)
+    db: list | None  # per layer (n_out,); None without bias units
+    data_loss: Any = None  # 0-d array: the summed data loss of the pass (when asked for)
+
+
+class Ops:
+    """The generic array-API implementation (any backend); see the module docstring."""
+
+    chunk_bytes = 1 << 28  # bytes per activation buffer of a chunk: only bounds the memory
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def chunk_rows(self, layer_sizes, itemsize: int) -> int:
+        """Rows per chunk: about ``chunk_bytes`` for the widest layer's activations."""
+        return max(MIN_ROWS, self.chunk_bytes // (max(layer_sizes[1:]) * itemsize))
+
+    def gradients(self, spec, W, b, X, T, reduction: str, *, with_loss: bool = False,
+                  rows: int | None = None) -> Gradients:
+        """Gradients of the full-batch objective's data part on ``(X (N, n_in), T (N, n_out))``.
+
+        ``reduction="mean"`` scales by 1/N. With ``with_loss`` also the summed data loss.
+        ``rows`` overrides :meth:`chunk_rows` (tests use it to force chunking).
+        """
+        n = X.shape[0]
+        if n > SMALL:  # small problems skip even the chunk size (their time goes per epoch)
+            rows = rows or self.chunk_rows(spec.layer_sizes, _itemsize(X))
+        if n <= SMALL or n <= rows:
+            return self._chunk(spec, W, b, X, T, reduction, n, with_loss, whole=True)
+        chunks = [(start, min(start + rows, n)) for start in range(0, n, rows)]
+        lanes = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
+
+        def lane_total(lane):
+            parts = [self._chunk(spec, W, b, X[a:z], T[a:z], reduction, n, with_loss) for a, z in lane]
+            return _add_all(parts)
+
+        return _add_all(self._map(lane_total, lanes))
+
+    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False) -> Gradients:
+        """One chunk: forward, the output delta (scaled by 1/n for the mean), backward."""
+        from .mlp import backward_from_delta, forward  # mlp imports this module
+
+        xp = self.xp
+        Y, (inputs, Z) = forward(spec, xp, W, b, X)
+        dZ = spec.loss.delta(xp, spec.output, Y, T)
+        if reduction == "mean":
+            dZ = dZ / n
+        dW, db = backward_from_delta(spec, xp, W, inputs, dZ, weight_gradient if whole else _plain_product)
+        loss = spec.loss.total(xp, Z, Y, T, spec.stable) if with_loss else None
+        return Gradients(dW, db, loss)
+
+    def _map(self, fn, items) -> list:
+        """``[fn(item) for item in items]``, in order (overrides may run them in parallel)."""
+        return [fn(item) for item in items]
+
+
+class NumpyOps(Ops):
+    """NumPy: cache-sized chunks, lanes on threads with single-threaded BLAS."""
+
+    chunk_bytes = 1 << 20
+
+    def _map(self, fn, items) -> list:
+        workers = min(cpu_threads(), len(items))
+        with blas_single_threaded():
+            if workers <= 1:
+                return [fn(item) for item in items]
+            with ThreadPoolExecutor(workers) as pool:
+                return list(pool.map(fn, items))
+
+
+def _itemsize(X) -> int:
+    return 4 if "32" in str(X.dtype) else 8
+
+
+def _add_all(parts: list) -> Gradients:
+    """The sum of several :class:`Gradients`, left to right."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = Gradients([a + c for a, c in zip(total.dW, p.dW)],
+                          None if total.db is None else [a + c for a, c in zip(total.db, p.db)],
+                          None if total.data_loss is None else total.data_loss + p.data_loss)
+    return total
+
+
+_OPS: dict = {}
+
+
+def get_ops(backend) -> Ops:
+    """The :class:`Ops` for ``backend`` (a :class:`~xpnet.backend.Backend`): NumPy's override or the generic one."""
+    ops = _OPS.get(backend.name)
+    if ops is None or ops.xp is not backend.xp:
+        cls = NumpyOps if array_api_compat.is_numpy_namespace(backend.xp) else Ops
+        ops = _OPS[backend.name] = cls(backend.xp)
+    return ops
