@@ -109,7 +109,7 @@ class Ops:
         lanes = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
 
         def lane_total(lane):
-            parts = [self._chunk(spec, W, b, X[a:z], T[a:z], reduction, n, with_loss) for a, z in lane]
+            parts = [self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss) for a, z in lane]
             return _add_all(parts)
 
         return _add_all(self._map(lane_total, lanes))
