@@ -87,7 +87,9 @@ class Ops:
     chunk_bytes = 1 << 28  # bytes per activation buffer of a chunk: only bounds the memory
 
     def __init__(self, xp):
-        self.xp = xp
+        from . import mlp  # not at the top: mlp imports this module
+
+        self.xp, self._forward, self._backward = xp, mlp.forward, mlp.backward_from_delta
 
     def chunk_rows(self, layer_sizes, itemsize: int) -> int:
         """Rows per chunk: about ``chunk_bytes`` for the widest layer's activations."""
@@ -116,14 +118,12 @@ class Ops:
 
     def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False) -> Gradients:
         """One chunk: forward, the output delta (scaled by 1/n for the mean), backward."""
-        from .mlp import backward_from_delta, forward  # mlp imports this module
-
         xp = self.xp
-        Y, (inputs, Z) = forward(spec, xp, W, b, X)
+        Y, (inputs, Z) = self._forward(spec, xp, W, b, X)
         dZ = spec.loss.delta(xp, spec.output, Y, T)
         if reduction == "mean":
             dZ = dZ / n
-        dW, db = backward_from_delta(spec, xp, W, inputs, dZ, weight_gradient if whole else _plain_product)
+        dW, db = self._backward(spec, xp, W, inputs, dZ, weight_gradient if whole else _plain_product)
         loss = spec.loss.total(xp, Z, Y, T, spec.stable) if with_loss else None
         return Gradients(dW, db, loss)
 
