@@ -27,10 +27,12 @@ same bits whatever the thread count.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import array_api_compat
+import numpy as np
 
 from .backend import blas_single_threaded, cpu_threads
 
@@ -108,16 +110,23 @@ class Ops:
         if n <= SMALL or n <= rows:
             return self._chunk(spec, W, b, X, T, reduction, n, with_loss, whole=True)
         chunks = [(start, min(start + rows, n)) for start in range(0, n, rows)]
-        lanes = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
+        lanes = range(min(LANES, len(chunks)))
 
-        def lane_total(lane):
-            parts = [self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss) for a, z in lane]
-            return _add_all(parts)
+        def lane_total(k):
+            total = None
+            for a, z in chunks[k::LANES]:
+                part = self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss, lane=k)
+                total = part if total is None else self._accumulate(total, part)
+            return total
 
-        return _add_all(self._map(lane_total, lanes))
+        totals = self._map(lane_total, lanes)
+        return functools.reduce(self._accumulate, totals)
 
-    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False) -> Gradients:
-        """One chunk: forward, the output delta (scaled by 1/n for the mean), backward."""
+    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, lane=None) -> Gradients:
+        """One chunk: forward, the output delta (scaled by 1/n for the mean), backward.
+
+        ``lane`` numbers the lane the chunk belongs to (one thread at a time runs a lane).
+        """
         xp = self.xp
         Y, (inputs, Z) = self._forward(spec, xp, W, b, X)
         dZ = spec.loss.delta(xp, spec.output, Y, T)
@@ -131,11 +140,64 @@ class Ops:
         """``[fn(item) for item in items]``, in order (overrides may run them in parallel)."""
         return [fn(item) for item in items]
 
+    def _accumulate(self, total: Gradients, part: Gradients) -> Gradients:
+        """``total + part``, term by term (overrides may add into ``total``, which they own)."""
+        return Gradients([a + c for a, c in zip(total.dW, part.dW)],
+                         None if total.db is None else [a + c for a, c in zip(total.db, part.db)],
+                         None if total.data_loss is None else total.data_loss + part.data_loss)
+
 
 class NumpyOps(Ops):
-    """NumPy: cache-sized chunks, lanes on threads with single-threaded BLAS."""
+    """NumPy: cache-sized chunks, lanes on threads with single-threaded BLAS, and no temporaries:
+    hidden layers with an in-place form (:data:`IN_PLACE`) are computed in per-lane buffers
+    with ``out=``, sums are added in place. Same operations, same order as :class:`Ops`."""
 
     chunk_bytes = 1 << 20
+
+    def __init__(self, xp):
+        super().__init__(xp)
+        self._buffers: dict = {}  # lane -> (key, [outputs, deltas]): (rows, width) arrays per hidden layer
+
+    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, lane=None) -> Gradients:
+        if whole or not all(act.name in IN_PLACE for act in spec.hidden):
+            return super()._chunk(spec, W, b, X, T, reduction, n, with_loss, whole)
+        outputs, deltas = self._lane_buffers(lane, X.shape[0], spec.layer_sizes[1:-1], X.dtype)
+        inputs, H = [], X
+        for i, act in enumerate(spec.hidden):  # hidden layers: into the lane's buffers
+            inputs.append(H)
+            H = np.matmul(H, W[i], out=outputs[i])
+            if b is not None:
+                np.add(H, b[i], out=H)
+            IN_PLACE[act.name][0](H)
+        inputs.append(H)
+        Y, (_, Z) = self._forward(spec, self.xp, W[-1:], None if b is None else b[-1:], H)  # output layer
+        dZ = spec.loss.delta(self.xp, spec.output, Y, T)
+        if reduction == "mean":
+            dZ = dZ / n
+        loss = spec.loss.total(self.xp, Z, Y, T, spec.stable) if with_loss else None
+        dW, db = [None] * len(W), [None] * len(W) if spec.bias else None
+        for i in range(len(W) - 1, -1, -1):
+            dW[i] = inputs[i].T @ dZ
+            if db is not None:
+                db[i] = np.add.reduce(dZ, axis=0)
+            if i:  # dZ = act'(dZ @ W.T) in the lane's delta buffer; the output buffer is used up
+                dY = np.matmul(dZ, W[i].T, out=deltas[i - 1])
+                dZ = IN_PLACE[spec.hidden[i - 1].name][1](dY, inputs[i])
+        return Gradients(dW, db, loss)
+
+    def _lane_buffers(self, lane, rows, widths, dtype) -> tuple:
+        """Outputs and deltas, one (rows, width) array each per hidden layer, kept per lane."""
+        key = (rows, tuple(widths), dtype)
+        held = self._buffers.get(lane)
+        if held is None or held[0][1:] != key[1:] or held[0][0] < rows:
+            held = self._buffers[lane] = (key, [[np.empty((rows, w), dtype) for w in widths] for _ in range(2)])
+        return tuple([buf[:rows] for buf in group] for group in held[1])
+
+    def _accumulate(self, total: Gradients, part: Gradients) -> Gradients:
+        for a, c in zip(total.dW + (total.db or []), part.dW + (part.db or [])):
+            np.add(a, c, out=a)  # same sum as a + c, without a new (n_in, n_out) array per chunk
+        loss = None if total.data_loss is None else total.data_loss + part.data_loss
+        return Gradients(total.dW, total.db, loss)
 
     def _map(self, fn, items) -> list:
         workers = min(cpu_threads(), len(items))
@@ -146,18 +208,32 @@ class NumpyOps(Ops):
                 return list(pool.map(fn, items))
 
 
+def _tanh(Z):
+    return np.tanh(Z, out=Z)
+
+
+def _tanh_backward(dY, Y):
+    """dY * (1 - Y * Y), as :func:`xpnet.activations.tanh_backward`, in the buffers of dY and Y."""
+    np.multiply(Y, Y, out=Y)
+    np.subtract(1, Y, out=Y)
+    return np.multiply(dY, Y, out=dY)
+
+
+def _relu(Z):
+    return np.maximum(Z, 0, out=Z)
+
+
+def _relu_backward(dY, Y):
+    """dY where Y > 0, else 0 (:func:`xpnet.activations.relu_backward`)."""
+    np.copyto(dY, 0, where=np.logical_not(Y > 0))
+    return dY
+
+
+IN_PLACE = {"tanh": (_tanh, _tanh_backward), "relu": (_relu, _relu_backward)}  # name: (forward, backward)
+
+
 def _itemsize(X) -> int:
     return 4 if "32" in str(X.dtype) else 8
-
-
-def _add_all(parts: list) -> Gradients:
-    """The sum of several :class:`Gradients`, left to right."""
-    total = parts[0]
-    for p in parts[1:]:
-        total = Gradients([a + c for a, c in zip(total.dW, p.dW)],
-                          None if total.db is None else [a + c for a, c in zip(total.db, p.db)],
-                          None if total.data_loss is None else total.data_loss + p.data_loss)
-    return total
 
 
 _OPS: dict = {}
