@@ -7,6 +7,11 @@
     >>> result.logged_epochs
     [0, 100, 200, 300]
 
+Full-batch training without dropout or batch norm runs through the backend's
+:class:`xpnet.ops.Ops` (on NumPy: row chunks of about 1 MiB of activations on all
+cores, gradients accumulated; up to 256 rows it is the tutorials' plain pass, operation
+for operation), so memory is bounded by the chunk, not by N x width.
+
 Vocabulary: ``learning_rate`` is Trask's "alpha" and WildML's "epsilon"; ``l2`` is WildML's
 ``reg_lambda`` (and scikit-learn's ``alpha``). One epoch is one pass over the data, i.e.
 one update in full-batch training (a tutorial "iteration").
@@ -36,7 +41,7 @@ from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positiv
 from .losses import REDUCTIONS
 from .memory import check_fits, out_of_memory
 from .mlp import MLP, backward, forward, l2_penalty
-from .ops import get_ops
+from .ops import LANES, get_ops
 
 
 @dataclass
@@ -191,7 +196,8 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     plain = (batch_size is None or batch_size >= X.shape[0]) and not model.spec.dropout and model.bn is None
     backend = model.backend
     itemsize = 4 if model.dtype_name == "float32" else 8
-    rows = get_ops(backend).chunk_rows(model.layer_sizes, itemsize) if plain else (batch_size or X.shape[0])
+    # the plain pass holds the activations of at most LANES chunks at once (see xpnet.ops)
+    rows = LANES * get_ops(backend).chunk_rows(model.layer_sizes, itemsize) if plain else (batch_size or X.shape[0])
     check_fits(backend, model.layer_sizes, X.shape[0], itemsize, rows)
     result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
                        dtype=model.dtype_name)
