@@ -96,7 +96,8 @@ def test_get_ops_picks_the_numpy_override_only_for_numpy():
 def test_chunk_rows_follow_the_cache_budget():
     numpy_ops = ops.NumpyOps(None)
     assert numpy_ops.chunk_rows((2, 1024, 2), 4) == 256  # 1 MiB of float32 activations
-    assert numpy_ops.chunk_rows((784, 1024, 10), 8) == 128
+    assert numpy_ops.chunk_rows((30, 1024, 10), 8) == 128
+    assert numpy_ops.chunk_rows((784, 1024, 10), 4) == 784  # at least the input width
     assert numpy_ops.chunk_rows((2, 65536, 2), 4) == ops.MIN_ROWS
     assert ops.Ops(None).chunk_rows((2, 1024, 2), 4) == 65536  # elsewhere: only bounds the memory
 

@@ -94,8 +94,10 @@ class Ops:
         self.xp, self._forward, self._backward = xp, mlp.forward, mlp.backward_from_delta
 
     def chunk_rows(self, layer_sizes, itemsize: int) -> int:
-        """Rows per chunk: about ``chunk_bytes`` for the widest layer's activations."""
-        return max(MIN_ROWS, self.chunk_bytes // (max(layer_sizes[1:]) * itemsize))
+        """Rows per chunk: about ``chunk_bytes`` for the widest layer's activations, and at
+        least the input width, so adding the first layer's (n_in, width) gradient once per
+        chunk stays cheap next to the chunk's products (measured: 8% on 784 -> 1024 -> 10)."""
+        return max(MIN_ROWS, layer_sizes[0], self.chunk_bytes // (max(layer_sizes[1:]) * itemsize))
 
     def gradients(self, spec, W, b, X, T, reduction: str, *, with_loss: bool = False,
                   rows: int | None = None) -> Gradients:
