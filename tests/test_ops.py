@@ -118,3 +118,23 @@ def test_fit_over_chunks_matches_the_unchunked_backend(reduction):
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert results[0][0][-1] < results[0][0][0]
+
+
+def test_passes_in_parallel_threads_do_not_share_buffers():
+    """Two fits in two Python threads (e.g. a thread pool of estimators) each get their own buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    problems = [problem("numpy", "float64", [2, 40, 2], 900, seed=s) for s in (1, 2)]
+    numpy_ops = ops.NumpyOps(problems[0][0].xp)
+
+    def run(p):
+        model, X, T = p
+        return [numpy_ops.gradients(model.spec, model.W, model.b, X, T, "mean", rows=64).dW for _ in range(5)]
+
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(run, problems))
+    for p, runs in zip(problems, together):
+        alone = run(p)[0]
+        for dW in runs:
+            for a, b in zip(dW, alone):
+                np.testing.assert_array_equal(a, b)

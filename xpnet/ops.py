@@ -115,19 +115,19 @@ class Ops:
         lanes = range(min(LANES, len(chunks)))
 
         def lane_total(k):
-            total = None
+            total, scratch = None, {}  # scratch: this lane's buffers, private to this pass
             for a, z in chunks[k::LANES]:
-                part = self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss, lane=k)
+                part = self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss, scratch=scratch)
                 total = part if total is None else self._accumulate(total, part)
             return total
 
         totals = self._map(lane_total, lanes)
         return functools.reduce(self._accumulate, totals)
 
-    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, lane=None) -> Gradients:
+    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, scratch=None) -> Gradients:
         """One chunk: forward, the output delta (scaled by 1/n for the mean), backward.
 
-        ``lane`` numbers the lane the chunk belongs to (one thread at a time runs a lane).
+        ``scratch`` is a dict private to the chunk's lane in this pass (for buffers).
         """
         xp = self.xp
         Y, (inputs, Z) = self._forward(spec, xp, W, b, X)
@@ -156,14 +156,10 @@ class NumpyOps(Ops):
 
     chunk_bytes = 1 << 20
 
-    def __init__(self, xp):
-        super().__init__(xp)
-        self._buffers: dict = {}  # lane -> (key, [outputs, deltas]): (rows, width) arrays per hidden layer
-
-    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, lane=None) -> Gradients:
+    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, scratch=None) -> Gradients:
         if whole or not all(act.name in IN_PLACE for act in spec.hidden):
             return super()._chunk(spec, W, b, X, T, reduction, n, with_loss, whole)
-        outputs, deltas = self._lane_buffers(lane, X.shape[0], spec.layer_sizes[1:-1], X.dtype)
+        outputs, deltas = _lane_buffers(scratch, X.shape[0], spec.layer_sizes[1:-1], X.dtype)
         inputs, H = [], X
         for i, act in enumerate(spec.hidden):  # hidden layers: into the lane's buffers
             inputs.append(H)
@@ -187,14 +183,6 @@ class NumpyOps(Ops):
                 dZ = IN_PLACE[spec.hidden[i - 1].name][1](dY, inputs[i])
         return Gradients(dW, db, loss)
 
-    def _lane_buffers(self, lane, rows, widths, dtype) -> tuple:
-        """Outputs and deltas, one (rows, width) array each per hidden layer, kept per lane."""
-        key = (rows, tuple(widths), dtype)
-        held = self._buffers.get(lane)
-        if held is None or held[0][1:] != key[1:] or held[0][0] < rows:
-            held = self._buffers[lane] = (key, [[np.empty((rows, w), dtype) for w in widths] for _ in range(2)])
-        return tuple([buf[:rows] for buf in group] for group in held[1])
-
     def _accumulate(self, total: Gradients, part: Gradients) -> Gradients:
         for a, c in zip(total.dW + (total.db or []), part.dW + (part.db or [])):
             np.add(a, c, out=a)  # same sum as a + c, without a new (n_in, n_out) array per chunk
@@ -208,6 +196,14 @@ class NumpyOps(Ops):
                 return [fn(item) for item in items]
             with ThreadPoolExecutor(workers) as pool:
                 return list(pool.map(fn, items))
+
+
+def _lane_buffers(scratch: dict, rows: int, widths, dtype) -> tuple:
+    """Outputs and deltas, one (rows, width) array each per hidden layer, made at a lane's
+    first chunk and reused by its next ones (later chunks are never taller)."""
+    if "buffers" not in scratch:
+        scratch["buffers"] = [[np.empty((rows, w), dtype) for w in widths] for _ in range(2)]
+    return tuple([buf[:rows] for buf in group] for group in scratch["buffers"])
 
 
 def _tanh(Z):
