@@ -309,12 +309,11 @@ def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool):
         penalty = l2_penalty(xp, model.W, l2) if l2 else 0.0
         return float(losses.objective(xp, grads.data_loss, penalty, X.shape[0], reduction)), grads
     Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
-    loss = float(model._objective(cache[1], Y, T, l2, reduction))
-    return loss, ((Y, cache) if plain else None)
+    return float(model._objective(cache[1], Y, T, l2, reduction)), None
 
 
 def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first) -> None:
-    """One pass over ``batches`` with one update each; ``first`` = a forward to reuse for the first."""
+    """One pass over ``batches`` with one update each; ``first`` = gradients to reuse for the first."""
     xp, n = model.xp, X.shape[0]
     for rows in batches:
         Xb, Tb = (X, T) if rows is None else (xp.take(X, rows, axis=0), xp.take(T, rows, axis=0))
