@@ -1,8 +1,8 @@
 """Benchmarks: how fast one full-batch training epoch runs, measured against the machine.
 
-The measured step is xpnet's own: :func:`xpnet.mlp.forward`, :func:`xpnet.mlp.backward`
-and the plain gradient-descent update of :func:`xpnet.train.fit` (``W -= lr * (dW + l2 * W)``,
-``b -= lr * db``), full batch, mean gradient. The loss value itself is not computed (``fit``
+The measured step is xpnet's own: the full-batch gradient pass of :func:`xpnet.train.fit`
+(:meth:`xpnet.ops.Ops.gradients`: forward and backward, over row chunks on NumPy) and
+the plain gradient-descent update (``W -= lr * (dW + l2 * W)``, ``b -= lr * db``), full batch, mean gradient. The loss value itself is not computed (``fit``
 computes it only at logging points). Every timed region ends with ``backend.sync()``, so
 asynchronous devices (CuPy, torch on CUDA) are timed for the work they really did.
 
@@ -54,7 +54,8 @@ from . import __version__
 from .activations import get_hidden
 from .backend import Backend, get_backend, native_module, to_numpy
 from .errors import XpnetError, XpnetValueError, check_choice, check_positive
-from .mlp import MLP, backward, forward
+from .mlp import MLP
+from .ops import LANES, NumpyOps, Ops, get_ops
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 COMPARE = ("torch",)
@@ -156,7 +157,7 @@ def step_cost(layer_sizes, n_samples: int, *, activation: str = "tanh", itemsize
     itemsize : int
         Bytes per element (4 for float32, 8 for float64), for ``bytes_moved``.
     bias : bool
-        Whether the layers add a bias (``db`` is computed either way, as backward does).
+        Whether the layers add a bias (``db`` is computed only then, as backward does).
     l2 : float
         L2 strength; 0 drops the two ``l2 * W`` terms of the update.
 
@@ -186,7 +187,8 @@ def step_cost(layer_sizes, n_samples: int, *, activation: str = "tanh", itemsize
     for i in range(len(pairs) - 1, -1, -1):  # backward
         a, o = pairs[i]
         t.matmul_op(a, N, o)  # dW = H.T @ dZ
-        t.reduce_op(N * o, o)  # db = sum(dZ, axis=0)
+        if bias:
+            t.reduce_op(N * o, o)  # db = sum(dZ, axis=0)
         if i:
             t.matmul_op(N, o, a)  # dZ @ W.T (never for the input layer)
             for reads in bwd_ops:  # activation derivative from the layer's output
@@ -204,13 +206,17 @@ def estimate_memory(case: Case, *, compare: str | None = None) -> int:
     """Bytes a case needs at its peak (data, one-hot targets, activations, temporaries, weights).
 
     A deliberately generous estimate: X twice (host and device copies), six (N, classes)
-    and four (N, hidden) arrays alive at once, four copies of the weights; doubled
-    (plus labels) when a torch baseline runs beside it.
+    and four (rows, hidden) arrays alive at once, four copies of the weights (plus one per
+    lane of the chunked pass); doubled (plus labels) when a torch baseline runs beside it.
+    xpnet's gradient pass holds the activations of at most ``LANES`` chunks at once
+    (:mod:`xpnet.ops`), so ``rows`` is ``min(N, LANES * chunk rows)``; torch's is N.
     """
     item = 8 if case.dtype == "float64" else 4
     N, d, h, c = case.n_samples, case.input_dim, case.hidden, case.classes
     params = d * h + h * c + h + c
-    need = item * (2 * N * d + 6 * N * c + 4 * N * h + 4 * params) + 8 * N
+    ops = NumpyOps(None) if case.backend.partition(":")[0] == "numpy" else Ops(None)
+    rows = min(N, LANES * ops.chunk_rows(case.layer_sizes, item))
+    need = item * (2 * N * d + 6 * N * c + 4 * rows * h + (4 + LANES) * params) + 8 * N
     if compare:
         need += item * (N * d + 6 * N * c + 4 * N * h + 4 * params) + 8 * N
     return need
@@ -291,7 +297,7 @@ class EpochRunner:
         self.backend = get_backend(case.backend) if backend is None else backend
         model = MLP(case.layer_sizes, activation=case.activation, output="softmax", dtype=case.dtype,
                     backend=self.backend, seed=seed)
-        self.spec, self.xp = model.spec, model.xp
+        self.spec, self.xp, self.ops = model.spec, model.xp, get_ops(self.backend)
         host_X, self.labels = _synthetic(case, seed)
         self.X = self.backend.asarray(host_X, model.dtype)
         onehot = np.zeros((case.n_samples, case.classes), dtype=host_X.dtype)
@@ -308,8 +314,7 @@ class EpochRunner:
     def step(self) -> None:
         """One epoch: forward, backward, update -- exactly as :func:`xpnet.train.fit` does it."""
         lr, l2 = self.case.learning_rate, self.case.l2
-        Y, cache = forward(self.spec, self.xp, self.W, self.b, self.X)
-        dW, db = backward(self.spec, self.xp, self.W, cache, Y, self.T, "mean")
+        dW, db, _ = self.ops.gradients(self.spec, self.W, self.b, self.X, self.T, "mean")
         self.W = [Wi - lr * (g + l2 * Wi if l2 else g) for Wi, g in zip(self.W, dW)]
         self.b = [bi - lr * g for bi, g in zip(self.b, db)]
 

@@ -101,12 +101,21 @@ def backward(spec: Spec, xp, W, cache, Y, T, reduction: str, *, bn=None):
     dZ = spec.loss.delta(xp, spec.output, Y, T)
     if reduction == "mean":
         dZ = dZ / Y.shape[0]
+    return backward_from_delta(spec, xp, W, inputs, dZ)
+
+
+def backward_from_delta(spec: Spec, xp, W, inputs, dZ, product=weight_gradient):
+    """``(dW, db)`` from the output layer's ``dZ`` and the layer inputs of :func:`forward`.
+
+    ``product(xp, H, dZ)`` computes ``H.T @ dZ`` (default: :func:`xpnet.ops.weight_gradient`).
+    """
     n = len(W)
     dW, db = [None] * n, [None] * n
     for i in range(n - 1, -1, -1):
         H = inputs[i]
-        dW[i] = weight_gradient(xp, H, dZ)
-        db[i] = xp.sum(dZ, axis=0)
+        dW[i] = product(xp, H, dZ)
+        if spec.bias:  # Trask's nets have none: no column sums to throw away
+            db[i] = xp.sum(dZ, axis=0)
         if i:
             dZ = spec.hidden[i - 1].backward(xp, dZ @ W[i].T, H)
     return dW, (db if spec.bias else None)

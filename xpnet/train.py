@@ -7,6 +7,11 @@
     >>> result.logged_epochs
     [0, 100, 200, 300]
 
+Full-batch training without dropout or batch norm runs through the backend's
+:class:`xpnet.ops.Ops` (on NumPy: row chunks of about 1 MiB of activations on all
+cores, gradients accumulated; up to 256 rows it is the tutorials' plain pass, operation
+for operation), so memory is bounded by the chunk, not by N x width.
+
 Vocabulary: ``learning_rate`` is Trask's "alpha" and WildML's "epsilon"; ``l2`` is WildML's
 ``reg_lambda`` (and scikit-learn's ``alpha``). One epoch is one pass over the data, i.e.
 one update in full-batch training (a tutorial "iteration").
@@ -31,11 +36,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import layers, optim
+from . import layers, losses, optim
 from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
 from .losses import REDUCTIONS
 from .memory import check_fits, out_of_memory
-from .mlp import MLP, backward, forward
+from .mlp import MLP, backward, forward, l2_penalty
+from .ops import LANES, get_ops
 
 
 @dataclass
@@ -196,7 +202,8 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     plain = (batch_size is None or batch_size >= n_total) and not model.spec.dropout and model.bn is None
     backend = model.backend
     itemsize = 4 if model.dtype_name == "float32" else 8
-    rows = X.shape[0] if plain else (batch_size or X.shape[0])
+    # the plain pass holds the activations of at most LANES chunks at once (see xpnet.ops)
+    rows = LANES * get_ops(backend).chunk_rows(model.layer_sizes, itemsize) if plain else (batch_size or X.shape[0])
     check_fits(backend, model.layer_sizes, X.shape[0], itemsize, rows)
     result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
                        dtype=model.dtype_name)
@@ -222,9 +229,10 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                     break
                 t = initial_epoch + epoch  # epochs done since the run began, across resumes
                 rate = schedule.rate(learning_rate, t, initial_epoch + epochs)
-                batches = _batches(backend, X.shape[0], batch_size, shuffle, _epoch_rng(seed, 1, t)) if comm is None \
-                    else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
-                _run_epoch(model, optimizer, X, T, rate, reduction, batches, _epoch_rng(seed, 2, t), first, comm)
+                batches = _batches(backend, X.shape[0], batch_size, shuffle, lambda: _epoch_rng(seed, 1, t)) \
+                    if comm is None else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
+                masks_rng = _epoch_rng(seed, 2, t) if model.spec.dropout else None  # only made when used
+                _run_epoch(model, optimizer, X, T, rate, reduction, batches, masks_rng, first, comm)
                 result.epochs = epoch + 1
     except Exception as exc:
         if backend.is_out_of_memory(exc):
@@ -284,28 +292,39 @@ def _split(model: MLP, X, T, fraction: float, rng):
 
 
 def _batches(backend, n: int, batch_size: int | None, shuffle: bool, rng) -> list:
-    """This epoch's row index arrays on the device; ``[None]`` means all rows, unindexed."""
+    """This epoch's row index arrays on the device; ``[None]`` means all rows, unindexed.
+
+    ``rng()`` makes the epoch's generator, only when shuffling needs it (small full-batch
+    problems spend their time per epoch, so nothing is made that is not used).
+    """
     if batch_size is None or batch_size >= n:
         return [None]
-    order = backend.asarray(rng.permutation(n) if shuffle else np.arange(n))
+    order = backend.asarray(rng().permutation(n) if shuffle else np.arange(n))
     return [order[i:min(i + batch_size, n)] for i in range(0, n, batch_size)]
 
 
 def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool, comm=None):
     """The training objective of the current weights (inference mode).
 
-    In plain full-batch training that forward pass is also the next update's, so it is
-    returned for reuse (one forward per epoch, as in the tutorials); otherwise None.
+    In plain full-batch training that pass (:meth:`xpnet.ops.Ops.gradients`, over row
+    chunks when N is large) also gives the next update's gradients, returned for reuse
+    (one forward per epoch, as in the tutorials); otherwise None (and always with ``comm``,
+    whose loss sums over every process's rows).
     """
+    if plain and comm is None:
+        xp = model.xp
+        grads = get_ops(model.backend).gradients(model.spec, model.W, model.b, X, T, reduction, with_loss=True)
+        penalty = l2_penalty(xp, model.W, l2) if l2 else 0.0
+        return float(losses.objective(xp, grads.data_loss, penalty, X.shape[0], reduction)), grads
     Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
     loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
                  else comm.objective(model, cache[1], Y, T, l2, reduction))  # over all processes' rows
-    return loss, ((Y, cache) if plain else None)
+    return loss, None
 
 
 def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first,
                comm=None) -> None:
-    """One pass over ``batches`` with one update each; ``first`` = a forward to reuse for the first.
+    """One pass over ``batches`` with one update each; ``first`` = gradients to reuse for the first.
 
     With ``comm``, ``batches`` holds (this process's rows, global batch size) pairs and the
     gradients are summed over all processes (one Allreduce per update)."""
@@ -323,16 +342,21 @@ def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches
 
 
 def _gradients(model: MLP, X, T, reduction: str, dropout_rng, first) -> list:
-    """Gradients in :meth:`MLP.parameters` order; updates the batch-norm running statistics."""
+    """Gradients in :meth:`MLP.parameters` order; updates the batch-norm running statistics.
+
+    Without dropout and batch norm: :meth:`xpnet.ops.Ops.gradients` (or ``first``, the
+    gradients of the logging pass), the backend's fast path.
+    """
     spec, xp = model.spec, model.xp
+    if first is None and not spec.dropout and model.bn is None:
+        first = get_ops(model.backend).gradients(spec, model.W, model.b, X, T, reduction)
     if first is not None:
-        Y, cache = first
-    else:
-        masks = None
-        if spec.dropout:
-            host = layers.dropout_masks(dropout_rng, X.shape[0], spec.layer_sizes[1:-1], spec.dropout)
-            masks = [model.backend.asarray(m, model.dtype) for m in host]
-        Y, cache = forward(spec, xp, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
+        return list(first.dW) + (list(first.db) if first.db is not None else [])
+    masks = None
+    if spec.dropout:
+        host = layers.dropout_masks(dropout_rng, X.shape[0], spec.layer_sizes[1:-1], spec.dropout)
+        masks = [model.backend.asarray(m, model.dtype) for m in host]
+    Y, cache = forward(spec, xp, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
     grads = backward(spec, xp, model.W, cache, Y, T, reduction, bn=model.bn)
     if model.bn is not None:
         model.bn = layers.update_running(model.bn, cache[2])

@@ -1,0 +1,140 @@
+"""xpnet.ops: the full-batch gradient pass over row chunks, generic and NumPy, against the plain pass."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import xpnet
+from conftest import available_backend, rtol_for
+from xpnet import ops
+from xpnet.mlp import backward, forward
+
+
+def plain_pass(model, X, T, reduction):
+    """The unchunked reference: forward + backward on all rows, and the summed data loss."""
+    spec, xp = model.spec, model.xp
+    Y, cache = forward(spec, xp, model.W, model.b, X)
+    dW, db = backward(spec, xp, model.W, cache, Y, T, reduction)
+    return dW, db, spec.loss.total(xp, cache[1], Y, T, spec.stable)
+
+
+def assert_same(got, want, rtol, atol=0.0):
+    dW, db, loss = got
+    for a, b in zip(dW, want[0]):
+        np.testing.assert_allclose(xpnet.to_numpy(a), xpnet.to_numpy(b), rtol=rtol, atol=atol)
+    assert (db is None) == (want[1] is None)
+    for a, b in zip(db or [], want[1] or []):
+        np.testing.assert_allclose(xpnet.to_numpy(a), xpnet.to_numpy(b), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(float(loss), float(want[2]), rtol=rtol)
+
+
+def problem(backend, dtype, sizes, n, output="softmax", activation="tanh", bias=True, seed=0):
+    rng = np.random.default_rng(seed)
+    model = xpnet.MLP(sizes, activation=activation, output=output, bias=bias, backend=backend, dtype=dtype, seed=seed)
+    if output == "softmax":
+        y = rng.integers(0, sizes[-1], size=n)
+    else:
+        y = rng.random((n, sizes[-1]))
+    X = model.as_inputs(rng.normal(size=(n, sizes[0])))
+    return model, X, model.as_targets(y, n)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(ops.SMALL + 1, 1500), rows=st.integers(ops.MIN_ROWS, 400),
+       hidden=st.lists(st.integers(1, 12), min_size=0, max_size=3), n_in=st.integers(1, 4),
+       output=st.sampled_from(["softmax", "sigmoid", "identity"]),
+       activation=st.sampled_from(["tanh", "sigmoid", "relu"]), bias=st.booleans(),
+       reduction=st.sampled_from(["mean", "sum"]), seed=st.integers(0, 2**16))
+def test_chunked_full_batch_equals_unchunked(n, rows, hidden, n_in, output, activation, bias, reduction, seed):
+    sizes = [n_in, *hidden, 2 if output == "softmax" else 3]
+    model, X, T = problem("numpy", "float64", sizes, n, output, activation, bias, seed)
+    want = plain_pass(model, X, T, reduction)
+    for impl in (ops.Ops(model.xp), ops.NumpyOps(model.xp)):
+        got = impl.gradients(model.spec, model.W, model.b, X, T, reduction, with_loss=True, rows=rows)
+        assert_same(got, want, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(ops.SMALL + 1, 1200), rows=st.integers(ops.MIN_ROWS, 300), seed=st.integers(0, 2**16))
+def test_numpy_override_gives_the_generic_bits(n, rows, seed):
+    """Same chunks, same lanes, same order: the threads change nothing, to the last bit."""
+    model, X, T = problem("numpy", "float64", [3, 7, 5, 2], n, seed=seed)
+    args = (model.spec, model.W, model.b, X, T, "mean")
+    generic = ops.Ops(model.xp).gradients(*args, with_loss=True, rows=rows)
+    numpy_ops = ops.NumpyOps(model.xp)
+    for threads in (1, 2, 3):
+        with xpnet.limit_threads(threads):
+            fast = numpy_ops.gradients(*args, with_loss=True, rows=rows)
+        for a, b in zip(fast.dW + fast.db, generic.dW + generic.db):
+            np.testing.assert_array_equal(a, b)
+        assert float(fast.data_loss) == float(generic.data_loss)
+
+
+def test_chunked_pass_on_every_backend(backend, dtype):
+    model, X, T = problem(backend, dtype, [2, 9, 3], 700, seed=5)
+    got = ops.get_ops(backend).gradients(model.spec, model.W, model.b, X, T, "mean", with_loss=True, rows=100)
+    assert_same(got, plain_pass(model, X, T, "mean"), rtol=rtol_for(dtype), atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+def test_small_problems_take_the_plain_pass_bit_for_bit():
+    """Up to SMALL rows (the tutorials) nothing is chunked: exactly forward + backward."""
+    model, X, T = problem("numpy", "float64", [2, 3, 2], ops.SMALL, seed=2)
+    got = ops.get_ops(model.backend).gradients(model.spec, model.W, model.b, X, T, "sum", with_loss=True, rows=16)
+    want = plain_pass(model, X, T, "sum")
+    for a, b in zip(got.dW + got.db, want[0] + want[1]):
+        np.testing.assert_array_equal(a, b)
+    assert float(got.data_loss) == float(want[2])
+
+
+def test_get_ops_picks_the_numpy_override_only_for_numpy():
+    assert type(ops.get_ops(xpnet.get_backend("numpy"))) is ops.NumpyOps
+    strict = available_backend("array_api_strict")
+    assert type(ops.get_ops(strict)) is ops.Ops
+
+
+def test_chunk_rows_follow_the_cache_budget():
+    numpy_ops = ops.NumpyOps(None)
+    assert numpy_ops.chunk_rows((2, 1024, 2), 4) == 256  # 1 MiB of float32 activations
+    assert numpy_ops.chunk_rows((30, 1024, 10), 8) == 128
+    assert numpy_ops.chunk_rows((784, 1024, 10), 4) == 784  # at least the input width
+    assert numpy_ops.chunk_rows((2, 65536, 2), 4) == ops.MIN_ROWS
+    assert ops.Ops(None).chunk_rows((2, 1024, 2), 4) == 65536  # elsewhere: only bounds the memory
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_fit_over_chunks_matches_the_unchunked_backend(reduction):
+    """NumPy chunks N=3000 rows (H=600: 218 rows per chunk); array_api_strict does not."""
+    strict = available_backend("array_api_strict")
+    X, y = xpnet.datasets.load("moons", n_samples=3000, noise=0.2, seed=1)
+    results = []
+    for be in ("numpy", strict):
+        model = xpnet.MLP([2, 600, 2], backend=be, dtype="float64", seed=1)
+        assert be != "numpy" or ops.get_ops(model.backend).chunk_rows(model.layer_sizes, 8) < 3000
+        result = model.fit(X, y, epochs=4, learning_rate=0.5 if reduction == "mean" else 1e-4,
+                           l2=0.01, reduction=reduction, log_every=1)
+        results.append((result.history, [xpnet.to_numpy(w) for w in model.W]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-10)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert results[0][0][-1] < results[0][0][0]
+
+
+def test_passes_in_parallel_threads_do_not_share_buffers():
+    """Two fits in two Python threads (e.g. a thread pool of estimators) each get their own buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    problems = [problem("numpy", "float64", [2, 40, 2], 900, seed=s) for s in (1, 2)]
+    numpy_ops = ops.NumpyOps(problems[0][0].xp)
+
+    def run(p):
+        model, X, T = p
+        return [numpy_ops.gradients(model.spec, model.W, model.b, X, T, "mean", rows=64).dW for _ in range(5)]
+
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(run, problems))
+    for p, runs in zip(problems, together):
+        alone = run(p)[0]
+        for dW in runs:
+            for a, b in zip(dW, alone):
+                np.testing.assert_array_equal(a, b)
