@@ -694,6 +694,10 @@ def _bench_progress(kind: str, item: dict) -> None:
 def cmd_bench(args) -> int:
     from . import bench
 
+    if args.plot:  # the same checks as train/tutorial --plot, before minutes of measuring
+        from . import plot
+
+        plot.check_path(args.plot)
     if args.compare == "torch":  # load torch first so --threads bounds its pool too
         bench.get_backend("torch")
     with limit_threads(args.threads):
