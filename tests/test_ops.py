@@ -40,14 +40,16 @@ def problem(backend, dtype, sizes, n, output="softmax", activation="tanh", bias=
     return model, X, model.as_targets(y, n)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(n=st.integers(ops.SMALL + 1, 1500), rows=st.integers(ops.MIN_ROWS, 400),
-       hidden=st.lists(st.integers(1, 12), min_size=0, max_size=3), n_in=st.integers(1, 4),
-       output=st.sampled_from(["softmax", "sigmoid", "identity"]),
+       hidden=st.lists(st.integers(1, 12), min_size=0, max_size=3), n_in=st.integers(1, 20),
+       output=st.sampled_from(["softmax", "sigmoid", "identity"]), n_out=st.integers(1, 5),
        activation=st.sampled_from(["tanh", "sigmoid", "relu"]), bias=st.booleans(),
        reduction=st.sampled_from(["mean", "sum"]), seed=st.integers(0, 2**16))
-def test_chunked_full_batch_equals_unchunked(n, rows, hidden, n_in, output, activation, bias, reduction, seed):
-    sizes = [n_in, *hidden, 2 if output == "softmax" else 3]
+def test_chunked_full_batch_equals_unchunked(n, rows, hidden, n_in, output, n_out, activation, bias, reduction, seed):
+    """Every shape class of the NumPy pass: inputs folded or not, thin or not (n_in), thin and
+    wide outputs (n_out), rank-1 products (widths of 1), any depth."""
+    sizes = [n_in, *hidden, max(n_out, 2) if output == "softmax" else n_out]
     model, X, T = problem("numpy", "float64", sizes, n, output, activation, bias, seed)
     want = plain_pass(model, X, T, reduction)
     for impl in (ops.Ops(model.xp), ops.NumpyOps(model.xp)):
@@ -56,19 +58,52 @@ def test_chunked_full_batch_equals_unchunked(n, rows, hidden, n_in, output, acti
 
 
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(ops.SMALL + 1, 1200), rows=st.integers(ops.MIN_ROWS, 300), seed=st.integers(0, 2**16))
-def test_numpy_override_gives_the_generic_bits(n, rows, seed):
-    """Same chunks, same lanes, same order: the threads change nothing, to the last bit."""
-    model, X, T = problem("numpy", "float64", [3, 7, 5, 2], n, seed=seed)
+@given(n=st.integers(ops.SMALL + 1, 1200), rows=st.integers(ops.MIN_ROWS, 300), seed=st.integers(0, 2**16),
+       net=st.sampled_from([((3, 7, 5, 2), "softmax"), ((2, 9, 2), "softmax"), ((30, 6, 10), "softmax"),
+                            ((1, 4, 1), "sigmoid")]))
+def test_numpy_pass_has_the_same_bits_at_any_thread_count(n, rows, seed, net):
+    """Fixed chunks on fixed lanes, added in lane order: the thread count changes no bit."""
+    model, X, T = problem("numpy", "float64", list(net[0]), n, output=net[1], seed=seed)
     args = (model.spec, model.W, model.b, X, T, "mean")
-    generic = ops.Ops(model.xp).gradients(*args, with_loss=True, rows=rows)
     numpy_ops = ops.NumpyOps(model.xp)
-    for threads in (1, 2, 3):
+    numpy_ops.parallel_min = 0  # lanes on threads even for these small passes
+    with xpnet.limit_threads(1):
+        one = numpy_ops.gradients(*args, with_loss=True, rows=rows)
+    for threads in (2, 3):
         with xpnet.limit_threads(threads):
-            fast = numpy_ops.gradients(*args, with_loss=True, rows=rows)
-        for a, b in zip(fast.dW + fast.db, generic.dW + generic.db):
+            many = numpy_ops.gradients(*args, with_loss=True, rows=rows)
+        for a, b in zip(many.dW + many.db, one.dW + one.db):
             np.testing.assert_array_equal(a, b)
-        assert float(fast.data_loss) == float(generic.data_loss)
+        assert float(many.data_loss) == float(one.data_loss)
+    generic = ops.Ops(model.xp).gradients(*args, with_loss=True, rows=rows)  # and agrees with the generic pass
+    assert_same((one.dW, one.db, one.data_loss), (generic.dW, generic.db, generic.data_loss), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(ops._IN_PLACE))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_in_place_activations_equal_the_generic_ones(name, dtype):
+    """The NumPy pass's in-place forms against :mod:`xpnet.activations` (overflowing inputs included)."""
+    xp = xpnet.get_backend("numpy").xp
+    rng = np.random.default_rng(1)
+    Z = np.concatenate([rng.normal(scale=4, size=(60, 5)), [[-1e4, -800.0, -90.0, 90.0, 1e4]]]).astype(dtype)
+    dY = rng.normal(size=Z.shape).astype(dtype)
+    act = xpnet.activations.get_hidden(name)
+    forward, backward = ops._IN_PLACE[name]
+    Y = Z.copy()
+    forward(Y)
+    want = act.forward(xp, Z)
+    tiny = np.finfo(dtype).tiny  # the in-place sigmoid gives ~1e-39 / 1e-309 where the generic one gives 0
+    np.testing.assert_allclose(Y, want, rtol=4 * np.finfo(dtype).eps, atol=tiny)
+    dZ = backward(dY.copy(), want.copy())
+    np.testing.assert_allclose(dZ, act.backward(xp, dY, want), rtol=4 * np.finfo(dtype).eps, atol=tiny)
+
+
+def test_rank_one_products_are_broadcast_multiplies():
+    rng = np.random.default_rng(2)
+    A, B = rng.normal(size=(50, 1)), rng.normal(size=(1, 7))
+    out = np.empty((50, 7))
+    assert ops._product(A, B, out) is out
+    np.testing.assert_array_equal(out, A @ B)  # one product per entry: exactly the matmul
 
 
 def test_chunked_pass_on_every_backend(backend, dtype):
@@ -100,6 +135,9 @@ def test_chunk_rows_follow_the_cache_budget():
     assert numpy_ops.chunk_rows((784, 1024, 10), 4) == 784  # at least the input width
     assert numpy_ops.chunk_rows((2, 65536, 2), 4) == ops.MIN_ROWS
     assert ops.Ops(None).chunk_rows((2, 1024, 2), 4) == 65536  # elsewhere: only bounds the memory
+    assert numpy_ops.pass_rows((2, 1024, 2), 4, 10**5) == 256
+    assert numpy_ops.pass_rows((2, 64, 2), 4, 1000) == 250  # a chunk for each of the 4 lanes
+    assert numpy_ops.pass_rows((2, 64, 2), 4, 240) == ops.MIN_ROWS
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
@@ -126,6 +164,7 @@ def test_passes_in_parallel_threads_do_not_share_buffers():
 
     problems = [problem("numpy", "float64", [2, 40, 2], 900, seed=s) for s in (1, 2)]
     numpy_ops = ops.NumpyOps(problems[0][0].xp)
+    numpy_ops.parallel_min = 0
 
     def run(p):
         model, X, T = p

@@ -53,7 +53,7 @@ def forward(spec: Spec, xp, W, b, X, *, bn=None, train=False, masks=None):
     either, the cache gains a third entry, the per-layer :class:`~xpnet.layers.Record`.
     """
     if bn is None and masks is None:
-        return _forward_plain(spec, xp, W, b, X)
+        return forward_plain(spec, xp, W, b, X)
     inputs, records = [], []
     H = X
     last = len(W) - 1
@@ -72,7 +72,7 @@ def forward(spec: Spec, xp, W, b, X, *, bn=None, train=False, masks=None):
     return H, (inputs, Z, records)
 
 
-def _forward_plain(spec: Spec, xp, W, b, X):
+def forward_plain(spec: Spec, xp, W, b, X):
     """The tutorials' forward pass (no dropout, no batch norm): ``(Y, (inputs, Z_out))``."""
     inputs = []
     H = X

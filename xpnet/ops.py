@@ -6,40 +6,69 @@ so the math is written once); :class:`NumpyOps` overrides how the work is run on
 :func:`get_ops` picks the implementation for a backend.
 
 **Full batch over row chunks.** :meth:`Ops.gradients` cuts the N rows into chunks of
-:meth:`Ops.chunk_rows` rows (about ``chunk_bytes`` per activation buffer: ~1 MiB on NumPy,
-so a chunk's activations stay in the CPU cache; 256 MiB elsewhere, which only bounds the
-memory) and accumulates the chunks' gradients, so an epoch's peak memory depends on the
-chunk, not on N x H. Chunk ``k`` goes to lane ``k % LANES``; each lane sums its chunks in
-order and the lane totals are added in lane order, so the sum has the same bits however
-many threads run the lanes (:class:`NumpyOps` runs them on ``cpu_threads()`` threads with
-single-threaded BLAS; NumPy releases the GIL in BLAS and ufuncs). Up to one chunk of rows
-(always for N <= ``SMALL``, where the tutorials live) the pass is the plain
-``forward`` + ``backward``, operation for operation.
+:meth:`Ops.chunk_rows` rows and accumulates the chunks' gradients, so an epoch's peak
+memory depends on the chunk, not on N x width. Chunk ``k`` goes to lane ``k % LANES``;
+each lane sums its chunks in order and the lane totals are added in lane order, so the
+sum has the same bits however many threads run the lanes. Up to ``SMALL`` rows (where
+the tutorials live) the pass is the plain ``forward`` + ``backward``, operation for
+operation, so the tutorials reproduce bit for bit.
 
-:func:`weight_gradient` computes ``H.T @ dZ``, the one product that sums over the samples.
-Multi-threaded BLAS splits that sum across threads once it is long (OpenBLAS does beyond
-about 1,000 rows), so its last bits would depend on the thread count. On NumPy, long
-products are cut into fixed row chunks assigned to a fixed number of lanes; each lane
-sums its chunks in order with single-threaded BLAS, the lanes run in parallel on up to
-``--threads`` threads, and the lane totals are added in lane order. The result is the
-same bits whatever the thread count.
+**Generic** (:class:`Ops`, any backend): the chunks are the model's own ``forward`` and
+``backward``; a chunk holds up to 256 MiB of activations, which only bounds the memory.
+
+**NumPy** (:class:`NumpyOps`): chunks of about 1 MiB of activations, so they stay in the
+CPU cache; the lanes run on ``cpu_threads()`` threads with single-threaded BLAS (NumPy
+releases the GIL in BLAS and ufuncs). Inside a chunk nothing is allocated per layer:
+every hidden layer is computed into the lane's buffers with ``out=`` and its activation
+and derivative run in place; gradients are summed into the lane's accumulators. Three
+shape-driven choices avoid BLAS's slow corners (measured with OpenBLAS, see the README):
+
+* products with a dimension of at most ``THIN`` (the tutorials' 2 inputs and 2 classes)
+  run as that many matrix-vector products: ``gemm`` is 2-3x slower there;
+* a product with inner size 1 is a broadcast multiply (``gemm`` is about 4x slower);
+* inputs up to ``FOLD`` features wide get a column of ones, so the first bias is added by
+  the first product and its gradient comes out of the first weight gradient (two passes
+  over the (rows, width) activations fewer).
+
+The results equal the generic pass up to float rounding (the products sum in another
+order), and have the same bits whatever the thread count.
+
+:func:`weight_gradient` computes ``H.T @ dZ`` for the unchunked passes (minibatches):
+multi-threaded BLAS splits that long sum across threads (OpenBLAS does beyond about 1,000
+rows), so its last bits would depend on the thread count. On NumPy, long products are
+cut into fixed row chunks on fixed lanes in the same way.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
 
+from .activations import exp_limit, output_forward
 from .backend import blas_single_threaded, cpu_threads
 
-SMALL = 256  # rows up to which BLAS never splits the sum: plain product (the tutorials live here)
-ROWS = 2048  # rows per chunk
+SMALL = 256  # rows up to which the pass is the plain one (the tutorials live here)
+ROWS = 2048  # rows per chunk of weight_gradient
 LANES = 4  # fixed number of partial sums: the summation order never depends on threads
 MIN_ROWS = 64  # fewest rows per chunk of the full-batch pass
+THIN = 3  # product dimensions up to this run as matrix-vector products
+FOLD = 16  # inputs up to this wide carry a column of ones for the first bias
+PARALLEL_MIN = 1 << 19  # activations (rows x widest layer) from which lanes run on threads: waking
+#                        two threads costs ~0.1 ms, a pass below this size about as much
+
+
+class Gradients(NamedTuple):
+    """What a full-batch gradient pass returns."""
+
+    dW: list  # per layer (n_in, n_out)
+    db: list | None  # per layer (n_out,); None without bias units
+    data_loss: Any = None  # 0-d array: the summed data loss of the pass (when asked for)
 
 
 def weight_gradient(xp, H, dZ):
@@ -52,35 +81,37 @@ def weight_gradient(xp, H, dZ):
 
     def lane_total(lane):
         total = None
-        for a, b in lane:
-            part = H[a:b].T @ dZ[a:b]
+        for a, z in lane:
+            part = H[a:z].T @ dZ[a:z]
             total = part if total is None else total + part
         return total
 
-    workers = min(cpu_threads(), len(lanes))
+    return functools.reduce(np.add, run_lanes(lane_total, lanes))
+
+
+def run_lanes(fn, lanes, parallel: bool = True) -> list:
+    """``[fn(lane) for lane in lanes]`` with single-threaded BLAS, on up to ``cpu_threads()``
+    threads of a pool kept for the process (``parallel=False``: in this thread)."""
+    workers = min(cpu_threads(), len(lanes)) if parallel else 1
     with blas_single_threaded():
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                totals = list(pool.map(lane_total, lanes))
-        else:
-            totals = [lane_total(lane) for lane in lanes]
-    result = totals[0]
-    for t in totals[1:]:
-        result = result + t
-    return result
+        if workers <= 1:
+            return [fn(lane) for lane in lanes]
+        return list(_pool(workers).map(fn, lanes))
 
 
-def _plain_product(xp, H, dZ):
-    """``H.T @ dZ`` in one product (inside a chunk, whose rows are few)."""
-    return H.T @ dZ
+_POOLS: dict = {}  # worker count: ThreadPoolExecutor (starting threads costs ~0.5 ms a pass)
+_POOLS_LOCK = threading.Lock()
 
 
-class Gradients(NamedTuple):
-    """What a full-batch gradient pass returns."""
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _POOLS_LOCK:
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="xpnet-lane")
+        return _POOLS[workers]
 
-    dW: list  # per layer (n_in, n_out)
-    db: list | None  # per layer (n_out,); None without bias units
-    data_loss: Any = None  # 0-d array: the summed data loss of the pass (when asked for)
+
+if hasattr(os, "register_at_fork"):  # a forked child has the pools' objects but not their threads
+    os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 class Ops:
@@ -91,7 +122,8 @@ class Ops:
     def __init__(self, xp):
         from . import mlp  # not at the top: mlp imports this module
 
-        self.xp, self._forward, self._backward = xp, mlp.forward, mlp.backward_from_delta
+        # chunks never carry dropout or batch norm: the plain forward, without mlp.forward's dispatch
+        self.xp, self._forward, self._backward = xp, mlp.forward_plain, mlp.backward_from_delta
 
     def chunk_rows(self, layer_sizes, itemsize: int) -> int:
         """Rows per chunk: about ``chunk_bytes`` for the widest layer's activations, and at
@@ -112,102 +144,196 @@ class Ops:
         if n <= SMALL or n <= rows:
             return self._chunk(spec, W, b, X, T, reduction, n, with_loss, whole=True)
         chunks = [(start, min(start + rows, n)) for start in range(0, n, rows)]
-        lanes = range(min(LANES, len(chunks)))
 
         def lane_total(k):
-            total, scratch = None, {}  # scratch: this lane's buffers, private to this pass
+            total = None
             for a, z in chunks[k::LANES]:
-                part = self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss, scratch=scratch)
-                total = part if total is None else self._accumulate(total, part)
+                part = self._chunk(spec, W, b, X[a:z, ...], T[a:z, ...], reduction, n, with_loss)
+                total = part if total is None else _add(total, part)
             return total
 
-        totals = self._map(lane_total, lanes)
-        return functools.reduce(self._accumulate, totals)
+        return functools.reduce(_add, [lane_total(k) for k in range(min(LANES, len(chunks)))])
 
-    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, scratch=None) -> Gradients:
-        """One chunk: forward, the output delta (scaled by 1/n for the mean), backward.
-
-        ``scratch`` is a dict private to the chunk's lane in this pass (for buffers).
-        """
+    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False) -> Gradients:
+        """One chunk: forward, the output delta (scaled by 1/n for the mean), backward."""
         xp = self.xp
         Y, (inputs, Z) = self._forward(spec, xp, W, b, X)
         dZ = spec.loss.delta(xp, spec.output, Y, T)
         if reduction == "mean":
             dZ = dZ / n
-        dW, db = self._backward(spec, xp, W, inputs, dZ, weight_gradient if whole else _plain_product)
+        dW, db = self._backward(spec, xp, W, inputs, dZ, weight_gradient if whole and n > SMALL else _plain_product)
         loss = spec.loss.total(xp, Z, Y, T, spec.stable) if with_loss else None
         return Gradients(dW, db, loss)
 
-    def _map(self, fn, items) -> list:
-        """``[fn(item) for item in items]``, in order (overrides may run them in parallel)."""
-        return [fn(item) for item in items]
 
-    def _accumulate(self, total: Gradients, part: Gradients) -> Gradients:
-        """``total + part``, term by term (overrides may add into ``total``, which they own)."""
-        return Gradients([a + c for a, c in zip(total.dW, part.dW)],
-                         None if total.db is None else [a + c for a, c in zip(total.db, part.db)],
-                         None if total.data_loss is None else total.data_loss + part.data_loss)
+def _plain_product(xp, H, dZ):
+    """``H.T @ dZ`` in one product (inside a chunk, whose rows are few)."""
+    return H.T @ dZ
+
+
+def _add(total: Gradients, part: Gradients) -> Gradients:
+    """``total + part``, term by term."""
+    return Gradients([a + c for a, c in zip(total.dW, part.dW)],
+                     None if total.db is None else [a + c for a, c in zip(total.db, part.db)],
+                     None if total.data_loss is None else total.data_loss + part.data_loss)
 
 
 class NumpyOps(Ops):
-    """NumPy: cache-sized chunks, lanes on threads with single-threaded BLAS, and no temporaries:
-    hidden layers with an in-place form (:data:`IN_PLACE`) are computed in per-lane buffers
-    with ``out=``, sums are added in place. Same operations, same order as :class:`Ops`."""
+    """NumPy: cache-sized chunks on threads, in-place layers, BLAS's slow shapes avoided
+    (see the module docstring). Equal to :class:`Ops` up to float rounding."""
 
     chunk_bytes = 1 << 20
+    parallel_min = PARALLEL_MIN  # below this many activations a pass runs on one thread
 
-    def _chunk(self, spec, W, b, X, T, reduction, n, with_loss, whole=False, scratch=None) -> Gradients:
-        if whole or not all(act.name in IN_PLACE for act in spec.hidden):
-            return super()._chunk(spec, W, b, X, T, reduction, n, with_loss, whole)
-        outputs, deltas = _lane_buffers(scratch, X.shape[0], spec.layer_sizes[1:-1], X.dtype)
-        inputs, H = [], X
-        for i, act in enumerate(spec.hidden):  # hidden layers: into the lane's buffers
+    def gradients(self, spec, W, b, X, T, reduction: str, *, with_loss: bool = False,
+                  rows: int | None = None) -> Gradients:
+        n = X.shape[0]
+        if n <= SMALL:  # the tutorials' plain pass, called directly: tiny problems spend their time per call
+            return self._chunk(spec, W, b, X, T, reduction, n, with_loss, whole=True)
+        if len(W) == 1:  # no hidden layer: the whole net is the output layer
+            return super().gradients(spec, W, b, X, T, reduction, with_loss=with_loss, rows=rows)
+        rows = rows or self.pass_rows(spec.layer_sizes, X.dtype.itemsize, n)
+        plan = _Plan(spec, W, b, n if reduction == "mean" else None, with_loss)
+        chunks = [(start, min(start + rows, n)) for start in range(0, n, rows)]
+        lanes = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
+        parallel = n * max(spec.layer_sizes[1:]) >= self.parallel_min
+        return plan.combine(run_lanes(lambda lane: plan.lane_total(X, T, lane, min(rows, n)), lanes, parallel))
+
+    def pass_rows(self, layer_sizes, itemsize: int, n: int) -> int:
+        """Rows per chunk of an ``n``-row pass: :meth:`chunk_rows`, but small enough for a
+        chunk per lane, so mid-sized problems use every thread too (bits never depend on
+        the thread count: only on ``n``)."""
+        return min(self.chunk_rows(layer_sizes, itemsize), max(MIN_ROWS, -(-n // LANES)))
+
+
+class _Plan:
+    """One NumPy pass: the prepared weights and, per layer, how its products run."""
+
+    def __init__(self, spec, W, b, scale, with_loss):
+        sizes = spec.layer_sizes
+        self.spec, self.W, self.b, self.scale, self.with_loss = spec, W, b, scale, with_loss
+        self.staged = sizes[0] <= FOLD  # the input chunk is copied, transposed, into the lane
+        self.fold = self.staged and b is not None
+        self.k = sizes[0] + self.fold  # inner size of the first product
+        self.W0 = np.concatenate([W[0], b[0][None, :]]) if self.fold else W[0]  # (k, width 1)
+        self.thin_out = sizes[-1] <= THIN
+        self.WoutT = np.ascontiguousarray(W[-1].T) if self.thin_out else None  # (n_out, width)
+        self.steps = [_IN_PLACE[act.name] for act in spec.hidden]
+
+    def lane_total(self, X, T, chunks, rows) -> "_Lane":
+        """The sums of one lane's chunks (rows: the tallest chunk)."""
+        lane = _Lane(self, rows, X.dtype)
+        for a, z in chunks:
+            self.chunk(lane, X[a:z], T[a:z])
+        return lane
+
+    def chunk(self, lane: "_Lane", X, T) -> None:
+        """Forward and backward on one chunk of rows; adds its gradients to ``lane``."""
+        spec, W, b, r = self.spec, self.W, self.b, X.shape[0]
+        if self.staged:
+            xT = lane.xT[:, :r]
+            xT[:X.shape[1]] = X.T  # the ones row of the folded bias was set with the buffer
+            X = xT.T
+        inputs, H = [X], _product(X, self.W0, lane.out[0][:r])
+        if b is not None and not self.fold:
+            np.add(H, b[0], out=H)
+        self.steps[0][0](H)
+        for i in range(1, len(W) - 1):
             inputs.append(H)
-            H = np.matmul(H, W[i], out=outputs[i])
+            H = _product(H, W[i], lane.out[i][:r])
             if b is not None:
                 np.add(H, b[i], out=H)
-            IN_PLACE[act.name][0](H)
+            self.steps[i][0](H)
         inputs.append(H)
-        Y, (_, Z) = self._forward(spec, self.xp, W[-1:], None if b is None else b[-1:], H)  # output layer
-        dZ = spec.loss.delta(self.xp, spec.output, Y, T)
-        if reduction == "mean":
-            dZ = dZ / n
-        loss = spec.loss.total(self.xp, Z, Y, T, spec.stable) if with_loss else None
-        dW, db = [None] * len(W), [None] * len(W) if spec.bias else None
+        dZ = self._output_delta(lane, H, T)
         for i in range(len(W) - 1, -1, -1):
-            dW[i] = inputs[i].T @ dZ
-            if db is not None:
-                db[i] = np.add.reduce(dZ, axis=0)
-            if i:  # dZ = act'(dZ @ W.T) in the lane's delta buffer; the output buffer is used up
-                dY = np.matmul(dZ, W[i].T, out=deltas[i - 1])
-                dZ = IN_PLACE[spec.hidden[i - 1].name][1](dY, inputs[i])
-        return Gradients(dW, db, loss)
+            self._add_weight_gradient(lane, i, inputs[i], dZ)
+            if b is not None and not (i == 0 and self.fold):
+                np.add(lane.db[i], np.add.reduce(dZ, axis=0), out=lane.db[i])
+            if i:  # dZ = act'(dZ @ W.T) in the lane's delta buffer; inputs[i] is used up after this
+                dZ = self.steps[i - 1][1](_product(dZ, W[i].T, lane.delta[i - 1][:r]), inputs[i])
 
-    def _accumulate(self, total: Gradients, part: Gradients) -> Gradients:
-        for a, c in zip(total.dW + (total.db or []), part.dW + (part.db or [])):
-            np.add(a, c, out=a)  # same sum as a + c, without a new (n_in, n_out) array per chunk
-        loss = None if total.data_loss is None else total.data_loss + part.data_loss
-        return Gradients(total.dW, total.db, loss)
+    def _output_delta(self, lane, H, T):
+        """The output layer on (rows, n_out) arrays: logits, output, loss, and its delta."""
+        spec, r = self.spec, H.shape[0]
+        if self.thin_out:
+            Z = lane.logits[:, :r]
+            for c in range(Z.shape[0]):
+                np.matmul(H, self.WoutT[c], out=Z[c])
+            Z = Z.T
+        else:
+            Z = np.matmul(H, self.W[-1], out=lane.logits[:r])
+        if self.b is not None:
+            Z = Z + self.b[-1]
+        Y = output_forward(np, spec.output, Z, spec.stable)
+        dZ = spec.loss.delta(np, spec.output, Y, T)
+        if self.with_loss:
+            lane.loss = lane.loss + spec.loss.total(np, Z, Y, T, spec.stable)
+        return dZ / self.scale if self.scale else dZ
 
-    def _map(self, fn, items) -> list:
-        workers = min(cpu_threads(), len(items))
-        with blas_single_threaded():
-            if workers <= 1:
-                return [fn(item) for item in items]
-            with ThreadPoolExecutor(workers) as pool:
-                return list(pool.map(fn, items))
+    def _add_weight_gradient(self, lane, i, A, D) -> None:
+        """``lane.dW[i] += A.T @ D``; thin sides as matrix-vector products (``dW[i]`` is
+        kept transposed, (n_out, n_in), for a thin output layer)."""
+        part = lane.part[i]
+        if i == 0 and self.staged and self.k <= THIN:
+            for j, column in enumerate(A.T):  # the staged input's columns are rows of the lane buffer
+                np.matmul(column, D, out=part[j])
+        elif i == len(self.W) - 1 and self.thin_out:
+            for c, column in enumerate(np.ascontiguousarray(D.T)):
+                np.matmul(column, A, out=part[c])
+        else:
+            np.matmul(A.T, D, out=part)
+        np.add(lane.dW[i], part, out=lane.dW[i])
+
+    def combine(self, lanes) -> Gradients:
+        """The lane totals added in lane order, as (n_in, n_out) gradients and biases."""
+        total = lanes[0]
+        for lane in lanes[1:]:
+            for a, c in zip(total.sums(), lane.sums()):
+                np.add(a, c, out=a)
+            total.loss = total.loss + lane.loss
+        dW, db = list(total.dW), total.db
+        if self.thin_out:
+            dW[-1] = np.ascontiguousarray(dW[-1].T)
+        if self.fold:
+            db[0] = dW[0][-1].copy()
+            dW[0] = dW[0][:-1].copy()
+        return Gradients(dW, db, total.loss if self.with_loss else None)
 
 
-def _lane_buffers(scratch: dict, rows: int, widths, dtype) -> tuple:
-    """Outputs and deltas, one (rows, width) array each per hidden layer, made at a lane's
-    first chunk and reused by its next ones (later chunks are never taller)."""
-    if "buffers" not in scratch:
-        scratch["buffers"] = [[np.empty((rows, w), dtype) for w in widths] for _ in range(2)]
-    return tuple([buf[:rows] for buf in group] for group in scratch["buffers"])
+class _Lane:
+    """One lane's buffers (activations, deltas, logits, staged input) and running sums."""
+
+    def __init__(self, plan: _Plan, rows: int, dtype):
+        sizes = plan.spec.layer_sizes
+        widths = sizes[1:-1]
+        self.out = [np.empty((rows, w), dtype) for w in widths]
+        self.delta = [np.empty((rows, w), dtype) for w in widths]
+        self.logits = np.empty((sizes[-1], rows) if plan.thin_out else (rows, sizes[-1]), dtype)
+        if plan.staged:
+            self.xT = np.empty((plan.k, rows), dtype)
+            self.xT[sizes[0]:] = 1
+        shapes = [(plan.k, sizes[1])] + [(a, c) for a, c in zip(sizes[1:-1], sizes[2:])]
+        if plan.thin_out:
+            shapes[-1] = shapes[-1][::-1]
+        self.dW = [np.zeros(s, dtype) for s in shapes]
+        self.part = [np.empty(s, dtype) for s in shapes]  # one chunk's product, before it is added
+        self.db = None if plan.b is None else [np.zeros((w,), dtype) for w in sizes[1:]]
+        self.loss = dtype.type(0)
+
+    def sums(self) -> list:
+        return self.dW + (self.db or [])
+
+
+def _product(A, B, out):
+    """``A @ B`` into ``out``; with inner size 1 a broadcast multiply (OpenBLAS's gemm is slow there)."""
+    if A.shape[1] == 1:
+        return np.multiply(A, B, out=out)
+    return np.matmul(A, B, out=out)
 
 
 def _tanh(Z):
-    return np.tanh(Z, out=Z)
+    np.tanh(Z, out=Z)
 
 
 def _tanh_backward(dY, Y):
@@ -218,16 +344,35 @@ def _tanh_backward(dY, Y):
 
 
 def _relu(Z):
-    return np.maximum(Z, 0, out=Z)
+    np.maximum(Z, 0, out=Z)
 
 
 def _relu_backward(dY, Y):
-    """dY where Y > 0, else 0 (:func:`xpnet.activations.relu_backward`)."""
-    np.copyto(dY, 0, where=np.logical_not(Y > 0))
-    return dY
+    """dY where Y > 0, else 0 (:func:`xpnet.activations.relu_backward`): Y >= 0, so sign(Y) is the 0/1 mask."""
+    np.sign(Y, out=Y)
+    return np.multiply(dY, Y, out=dY)
 
 
-IN_PLACE = {"tanh": (_tanh, _tanh_backward), "relu": (_relu, _relu_backward)}  # name: (forward, backward)
+def _sigmoid(Z):
+    """1 / (1 + exp(-Z)) in place, exp's argument capped where it would overflow (there the
+    result is about 1e-39 in float32, 1e-309 in float64, where the generic form gives 0)."""
+    np.negative(Z, out=Z)
+    np.minimum(Z, exp_limit(Z.dtype), out=Z)
+    np.exp(Z, out=Z)
+    np.add(Z, 1, out=Z)
+    np.divide(1, Z, out=Z)
+
+
+def _sigmoid_backward(dY, Y):
+    """dY * Y * (1 - Y) (:func:`xpnet.activations.sigmoid_backward`)."""
+    np.multiply(dY, Y, out=dY)
+    np.subtract(1, Y, out=Y)
+    return np.multiply(dY, Y, out=dY)
+
+
+# name: (forward in place, backward(dY, Y) -> dZ in dY's buffer, Y's buffer used up)
+_IN_PLACE = {"tanh": (_tanh, _tanh_backward), "relu": (_relu, _relu_backward),
+             "sigmoid": (_sigmoid, _sigmoid_backward)}
 
 
 def _itemsize(X) -> int:
