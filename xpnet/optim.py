@@ -113,9 +113,12 @@ class SGD:
         ``l2_scale`` multiplies the L2 term: the training loop passes ``B / N`` for a
         minibatch of ``B`` of ``N`` samples under ``reduction="sum"``.
         """
-        grads = self._with_l2(params, grads, self.l2 * l2_scale if l2_scale != 1.0 else self.l2)
-        grads = clip_gradients(self.xp, grads, self.clip_value, self.clip_norm)
+        if self.l2 or self.momentum or self.clip_value is not None or self.clip_norm is not None:
+            grads = self._with_l2(params, grads, self.l2 * l2_scale if l2_scale != 1.0 else self.l2)
+            grads = clip_gradients(self.xp, grads, self.clip_value, self.clip_norm)
         directions = self._directions(grads) if self.momentum else grads
+        if learning_rate == 1:  # Trask's alpha 1: the same bits without a product per parameter
+            return [p - d for p, d in zip(params, directions)]
         return [p - learning_rate * d for p, d in zip(params, directions)]
 
     def state(self) -> dict:

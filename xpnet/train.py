@@ -207,6 +207,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     check_fits(backend, model.layer_sizes, X.shape[0], itemsize, rows)
     result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
                        dtype=model.dtype_name)
+    full = comm is None and (batch_size is None or batch_size >= X.shape[0])  # one batch of all rows, unindexed
     good = _snapshot(model)  # arrays are never updated in place, so references are a snapshot
     start = time.perf_counter()
     try:
@@ -229,7 +230,8 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                     break
                 t = initial_epoch + epoch  # epochs done since the run began, across resumes
                 rate = schedule.rate(learning_rate, t, initial_epoch + epochs)
-                batches = _batches(backend, X.shape[0], batch_size, shuffle, lambda: _epoch_rng(seed, 1, t)) \
+                batches = [None] if full else \
+                    _batches(backend, X.shape[0], batch_size, shuffle, lambda: _epoch_rng(seed, 1, t)) \
                     if comm is None else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
                 masks_rng = _epoch_rng(seed, 2, t) if model.spec.dropout else None  # only made when used
                 _run_epoch(model, optimizer, X, T, rate, reduction, batches, masks_rng, first, comm)
