@@ -218,7 +218,7 @@ def _read_npy(path, target, has_target, block) -> Table:
         A = _npy_rows(handle, header, start, stop)
     column = _target_index(path, [str(i) for i in range(shape[1])], target, has_target)
     features = [i for i in range(shape[1]) if i != column]
-    y = None if column is None else A[:, column]
+    y = None if column is None else A[:, column].copy()  # a copy: a view would keep all of A alive
     return Table(np.asarray(A[:, features], dtype=np.float64), y, [f"x{i}" for i in features],
                  None if column is None else str(column), start, shape[0])
 
