@@ -141,8 +141,8 @@ def build_parser() -> Parser:
                             "the gradients, the loss and the Ctrl-C flag, so results equal one process's, Ctrl-C "
                             "stops every process after the same epoch, and only rank 0 prints and writes files "
                             f"(--plot draws at most {PLOT_POINTS:,} of the training rows). Each process uses its "
-                            "share of the cores unless --threads is given. Without mpiexec it runs as one process. Needs "
-                            "`pip install 'xpnet[mpi]'` and an MPI (e.g. `pip install mpich`)")
+                            "share of the cores unless --threads is given. Without mpiexec it runs as one process. "
+                            "Needs `pip install 'xpnet[mpi]'` and an MPI (e.g. `pip install mpich`)")
     train.set_defaults(handler=cmd_train)
 
     tutorial = commands.add_parser("tutorial", help="run one of the tutorials exactly, through the library",
