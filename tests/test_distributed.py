@@ -185,6 +185,18 @@ def test_cli_on_p_processes_equals_one_process(processes, extra):
         "progress must come from rank 0 only"
 
 
+def test_divergence_is_caught_from_the_step_buffer_before_the_update():
+    # the loss of the step arrives with its gradients; every rank sees it blow up at the same check
+    extra = ["--activation", "relu", "--reduction", "sum", "--learning-rate", 1e3, "--log-every", 1]
+    want = json.loads(run_cli(*TRAIN, *extra, check=1).stdout)
+    proc = _mpi_run((2, [*XPNET, *TRAIN, *extra, "--distributed"]))
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert got["diverged"] and (got["epochs"], got["logged_epochs"]) == (want["epochs"], want["logged_epochs"])
+    np.testing.assert_allclose(got["history"], want["history"], rtol=1e-12)
+    assert proc.stderr.count("xpnet: error: training diverged at epoch 1") == 1  # from rank 0 only
+
+
 def test_cli_text_output_comes_from_rank_zero_only():
     args = [a for a in TRAIN if a != "--json"]
     proc = _mpi_run((2, [*XPNET, *args, "--distributed"]))
