@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import data
+from xpnet import data, distributed
 from xpnet.errors import XpnetValueError
 
 from conftest import run_cli
@@ -86,6 +86,100 @@ def test_npz_and_npy(tmp_path):
     assert table.y.tolist() == [0, 1, 0, 1, 0, 1]
 
 
+def write_table(path, X, labels):
+    """``X`` (N, F) and ``labels`` (N,) in the file format that ``path``'s suffix names.
+
+    Suffixes: .csv (header f0..f{F-1},label), .npy (labels as the last column, numbers
+    only), -fortran.npy (the same in Fortran order), .npz (np.savez: stored members) and
+    -compressed.npz (np.savez_compressed: deflated members).
+    """
+    name = str(path)
+    if name.endswith(".csv"):
+        with open(path, "w") as handle:
+            handle.write(",".join(f"f{i}" for i in range(X.shape[1])) + ",label\n")
+            for row, label in zip(X, labels):
+                handle.write(",".join(repr(float(v)) for v in row) + f",{label}\n")
+    elif name.endswith(".npy"):
+        table = np.column_stack([X, labels])
+        np.save(path, np.asfortranarray(table) if name.endswith("-fortran.npy") else table)
+    else:
+        (np.savez_compressed if name.endswith("-compressed.npz") else np.savez)(path, X=X, y=labels)
+
+
+FORMATS = ["t.csv", "t.npy", "t-fortran.npy", "t.npz", "t-compressed.npz"]
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_blocks_of_rows_concatenate_to_the_file(tmp_path, name):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1001, 3))
+    labels = rng.integers(0, 3, 1001) if name.endswith(".npy") else SPECIES[rng.integers(0, 3, 1001)]
+    write_table(tmp_path / name, X, labels)
+    whole = data.load_file(tmp_path / name)
+    np.testing.assert_array_equal(whole.X, X)
+    np.testing.assert_array_equal(whole.y, labels)
+    assert (whole.start, whole.n_rows) == (0, 1001)
+    blocks = [data.load_file(tmp_path / name, block=lambda n, r=r: distributed.shard_bounds(n, r, 3))
+              for r in range(3)]
+    assert [(b.start, b.X.shape[0], b.n_rows) for b in blocks] == [(0, 334, 1001), (334, 334, 1001), (668, 333, 1001)]
+    np.testing.assert_array_equal(np.concatenate([b.X for b in blocks]), X)
+    np.testing.assert_array_equal(np.concatenate([b.y for b in blocks]), labels)
+    assert all(b.feature_names == whole.feature_names and b.target == whole.target for b in blocks)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_block_read_never_holds_the_whole_file(tmp_path, name):
+    """Peak memory (tracemalloc sees NumPy's buffers) of reading a tenth of the rows stays
+    below half of what the file's numbers take: the rest is skipped, never loaded."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20_000, 12))  # 1.9 MB of float64; compressed members hardly shrink
+    write_table(tmp_path / name, X, rng.integers(0, 3, X.shape[0]))
+    tracemalloc.start()
+    try:
+        block = data.load_file(tmp_path / name, block=lambda n: (9000, 11000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(block.X, X[9000:11000])
+    assert peak < 0.5 * X.nbytes, f"reading 10% of the rows peaked at {peak / X.nbytes:.0%} of the file's data"
+
+
+def test_block_errors_name_the_file(tmp_path):
+    with open(tmp_path / "short.npy", "wb") as handle:  # a header that promises more rows than there are
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (10, 2)})
+        handle.write(np.zeros(4).tobytes())
+    with pytest.raises(XpnetValueError, match="short.npy.*ends before its header says"):
+        data.load_file(tmp_path / "short.npy")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip archive")
+    with pytest.raises(XpnetValueError, match="junk.npz.*cannot read it as an .npz"):
+        data.load_file(tmp_path / "junk.npz")
+    np.save(tmp_path / "objects.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    with pytest.raises(XpnetValueError, match="objects.npy.*Python objects"):
+        data.load_file(tmp_path / "objects.npy")
+    (tmp_path / "bad.csv").write_text("a,b\n1,x\n2,y\nz,y\n")
+    with pytest.raises(XpnetValueError, match="line 4, column 'a' holds 'z'"):  # numbered in the file, not the block
+        data.load_file(tmp_path / "bad.csv", block=lambda n: (2, 3))
+
+
+def test_labels_typed_by_a_kind_decided_elsewhere():
+    cells = np.array(["2", "1.0", "2"])
+    assert data._labels(cells).tolist() == [2, 1, 2]  # alone: whole numbers
+    assert data._labels(cells, "U").tolist() == ["2", "1.0", "2"]  # another block holds words: words here too
+    assert data._label_kind(data._numeric(np.array(["1", "cat"]))) == "U"
+    assert data._label_kind(data._numeric(np.array([0.5, 1.0]))) == "f"
+
+
+def test_split_order_is_what_split_draws():
+    X = np.arange(40.0).reshape(20, 2)
+    kept, held = data.split_order(20, 0.25, seed=3)
+    Xa, _, Xb, _ = data.split(X, np.arange(20), 0.25, seed=3)
+    np.testing.assert_array_equal(X[kept], Xa)
+    np.testing.assert_array_equal(X[held], Xb)
+    assert data.split_order(20, 0.0) is None
+
+
 def test_label_map_round_trip():
     labels = data.LabelMap.fit(np.array(["b", "a", "c", "a"]))
     assert labels.classes == ["a", "b", "c"]
@@ -105,6 +199,8 @@ def test_scaler():
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-15)
     np.testing.assert_allclose(Z[:, 0].std(), 1)
     assert np.all(Z[:, 1] == 0)  # a constant column stays finite
+    rounded = data.Scaler.fit(np.full((1000, 1), 0.1))  # its std is 1.4e-17 by rounding, not 0
+    assert rounded.scale.tolist() == [1.0]
     with pytest.raises(XpnetValueError, match="2 features"):
         scaler.transform(np.zeros((2, 3)))
 

@@ -1,5 +1,7 @@
 """Data-parallel training (xpnet.distributed): sharding, the size-1 path without MPI, and
-real 2- and 3-process MPI jobs compared with single-process training.
+real 2- and 3-process MPI jobs compared with single-process training: built-in datasets,
+data files read a block per rank (every format), rows spread anywhere, the one buffer per
+step, Ctrl-C under mpiexec, failing ranks.
 
 The MPI tests launch ``mpiexec -n P python -m mpi4py ...`` in a subprocess with a timeout;
 they skip with the reason when mpi4py or mpiexec is missing (CI installs
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import distributed
+from xpnet import checkpoint, distributed
 
 from conftest import rtol_for, run_cli
 
@@ -183,6 +185,18 @@ def test_cli_on_p_processes_equals_one_process(processes, extra):
         "progress must come from rank 0 only"
 
 
+def test_divergence_is_caught_from_the_step_buffer_before_the_update():
+    # the loss of the step arrives with its gradients; every rank sees it blow up at the same check
+    extra = ["--activation", "relu", "--reduction", "sum", "--learning-rate", 1e3, "--log-every", 1]
+    want = json.loads(run_cli(*TRAIN, *extra, check=1).stdout)
+    proc = _mpi_run((2, [*XPNET, *TRAIN, *extra, "--distributed"]))
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert got["diverged"] and (got["epochs"], got["logged_epochs"]) == (want["epochs"], want["logged_epochs"])
+    np.testing.assert_allclose(got["history"], want["history"], rtol=1e-12)
+    assert proc.stderr.count("xpnet: error: training diverged at epoch 1") == 1  # from rank 0 only
+
+
 def test_cli_text_output_comes_from_rank_zero_only():
     args = [a for a in TRAIN if a != "--json"]
     proc = _mpi_run((2, [*XPNET, *args, "--distributed"]))
@@ -195,7 +209,7 @@ LIBRARY_RUN = """
 import sys
 import numpy as np
 import xpnet
-from xpnet import distributed
+from xpnet import checkpoint, distributed
 
 backend, dtype, out = sys.argv[1:4]
 comm = distributed.launch(require=True)
@@ -230,10 +244,67 @@ def test_weights_after_k_steps_equal_one_process(backend, dtype, tmp_path):
     np.testing.assert_allclose(saved["history"], result.history, rtol=rtol)
 
 
+SCATTERED_RUN = """
+import json
+import sys
+import numpy as np
+import xpnet
+from xpnet import checkpoint, distributed
+
+comm = distributed.launch(require=True)
+X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=4)
+# rows dealt at random, 70/30 over ranks 0 and 1; the last rank holds none
+owner = np.random.default_rng(7).choice(2, size=X.shape[0], p=[0.7, 0.3])
+mine = np.flatnonzero(owner == comm.rank)
+out = {}
+with comm.abort_on_error():
+    for name, extra in (("full", {}), ("minibatch", dict(batch_size=300, momentum=0.9))):
+        model = xpnet.MLP([2, 8, 2], backend="numpy", dtype="float64", seed=0)
+        comm.stats = distributed.ReduceStats()
+        result = distributed.fit(model, X[mine], y[mine], comm=comm, global_rows=mine, epochs=6, learning_rate=0.5,
+                                 log_every=2, **extra)
+        out[name] = {"history": result.history, "calls": comm.stats.calls, "values": comm.stats.values,
+                     "params": np.concatenate([np.ravel(p) for p in model.parameters()]).tolist()}
+    sample = comm.sample(X[mine], y[mine], 100)
+    try:  # every rank claims rows 0, 1, ...: overlapping positions, refused on every rank
+        distributed.fit(model, X[mine], y[mine], comm=comm, global_rows=np.arange(len(mine)), epochs=1)
+    except xpnet.XpnetValueError as exc:
+        out["overlap"] = str(exc)
+if comm.is_root:
+    out["sample"] = [sample[0].tolist(), sample[1].tolist()]
+    print(json.dumps(out))
+"""
+
+
+def test_rows_anywhere_train_like_one_process_with_one_buffer_per_step():
+    """Rows dealt at random (uneven, out of order, one rank empty) with their positions:
+    full batch and minibatch equal one process; every step is ONE Allreduce holding the
+    gradients, the count, the loss and the interrupt flag (no extra exchange for the loss)."""
+    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", SCATTERED_RUN]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout)
+    X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=4)
+    n_params = 2 * 8 + 8 * 2 + 8 + 2
+    for name, extra in (("full", {}), ("minibatch", dict(batch_size=300, momentum=0.9))):
+        model = xpnet.MLP([2, 8, 2], backend="numpy", dtype="float64", seed=0)
+        want = model.fit(X, y, epochs=6, learning_rate=0.5, log_every=2, **extra)
+        np.testing.assert_allclose(got[name]["history"], want.history, rtol=1e-12)
+        params = np.concatenate([np.ravel(p) for p in model.parameters()])
+        np.testing.assert_allclose(got[name]["params"], params, rtol=1e-12, atol=1e-14)
+    # full batch, 6 epochs: 7 step buffers (6 updates and the final loss) of n_params + 3 values, plus
+    # 3 one-number reductions: the global row count, the positions check, the final bitwise check
+    assert (got["full"]["calls"], got["full"]["values"]) == (7 + 3, 7 * (n_params + 3) + 3)
+    # minibatch: 4 batches x 6 epochs step buffers, and at the 4 logging points a 2-number loss exchange
+    assert (got["minibatch"]["calls"], got["minibatch"]["values"]) == (24 + 4 + 3, 24 * (n_params + 3) + 4 * 2 + 3)
+    np.testing.assert_array_equal(got["sample"][0], X[::11])  # 100 points of 1001: every 11th, in order
+    np.testing.assert_array_equal(got["sample"][1], y[::11])
+    assert "do not cover the 1001 global rows once each" in got["overlap"]
+
+
 BITWISE_CHECK = """
 import numpy as np
 import xpnet
-from xpnet import distributed
+from xpnet import checkpoint, distributed
 
 comm = distributed.launch(require=True)
 model = xpnet.MLP([2, 4, 2], backend="numpy", dtype="float64", seed=0)
@@ -272,7 +343,7 @@ NPY_RUN = """
 import json
 import sys
 import xpnet
-from xpnet import distributed
+from xpnet import checkpoint, distributed
 
 comm = distributed.launch(require=True)
 X, y = comm.load_npy_rows(sys.argv[1]), comm.load_npy_rows(sys.argv[2])  # only this rank's rows
@@ -322,7 +393,7 @@ def test_plain_python_under_mpiexec_also_trains_distributed():
 THREADS_RUN = """
 import threadpoolctl
 import xpnet
-from xpnet import distributed
+from xpnet import checkpoint, distributed
 
 comm = distributed.launch(require=True)
 with xpnet.limit_threads(comm.threads_per_rank()):
@@ -340,22 +411,158 @@ def test_processes_on_one_machine_share_its_cores_without_oversubscribing():
     assert proc.stdout.strip() == f"threads {2 * share} blas {2 * share}"  # summed over the 2 processes
 
 
-def test_cli_data_file_checkpoint_and_validation_match_one_process(tmp_path):
-    X, y = xpnet.datasets.load("moons", n_samples=3001, noise=0.2, seed=3)
-    np.savez(tmp_path / "d.npz", X=X, y=y)
-    args = ["train", "--data", tmp_path / "d.npz", "--backend", "numpy", "--dtype", "float64", "--epochs", 30,
-            "--validation-fraction", 0.2, "--standardize", "--json"]
+# -- data files: each rank reads its own rows ---------------------------------------------------
+def _file_data(tmp_path, name, n_rows=N_ROWS, n_features=2):
+    """A labelled table in the format of ``name`` (see tests/test_data.py's write_table).
+
+    CSV labels are words except in the first rows, which are whole numbers: the first
+    rank's block alone would type them as integers, one process types them all as words.
+    NPY labels are whole numbers, NPZ labels words.
+    """
+    from test_data import write_table
+
+    X, y = xpnet.datasets.load("blobs", n_samples=n_rows, noise=1.0, seed=5, classes=3)
+    X = np.column_stack([X * 3 + 10, np.random.default_rng(5).normal(size=(n_rows, n_features - 2))])
+    words = np.array(["cat", "dog", "emu"])[y]
+    if name.endswith(".csv"):
+        words[:n_rows // 5] = np.array(["7", "8", "9"])[y[:n_rows // 5]]
+    write_table(tmp_path / name, X, y if name.endswith(".npy") else words)
+    return tmp_path / name
+
+
+PREPARE_RUN = """
+import json
+import sys
+import tracemalloc
+import numpy as np
+from xpnet import data, distributed
+
+comm = distributed.launch(require=True)
+out, paths = sys.argv[1], sys.argv[2:]
+peaks = []
+with comm.abort_on_error():
+    for i, path in enumerate(paths):
+        config = {"data": path, "standardize": True, "validation_fraction": 0.2, "seed": 3}
+        data.prepare(config, comm)  # warm-up: what the first call imports is no data
+        tracemalloc.start()
+        prepared = data.prepare(config, comm)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        np.savez(f"{out}/{i}-{comm.rank}.npz", X=prepared.X, y=prepared.y, X_held=prepared.X_held,
+                 y_held=prepared.y_held, rows=prepared.rows, mean=prepared.scaler.mean, scale=prepared.scaler.scale)
+        if comm.is_root:
+            print(json.dumps({"classes": prepared.labels.classes, "n": [prepared.n_samples, prepared.n_held],
+                              "n_classes": prepared.n_classes}))
+peaks = comm.allgather(peaks)
+if comm.is_root:
+    print(json.dumps({"peaks": peaks}))
+"""
+
+DATA_FILES = ["d.csv", "d.npy", "d.npz", "d-compressed.npz"]
+
+
+def test_each_rank_reads_and_prepares_only_its_rows_of_a_data_file(tmp_path):
+    from xpnet import data
+
+    paths = [_file_data(tmp_path, name, n_features=24) for name in DATA_FILES]
+    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", PREPARE_RUN, tmp_path, *paths]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    *summaries, peaks = [json.loads(line) for line in proc.stdout.splitlines()]
+    for i, (path, summary) in enumerate(zip(paths, summaries)):
+        want = data.prepare({"data": str(path), "standardize": True, "validation_fraction": 0.2, "seed": 3})
+        assert summary == {"classes": want.labels.classes, "n": [8001, 2000], "n_classes": want.n_classes}, path.name
+        parts = [np.load(tmp_path / f"{i}-{rank}.npz") for rank in range(3)]
+        assert sum(len(part["y"]) + len(part["y_held"]) for part in parts) == N_ROWS
+        assert max(len(part["y"]) + len(part["y_held"]) for part in parts) == 3334  # each rank: its block only
+        X, y = np.empty_like(want.X), np.empty_like(want.y)
+        for part in parts:  # the training rows go where `rows` says
+            X[part["rows"]], y[part["rows"]] = part["X"], part["y"]
+            np.testing.assert_allclose(part["mean"], want.scaler.mean, rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(part["scale"], want.scaler.scale, rtol=1e-13)
+        np.testing.assert_allclose(X, want.X, rtol=1e-12, atol=1e-13)
+        np.testing.assert_array_equal(y, want.y)
+        held = np.concatenate([np.column_stack([part["X_held"], part["y_held"]]) for part in parts])
+        expected = np.column_stack([want.X_held, want.y_held])
+        np.testing.assert_allclose(held[np.argsort(held[:, 0])], expected[np.argsort(expected[:, 0])],
+                                   rtol=1e-12, atol=1e-13)  # the same held-out rows, spread over the ranks
+    # a third of the rows per rank: its block, then the block's training and held-out copies (about two
+    # thirds of the file at the peak), never the whole file
+    whole = N_ROWS * 24 * 8  # the file's features as float64
+    for rank, rank_peaks in enumerate(peaks["peaks"]):
+        for path, peak in zip(paths, rank_peaks):
+            assert peak < 0.9 * whole, f"rank {rank} held {peak / whole:.0%} of {path.name}'s data at once"
+
+
+CLI_FILE_CASES = {  # file, processes, flags: every format, 2 and 3 ranks, held-out rows spread over the ranks
+    "csv-2-standardize": ("d.csv", 2, ["--standardize", "--validation-fraction", 0.2]),
+    "npy-3-minibatch": ("d.npy", 3, ["--validation-fraction", 0.2, "--batch-size", 700, "--momentum", 0.9,
+                                     "--learning-rate", 0.02]),  # unscaled inputs: 0.5 would be chaotic
+    "npz-2-sum-l2": ("d.npz", 2, ["--standardize", "--validation-fraction", 0.3, "--reduction", "sum", "--l2", 0.01,
+                                  "--learning-rate", 1e-4]),
+    "compressed-3-early-stopping": ("d-compressed.npz", 3, ["--standardize", "--early-stopping", "--patience", 3,
+                                                            "--batch-size", 2000, "--learning-rate", 0.05]),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_FILE_CASES))
+def test_cli_data_file_trains_and_saves_like_one_process(tmp_path, case):
+    name, processes, flags = CLI_FILE_CASES[case]
+    path = _file_data(tmp_path, name)
+    args = ["train", "--data", path, "--backend", "numpy", "--dtype", "float64", "--hidden", 8, "--epochs", 25,
+            "--log-every", 5, "--json", *flags]
     want = json.loads(run_cli(*args, "--save", tmp_path / "one.npz", check=0).stdout)
-    proc = _mpi_run((2, [*XPNET, *args, "--save", tmp_path / "two.npz", "--distributed"]))
+    proc = _mpi_run((processes, [*XPNET, *args, "--save", tmp_path / "many.npz", "--distributed"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout)
+    assert got["processes"] == processes and got["n_samples"] == want["n_samples"]
+    assert got["logged_epochs"] == want["logged_epochs"]
     np.testing.assert_allclose(got["history"], want["history"], rtol=1e-12)
-    assert got["validation_accuracy"] == want["validation_accuracy"] and got["processes"] == 2
-    saved_one, saved_two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
-    assert sorted(saved_one.files) == sorted(saved_two.files)
-    for key in saved_one.files:
-        if saved_one[key].dtype.kind == "f":
-            np.testing.assert_allclose(saved_two[key], saved_one[key], rtol=1e-12, atol=1e-15)
+    assert (got["accuracy"], got["validation_accuracy"]) == (want["accuracy"], want["validation_accuracy"])
+    if "--early-stopping" in flags:
+        np.testing.assert_allclose(got["validation_history"], want["validation_history"], rtol=1e-12)
+        assert (got["best_epoch"], got["stopped_early"]) == (want["best_epoch"], want["stopped_early"])
+    saved_one, saved_many = np.load(tmp_path / "one.npz"), np.load(tmp_path / "many.npz")
+    assert sorted(saved_one.files) == sorted(saved_many.files)
+    for key in set(saved_one.files) - {"meta"}:  # weights, biases, velocities, standardization
+        np.testing.assert_allclose(saved_many[key], saved_one[key], rtol=1e-12, atol=1e-14)
+    meta_one, meta_many = (json.loads(bytes(saved["meta"])) for saved in (saved_one, saved_many))
+    np.testing.assert_allclose(meta_many["history"].pop("losses"), meta_one["history"].pop("losses"), rtol=1e-12)
+    assert meta_many == meta_one  # classes, column names, configuration, epochs...
+
+
+def test_ctrl_c_under_mpiexec_stops_every_rank_after_the_same_epoch_and_saves(tmp_path):
+    """Ctrl-C in a terminal signals mpiexec's process group; MPICH's mpiexec forwards SIGINT to
+    every rank ("Sending Ctrl-C to processes as requested"). The flag rides in the step buffer,
+    so all ranks stop after the same epoch and rank 0 saves it, as one process does."""
+    import signal
+
+    args = ["train", "--backend", "numpy", "--dtype", "float64", "--n-samples", 2001, "--hidden", 8,
+            "--epochs", 10**6, "--log-every", 10]
+    command = [_mpiexec(), "-n", "2", *XPNET, *map(str, args), "--save", str(tmp_path / "ck.npz"), "--json",
+               "--distributed"]
+    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           start_new_session=True)  # its own process group, as a terminal's foreground job
+    try:
+        for line in job.stderr:  # training has begun on every rank once rank 0 logs epoch 0
+            if line.startswith("epoch"):
+                break
+        os.killpg(job.pid, signal.SIGINT)
+        out, err = job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        pytest.fail("the MPI job did not stop within 60 s of Ctrl-C")
+    assert job.returncode == 130, err[-2000:]
+    got = json.loads(next(line for line in out.splitlines() if line.startswith("{")))  # mpiexec prints too
+    done = got["epochs"]
+    assert got["interrupted"] and 0 < done < 10**6 and got["logged_epochs"][-1] == done
+    assert f"xpnet: interrupted after epoch {done}; saved epoch {done}" in err
+    assert checkpoint.load(tmp_path / "ck.npz").epochs_done == done
+    # the checkpoint holds exactly epoch `done`: resuming it equals an uninterrupted run
+    total = ["--epochs", done + 3, "--json", "--quiet"]
+    resumed = json.loads(run_cli("train", "--resume", tmp_path / "ck.npz", *total, check=0).stdout)
+    straight = json.loads(run_cli(*args[:-4], *total, check=0).stdout)
+    np.testing.assert_allclose(resumed["final_loss"], straight["final_loss"], rtol=1e-12)
 
 
 def test_options_not_yet_data_parallel_are_refused_clearly():

@@ -135,11 +135,14 @@ def build_parser() -> Parser:
     _training_options(train)
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training over the processes of an MPI job, launched as `mpiexec -n P "
-                            "python -m mpi4py -m xpnet train ... --distributed`: each process keeps its own "
-                            "contiguous rows, one Allreduce per step sums the gradients, results equal one "
-                            "process's and only rank 0 prints. Each process uses its share of the cores unless "
-                            "--threads is given. Without mpiexec it runs as one process. Needs "
-                            "`pip install 'xpnet[mpi]'` and an MPI (e.g. `pip install mpich`)")
+                            "python -m mpi4py -m xpnet train ... --distributed`. Each process holds only its own "
+                            "rows: of a --data file it reads only its block (see --data); a built-in --dataset is "
+                            "generated whole on every process and each keeps its block. One Allreduce per step sums "
+                            "the gradients, the loss and the Ctrl-C flag, so results equal one process's, Ctrl-C "
+                            "stops every process after the same epoch, and only rank 0 prints and writes files "
+                            f"(--plot draws at most {PLOT_POINTS:,} of the training rows). Each process uses its "
+                            "share of the cores unless --threads is given. Without mpiexec it runs as one process. "
+                            "Needs `pip install 'xpnet[mpi]'` and an MPI (e.g. `pip install mpich`)")
     train.set_defaults(handler=cmd_train)
 
     tutorial = commands.add_parser("tutorial", help="run one of the tutorials exactly, through the library",
@@ -230,19 +233,10 @@ def cmd_train(args) -> int:
     config["epochs_requested"] = args.epochs
     if config.get("data"):  # so that --resume and `xpnet evaluate` find it from any directory
         config["data"] = os.path.abspath(config["data"])
-    prepared = data.prepare(config)
-    X, y = prepared.X, prepared.y
     comm = distributed.active() if args.distributed else None  # launched in main()
     root = comm is None or comm.is_root  # only rank 0 prints and writes files
-    args.quiet = args.quiet or not root
-    if ckpt is None:
-        activation = args.activation.split(",") if "," in args.activation else args.activation
-        model = MLP([X.shape[1], *args.hidden, prepared.n_classes], activation=activation, output="softmax",
-                    init=args.init, dtype=args.dtype, seed=args.seed, dropout=args.dropout, batch_norm=args.batch_norm,
-                    backend=args.backend if comm is None else comm.backend_name(args.backend))
-    else:
-        model = ckpt.model
-        _check_resumable(args.resume, model, prepared)
+    prepared = data.prepare(config, comm)  # with --distributed: this process's rows only
+    model = _model(args, ckpt, prepared, comm)
     done = ckpt.epochs_done if ckpt else 0
     history = dict(ckpt.history) if ckpt else {"epochs": [], "losses": []}
     if args.epochs <= done:
@@ -252,50 +246,89 @@ def cmd_train(args) -> int:
         fit_options["validation_data"] = (prepared.X_held, prepared.y_held)
     if ckpt and ckpt.optimizer_state:
         fit_options["optimizer_state"] = ckpt.optimizer_state
-    if not args.json and not args.quiet:
-        _progress(f"xpnet: training {model} on {prepared.source} ({X.shape[0]} samples"
-                  f"{f', {prepared.X_held.shape[0]} held out' if prepared.X_held.shape[0] else ''}); "
+    if not args.json and not args.quiet and root:
+        _progress(f"xpnet: training {model} on {prepared.source} ({prepared.n_samples} samples"
+                  f"{f', {prepared.n_held} held out' if prepared.n_held else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
-    progress = _Progress(args, model, prepared, done)
-    result = _fit(comm, model, X, y, epochs=args.epochs - done, initial_epoch=done, learning_rate=args.learning_rate,
-                  l2=args.l2, reduction=args.reduction, log_every=args.log_every or progress.log_every,
-                  callback=progress, **fit_options)
+    progress = _Progress(args, model, prepared, done, comm)
+    result = _fit(comm, model, prepared, epochs=args.epochs - done, initial_epoch=done,
+                  learning_rate=args.learning_rate, l2=args.l2, reduction=args.reduction,
+                  log_every=args.log_every or progress.log_every, callback=progress, **fit_options)
     progress.close()
     history = _merged(history, progress, done, done + result.epochs)
     if args.save and root:
         _save(args.save, model, config, history, done + result.epochs, prepared, result.optimizer_state)
-    if args.plot and root and not result.interrupted:
-        plot.training_figure(args.plot, model, X, y, history["epochs"], history["losses"])
-    if not root:
-        return 130 if result.interrupted else 1 if result.diverged else 0
-    _print_training(args, model, prepared, result, done)
+    if args.plot and not result.interrupted:
+        _plot(args.plot, comm, model, prepared, history)
+    scores = _scores(comm, model, prepared)  # on every process: with --distributed they are collectives
+    code = 130 if result.interrupted else 1 if result.diverged else 0
+    if root:
+        _report(args, model, prepared, result, done, scores)
+    if comm is not None:  # python -m mpi4py aborts the job at a non-zero exit: not before rank 0 is done
+        sys.stdout.flush()
+        sys.stderr.flush()
+        comm.barrier()
+    return code
+
+
+def _model(args, ckpt, prepared, comm) -> MLP:
+    """The model to train: the checkpoint's with --resume, else a new one from the flags."""
+    if ckpt is not None:
+        _check_resumable(args.resume, ckpt.model, prepared)
+        return ckpt.model
+    activation = args.activation.split(",") if "," in args.activation else args.activation
+    return MLP([prepared.X.shape[1], *args.hidden, prepared.n_classes], activation=activation, output="softmax",
+               init=args.init, dtype=args.dtype, seed=args.seed, dropout=args.dropout, batch_norm=args.batch_norm,
+               backend=args.backend if comm is None else comm.backend_name(args.backend))
+
+
+def _fit(comm, model, prepared, **options):
+    """``model.fit``; with --distributed, :func:`xpnet.distributed.fit` on this process's rows
+    (``prepared.rows`` places them in the training order; the weights and the logged losses cover all rows)."""
+    if comm is None:
+        return model.fit(prepared.X, prepared.y, **options)
+    return distributed.fit(model, prepared.X, prepared.y, comm=comm, global_rows=prepared.rows, **options)
+
+
+PLOT_POINTS = 10_000  # with --distributed, --plot draws every k-th training row, at most this many
+
+
+def _plot(path, comm, model, prepared, history) -> None:
+    """Rank 0 draws the picture; with --distributed from a sample of every process's rows."""
+    from . import plot
+
+    points = (prepared.X, prepared.y) if comm is None else comm.sample(prepared.X, prepared.y, PLOT_POINTS)
+    if points is not None:
+        plot.training_figure(path, model, *points, history["epochs"], history["losses"])
+
+
+def _accuracy(comm, model, X, y) -> float:
+    return model.accuracy(X, y) if comm is None else comm.accuracy(model, X, y)
+
+
+def _scores(comm, model, prepared) -> tuple:
+    """Training accuracy and held-out accuracy (None when nothing is held out), over all processes' rows."""
+    held = _accuracy(comm, model, prepared.X_held, prepared.y_held) if prepared.n_held else None
+    return _accuracy(comm, model, prepared.X, prepared.y), held
+
+
+def _report(args, model, prepared, result, done, scores) -> None:
+    """What rank 0 prints at the end: the results, then why training stopped early, if it did."""
+    _print_training(args, model, prepared, result, done, scores)
     if result.interrupted:
         saved = f"; saved epoch {done + result.epochs} to {args.save} (continue with --resume {args.save})" \
             if args.save else ""
         print(f"xpnet: interrupted after epoch {done + result.epochs}{saved}", file=sys.stderr)
-        return 130
-    if result.diverged:
+    elif result.diverged:
         print(f"xpnet: error: {result.message}", file=sys.stderr)
-        return 1
-    return 0
 
 
-def _fit(comm, model, X, y, **options):
-    """``model.fit``; with --distributed, :func:`xpnet.distributed.fit` on this process's block of rows
-    (every process read the whole data; the weights and the logged losses cover all rows)."""
-    if comm is None:
-        return model.fit(X, y, **options)
-    return distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, **options)
-
-
-def _print_training(args, model, prepared, result, done) -> None:
+def _print_training(args, model, prepared, result, done, scores) -> None:
     """The results of `xpnet train` on stdout: a few aligned lines, or one JSON object."""
-    accuracy = model.accuracy(prepared.X, prepared.y)
-    held = prepared.X_held.shape[0]
-    held_accuracy = model.accuracy(prepared.X_held, prepared.y_held) if held else None
+    (accuracy, held_accuracy), held = scores, prepared.n_held
     split = "test" if args.dataset == "digits" and not args.data else "validation"
     summary = {**result.to_dict(), "accuracy": accuracy, "dataset": args.data or args.dataset,
-               "n_samples": int(prepared.X.shape[0]), "layer_sizes": list(model.layer_sizes),
+               "n_samples": int(prepared.n_samples), "layer_sizes": list(model.layer_sizes),
                "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
     if held:
         summary.update({f"{split}_accuracy": held_accuracy, f"{split}_samples": held})
@@ -340,7 +373,11 @@ def _user_flags(train) -> None:
     """The train flags of the users' side: own data, checkpoints, pictures, quiet."""
     train.add_argument("--data", default=None, metavar="FILE",
                        help="train on your own data instead of --dataset: a .csv with a header row (labels in the "
-                            "--target column, words or whole numbers), or .npy / .npz (arrays X and y)")
+                            "--target column, words or whole numbers), or .npy / .npz (arrays X and y). With "
+                            "--distributed each process reads only its block of rows (.npy and np.savez members by "
+                            "offset, np.savez_compressed members as a stream, a CSV in two streaming passes: count, "
+                            "then parse its rows); the labels, --validation-fraction split and --standardize "
+                            "statistics are agreed over the processes and equal one process's")
     train.add_argument("--target", default=None, metavar="COLUMN",
                        help="the label column of --data: a CSV header name or a column index (default: the last column)")
     train.add_argument("--standardize", action="store_true",
@@ -414,21 +451,25 @@ class _Progress:
     """The training callback: a live tqdm bar when stderr is a terminal, periodic lines otherwise.
 
     Also records the logged epochs and losses of this run (for checkpoints and plots).
+    With --distributed every process computes the accuracies (they sum over all processes'
+    rows) unless --quiet; rank 0 alone shows them.
     """
 
-    def __init__(self, args, model, prepared, done):
-        self.model, self.prepared, self.done, self.total = model, prepared, done, args.epochs
-        self.quiet = args.quiet
+    def __init__(self, args, model, prepared, done, comm=None):
+        self.model, self.prepared, self.done, self.total, self.comm = model, prepared, done, args.epochs, comm
+        self.measure = not args.quiet
+        self.show = self.measure and (comm is None or comm.is_root)
         self.epochs, self.losses = [], []
         self.last = None  # (epoch, W, b) of the last logging point
         self.bar = None
-        if not self.quiet and sys.stderr.isatty():
+        if self.show and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.total, initial=done, file=sys.stderr, unit="epoch", dynamic_ncols=True,
                             desc="training")
-        # a live bar wants frequent updates; plain lines about 20 per run
-        self.log_every = max(1, (self.total - done) // (200 if self.bar else 20))
+        # a live bar wants frequent updates; plain lines about 20 per run; every process logs where rank 0 does
+        log_every = max(1, (self.total - done) // (200 if self.bar else 20))
+        self.log_every = log_every if comm is None else int(comm.from_root(log_every))
         self.start = time.perf_counter()
 
     def __call__(self, event) -> None:
@@ -436,11 +477,14 @@ class _Progress:
         self.last = (event.epoch, list(self.model.W), None if self.model.b is None else list(self.model.b))
         self.epochs.append(event.epoch)
         self.losses.append(event.loss)
-        if self.quiet:
+        if not self.measure:
             return
-        stats = {"loss": f"{event.loss:.5f}", "acc": f"{self.model.accuracy(self.prepared.X, self.prepared.y):.4f}"}
-        if self.prepared.X_held.shape[0]:
-            stats["val_acc"] = f"{self.model.accuracy(self.prepared.X_held, self.prepared.y_held):.4f}"
+        prepared = self.prepared
+        stats = {"loss": f"{event.loss:.5f}", "acc": f"{_accuracy(self.comm, self.model, prepared.X, prepared.y):.4f}"}
+        if prepared.n_held:
+            stats["val_acc"] = f"{_accuracy(self.comm, self.model, prepared.X_held, prepared.y_held):.4f}"
+        if not self.show:
+            return
         epoch = self.done + event.epoch
         if self.bar is not None:
             self.bar.update(epoch - self.bar.n)

@@ -16,13 +16,36 @@ File formats
     One 2-D array; ``target`` is a column index (default: the last column). For
     prediction with ``has_target=False`` the whole array is ``X``.
 
+Reading a block of rows
+-----------------------
+``load_file(path, block=...)`` reads only the rows ``[start, stop)`` that ``block``
+chooses once it knows the file's row count, without ever holding the rest:
+
+- ``.npy`` files and uncompressed ``.npz`` members (``np.savez``): the header gives the
+  shape; the block is read by offset (one seek and one read per contiguous run: one run
+  in C order, one per column in Fortran order).
+- compressed ``.npz`` members (``np.savez_compressed``): decompressed as a stream,
+  ``CHUNK`` (64 KiB) at a time; the bytes before the block are dropped.
+- ``.csv``: a first streaming pass counts the rows (and checks every row's fields), a
+  second one parses the numbers of the block's rows only.
+
+:func:`prepare` with a communicator (``xpnet train --data FILE --distributed``) reads
+each process's block this way; what needs all rows (the set of labels, the validation
+split, the standardization statistics) is computed from small collectives instead.
+
 Everything here is host-side NumPy: data is moved to the backend by the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import itertools
+import math
 import os
+import struct
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,19 +53,27 @@ import numpy as np
 from .errors import XpnetValueError
 
 FORMATS = (".csv", ".npy", ".npz")
+CHUNK = 1 << 16  # bytes read (or decompressed) at a time from a compressed .npz member
+CONSTANT = 64 * np.finfo(np.float64).eps  # a feature whose std is below this times |mean| is constant
 
 
 @dataclass
 class Table:
-    """Data read from a file: ``X`` float64 (N, F), ``y`` (N,) labels or None, column names."""
+    """Data read from a file: ``X`` float64 (N, F), ``y`` (N,) labels or None, column names.
+
+    A block read (``load_file(..., block=...)``) holds file rows ``[start, start + N)``
+    of the file's ``n_rows``.
+    """
 
     X: np.ndarray
     y: np.ndarray | None
     feature_names: list
     target: str | None
+    start: int = 0  # the file row of X[0]
+    n_rows: int | None = None  # rows in the whole file
 
 
-def load_file(path, target=None, *, has_target: bool = True) -> Table:
+def load_file(path, target=None, *, has_target: bool = True, block=None) -> Table:
     """Read ``path`` (``.csv``, ``.npy`` or ``.npz``) into a :class:`Table`.
 
     Parameters
@@ -54,43 +85,79 @@ def load_file(path, target=None, *, has_target: bool = True) -> Table:
     has_target : bool, default True
         False for prediction: a CSV/NPY target column is dropped if ``target`` names one
         that exists, otherwise every column is a feature; an ``.npz`` ``y`` is optional.
+    block : callable, optional
+        ``block(n_rows) -> (start, stop)``: read only those rows (see the module
+        docstring), e.g. ``comm.bounds`` for this process's rows. Default: all rows.
     """
+    table, ext = _read(path, target, has_target, block)
+    if ext != ".npz" and table.y is not None:
+        table.y = _labels(table.y)
+    return table
+
+
+def _read(path, target, has_target, block) -> tuple[Table, str]:
+    """The :class:`Table` of ``block``'s rows with untyped labels (CSV text, NPY numbers), and the file type."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise XpnetValueError(f"data file {path!r}: unknown file type {ext!r}; use one of {', '.join(FORMATS)}")
     if not os.path.isfile(path):
         raise XpnetValueError(f"data file {path!r}: no such file")
+    block = block or (lambda n: (0, n))
     if ext == ".csv":
-        return _load_csv(path, target, has_target)
+        return _read_csv(path, target, has_target, block), ext
     if ext == ".npz":
-        return _load_npz(path, has_target)
-    return _load_npy(path, target, has_target)
+        return _read_npz(path, has_target, block), ext
+    return _read_npy(path, target, has_target, block), ext
 
 
-def _load_csv(path, target, has_target) -> Table:
+def _records(handle):
+    """The non-blank records of a CSV file, as lists of fields."""
+    return (row for row in csv.reader(handle) if any(cell.strip() for cell in row))
+
+
+def _scan_csv(path) -> tuple[list, int]:
+    """The header of a CSV and its number of data rows (one streaming pass; checks every row's fields)."""
+    n_rows, header = 0, None
     with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
-    if len(rows) < 2:
+        records = _records(handle)
+        header = next(records, None)
+        for n_rows, row in enumerate(records, start=1):
+            if len(row) != len(header):
+                raise XpnetValueError(f"data file {path!r}: line {n_rows + 1} has {len(row)} fields, "
+                                      f"the header has {len(header)}")
+    if not n_rows:
         raise XpnetValueError(f"data file {path!r}: a CSV needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    body = rows[1:]
-    for number, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise XpnetValueError(f"data file {path!r}: line {number} has {len(row)} fields, the header has {len(header)}")
+    return [name.strip() for name in header], n_rows
+
+
+def _read_csv(path, target, has_target, block) -> Table:
+    header, n_rows = _scan_csv(path)
     column = _target_index(path, header, target, has_target)
     features = [i for i in range(len(header)) if i != column]
-    X = np.empty((len(body), len(features)))
-    for r, row in enumerate(body):
-        for c, i in enumerate(features):
+    start, stop = block(n_rows)
+    X, labels = np.empty((stop - start, len(features))), []
+    with open(path, newline="") as handle:  # the second pass: parse the block's rows only
+        for r, row in enumerate(itertools.islice(_records(handle), 1 + start, 1 + stop)):
             try:
-                X[r, c] = float(row[i])
+                X[r] = [float(row[i]) for i in features]
             except ValueError:
+                i = next(i for i in features if not _is_number(row[i]))
                 raise XpnetValueError(
-                    f"data file {path!r}: line {r + 2}, column {header[i]!r} holds {row[i]!r}, not a number; "
+                    f"data file {path!r}: line {start + r + 2}, column {header[i]!r} holds {row[i]!r}, not a number; "
                     f"only the target column (--target) may hold words") from None
-    y = None if column is None else _labels([row[column].strip() for row in body])
-    return Table(X, y, [header[i] for i in features], None if column is None else header[column])
+            if column is not None:
+                labels.append(row[column].strip())
+    y = None if column is None else np.array(labels, dtype=str)
+    return Table(X, y, [header[i] for i in features], None if column is None else header[column], start, n_rows)
+
+
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _target_index(path, header, target, has_target):
@@ -109,43 +176,187 @@ def _target_index(path, header, target, has_target):
     raise XpnetValueError(f"--target {target!r} is not a column of {path!r}; the columns are {', '.join(header)}")
 
 
-def _labels(cells) -> np.ndarray:
-    """Whole numbers become int64 labels; anything else stays as strings."""
+def _numeric(cells) -> np.ndarray | None:
+    """Label cells as float64 numbers, or None when one of them is not a number."""
+    if cells.dtype.kind in "biuf":
+        return cells.astype(np.float64)
     try:
-        values = np.array([float(c) for c in cells])
+        return np.array([float(c) for c in cells], dtype=np.float64)
     except ValueError:
-        return np.array(cells, dtype=str)
-    if np.all(np.isfinite(values)) and np.all(values == np.round(values)):
-        return values.astype(np.int64)
-    return values
+        return None
 
 
-def _load_npz(path, has_target) -> Table:
-    with np.load(path, allow_pickle=False) as archive:
-        if "X" not in archive.files:
-            raise XpnetValueError(f"data file {path!r}: an .npz needs an array named 'X' (and 'y'); it has {archive.files}")
-        X = np.asarray(archive["X"], dtype=np.float64)
-        y = archive["y"] if "y" in archive.files else None
-    if y is None and has_target:
-        raise XpnetValueError(f"data file {path!r}: the .npz has no 'y' array with the labels; save it with np.savez(path, X=X, y=y)")
-    if X.ndim != 2:
-        raise XpnetValueError(f"data file {path!r}: X has shape {X.shape}; expected (n_samples, n_features)")
-    if y is not None and (y.ndim != 1 or y.shape[0] != X.shape[0]):
-        raise XpnetValueError(f"data file {path!r}: y has shape {y.shape}; expected ({X.shape[0]},)")
-    return Table(X, y, [f"x{i}" for i in range(X.shape[1])], None if y is None else "y")
+def _label_kind(values) -> str:
+    """How :func:`_labels` types cells whose :func:`_numeric` values are ``values``:
+    ``"i"`` whole numbers, ``"f"`` other numbers (no class labels), ``"U"`` words."""
+    if values is None:
+        return "U"
+    return "i" if np.all(np.isfinite(values)) and np.all(values == np.round(values)) else "f"
 
 
-def _load_npy(path, target, has_target) -> Table:
-    A = np.load(path, allow_pickle=False)
-    if A.ndim != 2 or A.shape[1] < (2 if has_target else 1):
-        raise XpnetValueError(f"data file {path!r}: the array has shape {A.shape}; expected (n_samples, n_features + 1)"
-                              " with the labels in the --target column (default: last)")
-    names = [str(i) for i in range(A.shape[1])]
-    column = _target_index(path, names, target, has_target)
-    features = [i for i in range(A.shape[1]) if i != column]
-    y = None if column is None else _labels(A[:, column].tolist())
+def _labels(cells, kind: str | None = None) -> np.ndarray:
+    """Whole numbers become int64 labels; anything else stays as strings.
+
+    ``kind`` (see :func:`_label_kind`) may be decided elsewhere, e.g. over the cells of
+    every process, so that a block of whole numbers in a column of words stays words.
+    """
+    values = None if kind == "U" else _numeric(cells)
+    kind = kind or _label_kind(values)
+    if kind == "U":
+        return np.asarray(cells, dtype=str)
+    return values.astype(np.int64) if kind == "i" else values
+
+
+def _read_npy(path, target, has_target, block) -> Table:
+    with open(path, "rb") as handle:
+        header = _npy_header(handle, path)
+        shape = header[0]
+        if len(shape) != 2 or shape[1] < (2 if has_target else 1):
+            raise XpnetValueError(f"data file {path!r}: the array has shape {shape}; expected (n_samples, "
+                                  "n_features + 1) with the labels in the --target column (default: last)")
+        start, stop = block(shape[0])
+        A = _npy_rows(handle, header, start, stop)
+    column = _target_index(path, [str(i) for i in range(shape[1])], target, has_target)
+    features = [i for i in range(shape[1]) if i != column]
+    y = None if column is None else A[:, column].copy()  # a copy: a view would keep all of A alive
     return Table(np.asarray(A[:, features], dtype=np.float64), y, [f"x{i}" for i in features],
-                 None if column is None else str(column))
+                 None if column is None else str(column), start, shape[0])
+
+
+def read_npy_rows(path, block) -> np.ndarray:
+    """Rows ``block(n_rows) -> [start, stop)`` of the ``.npy`` array at ``path``; the rest is never read.
+
+    Returns an array of shape ``(stop - start, *row_shape)`` in the file's dtype.
+    """
+    path = os.fspath(path)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise XpnetValueError(f"cannot read rows of {path!r} as a .npy array: {exc}") from None
+    with handle:
+        header = _npy_header(handle, path)
+        return _npy_rows(handle, header, *block(header[0][0]))
+
+
+def _npy_header(handle, where) -> tuple:
+    """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the stream's position (left after it)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version not in readers:
+            raise ValueError(f"format version {version} is not supported here; save it with np.save")
+        shape, fortran, dtype = readers[version](handle)
+    except ValueError as exc:
+        raise XpnetValueError(f"data file {where!r}: not a .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise XpnetValueError(f"data file {where!r}: holds Python objects (pickled); save arrays of numbers or text")
+    if not shape:
+        raise XpnetValueError(f"data file {where!r}: holds a scalar; expected one row per sample")
+    return shape, fortran, dtype
+
+
+def _npy_rows(handle, header, start: int, stop: int, compressed: bool = False) -> np.ndarray:
+    """Rows ``[start, stop)`` of the array whose header was just read from ``handle``.
+
+    Only those rows are read: one contiguous run in C order, one run per column (per
+    trailing index) in Fortran order. ``compressed``: the stream cannot seek, so the bytes
+    before each run are read and dropped (:func:`_skip_to`).
+    """
+    shape, fortran, dtype = header
+    n, width, count = shape[0], math.prod(shape[1:]), stop - start
+    if not width or not count:
+        return np.empty((count, *shape[1:]), dtype=dtype)
+    base = handle.tell()
+    if fortran and len(shape) > 1:
+        runs = [(k * n + start, count) for k in range(width)]
+    else:
+        runs = [(start * width, count * width)]
+    out = np.empty((len(runs), runs[0][1]), dtype=dtype)
+    for (first, items), row in zip(runs, out):
+        _skip_to(handle, base + first * dtype.itemsize, compressed)
+        _read_into(handle, row)
+    if len(runs) > 1:
+        return np.ascontiguousarray(np.reshape(out.T, (count, *shape[1:]), order="F"))
+    return np.reshape(out, (count, *shape[1:]))
+
+
+def _skip_to(handle, position: int, compressed: bool) -> None:
+    if not compressed:
+        handle.seek(position)
+        return
+    left = position - handle.tell()
+    while left > 0:  # a compressed stream: decompress and drop, a chunk at a time
+        left -= len(handle.read(min(CHUNK, left)) or _truncated(handle))
+
+
+def _read_into(handle, array: np.ndarray) -> None:
+    """Fill ``array`` from ``handle``, at most ``CHUNK`` bytes per call (a zip member's
+    ``readinto`` goes through a temporary bytes object of the size asked for)."""
+    view, done = memoryview(array.view(np.uint8)), 0
+    while done < len(view):
+        got = handle.readinto(view[done:done + CHUNK])
+        done += got or _truncated(handle)
+
+
+def _truncated(handle):
+    raise XpnetValueError(f"data file {getattr(handle, 'name', '')!r}: the array ends before its header says")
+
+
+def _read_npz(path, has_target, block) -> Table:
+    with _open_zip(path) as archive:
+        members = {name[:-4] if name.endswith(".npy") else name: name for name in archive.namelist()}
+        if "X" not in members:
+            raise XpnetValueError(f"data file {path!r}: an .npz needs an array named 'X' (and 'y'); "
+                                  f"it has {list(members)}")
+        X_shape = _npz_member(path, archive, members["X"])[0]
+        y_shape = _npz_member(path, archive, members["y"])[0] if "y" in members else None
+        if y_shape is None and has_target:
+            raise XpnetValueError(f"data file {path!r}: the .npz has no 'y' array with the labels; "
+                                  "save it with np.savez(path, X=X, y=y)")
+        if len(X_shape) != 2:
+            raise XpnetValueError(f"data file {path!r}: X has shape {X_shape}; expected (n_samples, n_features)")
+        if y_shape is not None and (len(y_shape) != 1 or y_shape[0] != X_shape[0]):
+            raise XpnetValueError(f"data file {path!r}: y has shape {y_shape}; expected ({X_shape[0]},)")
+        start, stop = block(X_shape[0])
+        X = _npz_member(path, archive, members["X"], (start, stop))[1]
+        y = _npz_member(path, archive, members["y"], (start, stop))[1] if y_shape is not None else None
+    return Table(np.asarray(X, dtype=np.float64), y, [f"x{i}" for i in range(X_shape[1])],
+                 None if y is None else "y", start, X_shape[0])
+
+
+def _open_zip(path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise XpnetValueError(f"data file {path!r}: cannot read it as an .npz archive ({exc})") from None
+
+
+def _npz_member(path, archive, name, rows=None) -> tuple:
+    """``(shape, rows [start, stop) of member name or None)``: stored members are read by
+    offset in the file, compressed ones as a decompressed stream."""
+    info = archive.getinfo(name)
+    where = f"{path}[{name}]"
+    if info.flag_bits & 1:
+        raise XpnetValueError(f"data file {where!r}: encrypted members are not supported")
+    with contextlib.ExitStack() as stack:
+        compressed = info.compress_type != zipfile.ZIP_STORED
+        if compressed:
+            handle = stack.enter_context(archive.open(info))
+        else:
+            handle = stack.enter_context(open(path, "rb"))
+            handle.seek(_member_start(handle, info, where))
+        header = _npy_header(handle, where)
+        return header[0], None if rows is None else _npy_rows(handle, header, *rows, compressed)
+
+
+def _member_start(handle, info, where) -> int:
+    """Where the bytes of the stored zip member ``info`` begin (after its local file header)."""
+    handle.seek(info.header_offset)
+    fixed = handle.read(30)
+    if len(fixed) != 30 or fixed[:4] != b"PK\x03\x04":
+        raise XpnetValueError(f"data file {where!r}: damaged zip archive (no local header)")
+    name_length, extra_length = struct.unpack("<HH", fixed[26:30])
+    return info.header_offset + 30 + name_length + extra_length
 
 
 @dataclass
@@ -182,22 +393,40 @@ class LabelMap:
 
 @dataclass
 class Scaler:
-    """Per-feature standardization ``(X - mean) / scale``; constant features keep scale 1."""
+    """Per-feature standardization ``(X - mean) / scale``; constant features keep scale 1.
+
+    A feature counts as constant when its standard deviation is below ``CONSTANT`` times
+    its mean's magnitude (what rounding leaves of a column of one repeated value).
+    """
 
     mean: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X) -> "Scaler":
+    def fit(cls, X, comm=None) -> "Scaler":
+        """Fit on ``X`` (N, F); with a communicator of several processes, on all of their rows.
+
+        Over processes the statistics come from two small float64 ``Allreduce`` calls: the
+        count and per-feature sums give the global mean, then the sums of squared
+        deviations from it give the (population) variance, as two passes over the
+        concatenated rows would. They equal one process's up to rounding.
+        """
         X = np.asarray(X, dtype=np.float64)
-        scale = X.std(axis=0)
-        return cls(X.mean(axis=0), np.where(scale > 0, scale, 1.0))
+        if comm is None or comm.size == 1:
+            mean, std = X.mean(axis=0), X.std(axis=0)
+        else:
+            n, *sums = comm.sum_floats([X.shape[0], *np.sum(X, axis=0)])
+            mean = np.asarray(sums) / n
+            std = np.sqrt(np.asarray(comm.sum_floats(np.sum((X - mean) ** 2, axis=0))) / n)
+        return cls(mean, np.where(std > CONSTANT * np.abs(mean), std, 1.0))
 
     def transform(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
             raise XpnetValueError(f"X has shape {X.shape}; the model was trained on {self.mean.shape[0]} features")
-        return (X - self.mean) / self.scale
+        Z = X - self.mean
+        Z /= self.scale  # in place: one array of X's size, not two
+        return Z
 
 
 def split(X, y, fraction: float, seed: int = 0):
@@ -205,18 +434,29 @@ def split(X, y, fraction: float, seed: int = 0):
 
     ``fraction=0`` returns the data unchanged and empty held-out arrays.
     """
+    order = split_order(X.shape[0], fraction, seed)
+    if order is None:
+        return X, y, X[:0], y[:0]
+    kept, held = order
+    return X[kept], y[kept], X[held], y[held]
+
+
+def split_order(n: int, fraction: float, seed: int = 0):
+    """``(kept, held)``: the rows of ``n`` that :func:`split` keeps and holds out, in its order.
+
+    One permutation of ``range(n)`` drawn with ``seed``; the first ``round(n * fraction)``
+    are held out. None when ``fraction`` is 0 (nothing held out, rows in file order).
+    """
     if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
         raise XpnetValueError(f"--validation-fraction {fraction!r} must be in [0, 1), e.g. 0.2")
-    n = X.shape[0]
     n_held = int(round(n * fraction))
     if fraction and (n_held < 1 or n - n_held < 1):
         raise XpnetValueError(f"--validation-fraction {fraction} of {n} samples leaves an empty part; "
                               f"use more data or a fraction between {1 / n:.3g} and {1 - 1 / n:.3g}")
     if not n_held:
-        return X, y, X[:0], y[:0]
+        return None
     order = np.random.default_rng(seed).permutation(n)
-    held, kept = order[:n_held], order[n_held:]
-    return X[kept], y[kept], X[held], y[held]
+    return order[n_held:], order[:n_held]
 
 
 def load_digits():
@@ -238,7 +478,12 @@ DATA_KEYS = ("dataset", "data", "target", "standardize", "validation_fraction", 
 
 @dataclass
 class Prepared:
-    """Training data ready for a classifier, and the mapping needed to predict on new data."""
+    """Training data ready for a classifier, and the mapping needed to predict on new data.
+
+    In a data-parallel run (``prepare(config, comm)``) the arrays hold this process's rows
+    only; ``rows`` says where they stand in the training order of all processes' rows,
+    and ``n_samples`` and ``n_held`` count the rows of all processes.
+    """
 
     X: np.ndarray  # (N, F) float64, standardized if asked
     y: np.ndarray  # (N,) int64 class indices 0..C-1
@@ -250,15 +495,42 @@ class Prepared:
     feature_names: list | None
     source: str  # what the data is, for messages
     target: str | None = None  # the label column of a data file
+    rows: np.ndarray | None = None  # positions of X's rows in the global training order (None: all, in order)
+    n_samples: int = -1  # training rows of all processes (-1: X.shape[0])
+    n_held: int = -1  # held-out rows of all processes (-1: X_held.shape[0])
+
+    def __post_init__(self):
+        self.n_samples = self.X.shape[0] if self.n_samples < 0 else self.n_samples
+        self.n_held = self.X_held.shape[0] if self.n_held < 0 else self.n_held
 
 
-def prepare(config: dict) -> Prepared:
+def prepare(config: dict, comm=None) -> Prepared:
     """Load, encode, split and standardize the data described by ``config`` (keys :data:`DATA_KEYS`).
 
     ``data`` (a file) wins over ``dataset``; ``dataset="digits"`` holds out 25% as a test
     split unless ``validation_fraction`` says otherwise; the split is drawn with ``seed``
     and the standardization is fitted on the training part only.
+
+    With ``comm`` (a :class:`xpnet.distributed.Communicator` of several processes) the
+    result holds this process's rows only, and the data of all processes together equals
+    what one process gets (up to rounding in the standardization): a data file is read
+    a block per process (:func:`load_file` with ``block=comm.bounds``; see
+    :func:`_prepare_shard`); a built-in dataset is generated and prepared whole, then each
+    process keeps its contiguous block of the training and of the held-out rows.
     """
+    if comm is None or comm.size == 1:
+        return _prepare_whole(config)
+    if config.get("data"):
+        return _prepare_shard(config, comm)
+    whole = _prepare_whole(config)
+    start, stop = comm.bounds(whole.X.shape[0])
+    first, last = comm.bounds(whole.X_held.shape[0], allow_empty=True)
+    return dataclasses.replace(whole, X=whole.X[start:stop], y=whole.y[start:stop], X_held=whole.X_held[first:last],
+                               y_held=whole.y_held[first:last], rows=np.arange(start, stop),
+                               n_samples=whole.X.shape[0], n_held=whole.X_held.shape[0])
+
+
+def _prepare_whole(config: dict) -> Prepared:
     from . import datasets
 
     seed = int(config.get("seed") or 0)
@@ -268,7 +540,7 @@ def prepare(config: dict) -> Prepared:
         table = load_file(config["data"], config.get("target"))
         labels = LabelMap.fit(table.y)
         X, y, feature_names, target = table.X, labels.encode(table.y), table.feature_names, table.target
-        source = f"{config['data']} (target {table.target!r}, classes {labels.classes})"
+        source = _file_source(config["data"], table.target, labels)
     elif config.get("dataset") == "digits":
         X, y = load_digits()
         fraction = 0.25 if fraction is None else fraction
@@ -287,3 +559,56 @@ def prepare(config: dict) -> Prepared:
         scaler = Scaler.fit(X)
         X, X_held = scaler.transform(X), scaler.transform(X_held)
     return Prepared(X, y, X_held, y_held, n_classes, labels, scaler, feature_names, source, target)
+
+
+def _file_source(path, target, labels) -> str:
+    return f"{path} (target {target!r}, classes {labels.classes})"
+
+
+def _prepare_shard(config: dict, comm) -> Prepared:
+    """This process's part of a data file, prepared as one process prepares the whole file.
+
+    Each process reads only its block of file rows (``comm.bounds``). The classes are the
+    union of every block's labels (gathered: a few values per process); the validation
+    split is the permutation one process draws, of which each process keeps the positions
+    whose file rows it holds (so its training rows need not be contiguous in the training
+    order: ``Prepared.rows`` says where they stand); the standardization statistics come
+    from :meth:`Scaler.fit` over all processes.
+    """
+    table, ext = _read(config["data"], config.get("target"), True, comm.bounds)
+    labels, y_block = _shared_labels(table.y, ext, comm)
+    order = split_order(table.n_rows, config.get("validation_fraction") or 0.0, int(config.get("seed") or 0))
+    kept, held = order if order is not None else (np.arange(table.n_rows), np.arange(0))
+    rows, mine = _own_positions(kept, table.start, table.X.shape[0])
+    held_mine = _own_positions(held, table.start, table.X.shape[0])[1]
+    X, y, X_held, y_held = table.X[mine], y_block[mine], table.X[held_mine], y_block[held_mine]
+    table.X = None  # the block's rows now live in X and X_held only
+    scaler = None
+    if config.get("standardize"):
+        scaler = Scaler.fit(X, comm)
+        X, X_held = scaler.transform(X), scaler.transform(X_held)
+    return Prepared(X, y, X_held, y_held, max(len(labels.classes), 2), labels, scaler, table.feature_names,
+                    _file_source(config["data"], table.target, labels), table.target, rows=rows,
+                    n_samples=len(kept), n_held=len(held))
+
+
+def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions, rows)``: the positions in ``order`` (file rows) of the rows
+    ``[start, start + count)`` that a process holds, ascending, and those rows minus ``start``."""
+    positions = np.flatnonzero((order >= start) & (order < start + count))
+    return positions, order[positions] - start
+
+
+def _shared_labels(cells, ext: str, comm) -> tuple[LabelMap, np.ndarray]:
+    """The :class:`LabelMap` of all processes' labels (the classes one process finds in the
+    whole file) and this block's labels encoded with it.
+
+    CSV and NPY cells are typed alike everywhere (:func:`_labels`: words as soon as one
+    process has a word); then the sorted distinct labels of every block are gathered
+    (a few values per process) and merged.
+    """
+    if ext != ".npz":
+        kinds = comm.allgather(_label_kind(_numeric(cells)))
+        cells = _labels(cells, "U" if "U" in kinds else "f" if "f" in kinds else "i")
+    labels = LabelMap.fit(np.concatenate(comm.allgather(np.unique(cells))))
+    return labels, labels.encode(cells)

@@ -1,13 +1,14 @@
 """Data-parallel full-batch training across processes with MPI (mpi4py).
 
-Full-batch gradients are sums over samples, so P processes can each hold a contiguous
-block of rows, compute the gradient SUMS of their rows, add them up with one
-``Allreduce`` per step, divide by the global sample count and apply the same update.
-Every process then holds the same weights, and the result equals single-process training
-on all rows up to the order of floating-point additions (measured in float64: losses within
-4e-16 relative of one process after 2000 steps of ``xpnet train`` with 3 processes).
+Full-batch gradients are sums over samples, so P processes can each hold some of the
+rows, compute the gradient SUMS of their rows, add them up with one ``Allreduce`` per
+step, divide by the global sample count and apply the same update. Every process then
+holds the same weights, and the result equals single-process training on all rows up to
+the order of floating-point additions (measured in float64: losses within 4e-16 relative
+of one process after 2000 steps of ``xpnet train`` with 3 processes).
 
     mpiexec -n 4 python -m mpi4py -m xpnet train --n-samples 1000000 --distributed
+    mpiexec -n 4 python -m mpi4py -m xpnet train --data big.npy --standardize --distributed
 
 or from Python (launched the same way)::
 
@@ -19,13 +20,28 @@ or from Python (launched the same way)::
     with comm.abort_on_error():                  # a failing rank ends the whole job
         result = distributed.fit(model, X, y, comm=comm, epochs=100)
 
-What is exchanged, per step: one contiguous float64 buffer holding every parameter's
-gradient sum followed by the local sample count, reduced in place with the buffer-based
-``Allreduce`` (never the pickle-based ``allreduce``). At logging points a second, 2-number
-buffer (summed data loss, sample count) gives the loss that the divergence check and the
-callback see; it is reduced before the update because training checks it first. Initial
-weights are broadcast from rank 0 (``Bcast``) and the final weights are checked bitwise
-identical on every rank.
+Which rows a process holds: by default contiguous blocks in rank order, of any sizes
+(each block starts after the rows of the lower ranks: an exclusive scan of the counts);
+or any rows, with ``global_rows=`` giving their positions in the global order (what
+``xpnet train --data FILE --distributed`` passes after its validation split, see
+:func:`xpnet.data.prepare`). A process may hold no rows at all.
+
+What is exchanged, per step (:meth:`Communicator.reduce_step`): ONE contiguous float64
+buffer, reduced in place with the buffer-based ``Allreduce`` (never the pickle-based
+``allreduce``), holding every parameter's gradient sum, then the local sample count, the
+local summed data loss and the local Ctrl-C flag. In full-batch training the loss slot
+carries the loss of the weights the step starts from at logging points (the same pass
+computes both), and training checks it for divergence before applying the update; at
+other steps it is 0. Minibatch training sends the same buffer per update, and at
+logging points one more forward pass over this process's rows gives the loss, summed
+in a 2-number buffer (data loss, sample count); early stopping sums the validation loss
+the same way every epoch. Set-up: the global row count (an ``Allreduce``), the offsets
+(an ``Exscan``), rank 0's initial weights (one ``Bcast``); at the end every rank checks
+that its weights are bitwise rank 0's.
+
+Ctrl-C: every step buffer carries the flag, so all processes learn of an interrupt in
+the same step and stop after the same epoch (:attr:`Communicator.interrupted`); a second
+Ctrl-C interrupts at once (under ``python -m mpi4py`` that aborts the job).
 
 Without MPI (mpi4py not installed, or the program not launched by ``mpiexec``)
 :func:`launch` returns a size-1 communicator whose every operation is a no-op, so the
@@ -52,6 +68,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend as _backend
+from .data import read_npy_rows
 from .errors import XpnetError, XpnetValueError
 
 # Environment variables that MPI launchers set in every process they start (MPICH/Hydra,
@@ -67,23 +84,24 @@ _ACTIVE = None  # the communicator launch() returned, so the CLI can abort it on
 class ReduceStats:
     """Time spent in collective operations (for benchmarks: the all-reduce share of a step)."""
 
-    calls: int = 0  # Allreduce calls on gradient/loss buffers
+    calls: int = 0  # Allreduce calls: step buffers, and the few small sums (counts, losses, checks)
     seconds: float = 0.0  # wall time in those calls, staging to and from the host included
-    values: int = 0  # float64 numbers reduced in total
+    values: int = 0  # numbers reduced in total
 
 
-def shard_bounds(n_rows: int, rank: int, size: int) -> tuple[int, int]:
+def shard_bounds(n_rows: int, rank: int, size: int, *, allow_empty: bool = False) -> tuple[int, int]:
     """Rows ``[start, stop)`` of process ``rank`` out of ``size``: contiguous, uneven allowed.
 
     The first ``n_rows % size`` processes get one row more than the others, so the blocks
-    concatenated in rank order are exactly ``range(n_rows)``.
+    concatenated in rank order are exactly ``range(n_rows)``. Every block needs a row
+    unless ``allow_empty`` (then the last ranks get none when ``n_rows < size``).
 
     >>> [shard_bounds(10_001, r, 3) for r in range(3)]
     [(0, 3334), (3334, 6668), (6668, 10001)]
     """
     if size < 1 or not 0 <= rank < size:
         raise XpnetValueError(f"rank={rank} must be in 0..size-1 with size={size} >= 1")
-    if n_rows < size:
+    if n_rows < size and not allow_empty:
         raise XpnetValueError(
             f"{n_rows} rows cannot be shared by {size} processes (each needs at least one row); "
             f"use more samples or fewer processes (at most {n_rows})"
@@ -96,18 +114,11 @@ def shard_bounds(n_rows: int, rank: int, size: int) -> tuple[int, int]:
 def load_npy_rows(path, rank: int = 0, size: int = 1) -> np.ndarray:
     """Read only this process's block of rows of the ``.npy`` file at ``path``.
 
-    The file is memory-mapped (``np.load(mmap_mode="r")``) and only rows
-    ``shard_bounds(n_rows, rank, size)`` are copied into memory, so no process ever holds
-    the whole file. Returns an array of shape ``(stop - start, *row_shape)``.
+    Only rows ``shard_bounds(n_rows, rank, size)`` are read (by offset, after the header:
+    :func:`xpnet.data.read_npy_rows`), so no process ever holds the whole file. Returns
+    an array of shape ``(stop - start, *row_shape)``.
     """
-    try:
-        whole = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise XpnetValueError(f"cannot read rows of {str(path)!r} as a .npy array: {exc}") from None
-    if whole.ndim == 0:
-        raise XpnetValueError(f"{str(path)!r} holds a scalar; expected one row per sample")
-    start, stop = shard_bounds(whole.shape[0], rank, size)
-    return np.array(whole[start:stop])
+    return read_npy_rows(path, lambda n_rows: shard_bounds(n_rows, rank, size))
 
 
 class Communicator:
@@ -137,7 +148,9 @@ class Communicator:
             self._init_node()
         self.stats = ReduceStats()
         self._device_reduce = {}
-        self.n_total, self._offset = None, 0  # set by setup(): global rows, this block's first row
+        # set by setup(): global rows, the positions of this process's rows among them,
+        # the interrupt flag to send and whether any process has sent one
+        self.n_total, self._rows, self._interrupt, self._stop = None, None, None, False
 
     def _init_node(self):
         from mpi4py import MPI
@@ -164,9 +177,9 @@ class Communicator:
         return f"rank {self.rank} of {self.size}: " if self.size > 1 else ""
 
     # -- data ------------------------------------------------------------------------------
-    def bounds(self, n_rows: int) -> tuple[int, int]:
+    def bounds(self, n_rows: int, *, allow_empty: bool = False) -> tuple[int, int]:
         """This process's rows ``[start, stop)`` of ``n_rows`` (see :func:`shard_bounds`)."""
-        return shard_bounds(n_rows, self.rank, self.size)
+        return shard_bounds(n_rows, self.rank, self.size, allow_empty=allow_empty)
 
     def rows(self, a):
         """This process's contiguous block of the rows of ``a`` (all of them when size is 1)."""
@@ -199,11 +212,27 @@ class Communicator:
         """The reduction the local backward pass must use: sums when the ranks combine them."""
         return reduction if self.size == 1 else "sum"
 
-    def setup(self, model, n_local: int, local_split: bool) -> int:
+    def setup(self, model, n_local: int, local_split: bool, rows=None, interrupt=None) -> int:
         """Check what data-parallel training supports; return the global row count.
 
-        ``n_local`` rows must be this process's block (:meth:`rows`) of the global data.
+        Parameters
+        ----------
+        model : MLP
+        n_local : int
+            This process's rows (0 is allowed when other processes hold rows).
+        local_split : bool
+            Early stopping would split this process's rows alone (refused).
+        rows : array of int (n_local,), optional
+            The positions of this process's rows in the global row order, increasing (e.g.
+            ``Prepared.rows``: after a validation split they need not be contiguous).
+            Default: contiguous blocks in rank order, this one starting after the rows of
+            the lower ranks (an exclusive scan of the counts), e.g. :meth:`rows` blocks.
+            Minibatches are drawn over the global order, so training does not depend on
+            how the rows are spread.
+        interrupt : object with a ``seen`` attribute, optional
+            This process's Ctrl-C flag; it rides in every step buffer (:meth:`reduce_step`).
         """
+        self._interrupt, self._stop = interrupt, False
         self.n_total = int(self.sum_floats([n_local])[0]) if self.size > 1 else n_local
         if self.size == 1:
             return self.n_total
@@ -212,12 +241,43 @@ class Communicator:
         if unsupported:
             raise XpnetValueError(f"{', '.join(unsupported)} is not supported in data-parallel training yet; "
                                   "train without it, or in one process")
-        start, stop = self.bounds(self.n_total)
-        if stop - start != n_local:
-            raise XpnetValueError(f"this process has {n_local} rows but its block of the {self.n_total} rows is "
-                                  f"[{start}, {stop}); pass comm.rows(X), comm.rows(y)")
-        self._offset = start
+        self._rows = self._contiguous_rows(n_local) if rows is None else self._checked_rows(rows, n_local)
         return self.n_total
+
+    def _contiguous_rows(self, n_local: int) -> np.ndarray:
+        from mpi4py import MPI
+
+        counts = np.array([n_local], dtype=np.int64)
+        offset = np.zeros(1, dtype=np.int64)
+        self._comm.Exscan(counts, offset, op=MPI.SUM)  # undefined on rank 0: it keeps the zero
+        start = int(offset[0]) if self.rank else 0
+        return np.arange(start, start + n_local)
+
+    def _checked_rows(self, rows, n_local: int) -> np.ndarray:
+        """``rows`` as int64 positions, checked: increasing, in range, and (by the sum of all
+        processes' positions) covering every global row once."""
+        rows = np.asarray(rows)
+        n = self.n_total
+        if rows.shape != (n_local,) or (n_local and rows.dtype.kind not in "iu"):
+            raise XpnetValueError(f"rows has shape {rows.shape} and dtype {rows.dtype}; expected ({n_local},) "
+                                  "whole numbers, the global positions of this process's rows")
+        rows = rows.astype(np.int64)
+        if n_local and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
+            raise XpnetValueError(f"rows must be increasing positions in 0..{n - 1}; sort X, y and rows by rows")
+        total = np.array([int(np.sum(rows))], dtype=np.int64)
+        self._allreduce(total)
+        if int(total[0]) != n * (n - 1) // 2:
+            raise XpnetValueError(f"the processes' rows do not cover the {n} global rows once each (some are "
+                                  "given twice or not at all); give every process its own positions")
+        return rows
+
+    @property
+    def interrupted(self) -> bool:
+        """Stop for a Ctrl-C? One process: its own flag. Several: whether any process had seen
+        one when it packed its last step buffer, so that every process stops after the same epoch."""
+        if self.size == 1:
+            return bool(self._interrupt is not None and self._interrupt.seen)
+        return self._stop
 
     def batches(self, backend, batch_size: int | None, shuffle: bool, rng) -> list:
         """This epoch's batches as (this process's local rows, global batch size) pairs.
@@ -230,39 +290,51 @@ class Communicator:
         if batch_size is None or batch_size >= n:
             return [(None, n)]
         order = rng.permutation(n) if shuffle else np.arange(n)
-        start, stop = (self._offset, self._offset + n) if self.size == 1 else self.bounds(n)
         out = []
         for i in range(0, n, batch_size):
             rows = order[i:min(i + batch_size, n)]
-            mine = rows[(rows >= start) & (rows < stop)] - start
-            out.append((backend.asarray(mine) if self.size > 1 else backend.asarray(rows), len(rows)))
+            out.append((backend.asarray(rows if self.size == 1 else self._local(rows)), len(rows)))
         return out
+
+    def _local(self, rows: np.ndarray) -> np.ndarray:
+        """Indices into this process's rows of those global ``rows`` that it holds, in the order of ``rows``."""
+        if not self._rows.size:
+            return rows[:0]
+        at = np.searchsorted(self._rows, rows)
+        held = self._rows[np.minimum(at, self._rows.size - 1)] == rows
+        return at[held]
 
     def allreduce_gradients(self, backend, dW, db, reduction: str, n_local: int):
         """Sum the local gradient sums of all ranks in one buffer; divide by the global N for "mean".
 
         ``dW`` and ``db`` are lists of backend arrays (``db`` may be None) computed on
         ``n_local`` rows with ``reduction=self.local_reduction(reduction)``; returns the
-        gradients of the global batch (whose size is summed in the same buffer).
+        gradients of the global batch (see :meth:`reduce_step`, whose buffer this is).
         """
         if self.size == 1:
             return dW, db
-        reduced = self.allreduce_sums(backend, list(dW) + (list(db) if db is not None else []), reduction, n_local)
+        reduced = self.reduce_step(backend, list(dW) + (list(db) if db is not None else []), reduction, n_local)[0]
         n = len(dW)
         return reduced[:n], (reduced[n:] if db is not None else None)
 
-    def allreduce_sums(self, backend, grads: list, reduction: str, n_local: int) -> list:
-        """The same for a flat list of gradient sums (any order, e.g. :meth:`MLP.parameters`').
+    def reduce_step(self, backend, grads: list, reduction: str, n_local: int, loss=None) -> tuple:
+        """One training step's exchange, all of it in ONE float64 buffer and one ``Allreduce``.
 
-        One buffer: every array of ``grads`` (computed on ``n_local`` rows with
-        ``reduction=self.local_reduction(reduction)``), then ``n_local``; returns the
-        summed arrays, divided by the summed count when ``reduction == "mean"``.
+        The buffer holds every array of ``grads`` (gradient sums of ``n_local`` rows, in any
+        fixed order, computed with ``reduction=self.local_reduction(reduction)``), then
+        ``n_local``, the summed data loss ``loss`` of those rows (0 when None) and this
+        process's interrupt flag (1 after a Ctrl-C). Returns ``(grads, loss)``: the summed
+        arrays, divided by the summed count when ``reduction == "mean"``, and the summed
+        loss (None when ``loss`` is None); afterwards :attr:`interrupted` says whether any
+        process was interrupted. With one process it returns its arguments.
         """
         if self.size == 1:
-            return list(grads)
-        reduced = self._reduce(backend, list(grads), [float(n_local)])
-        total = reduced.pop()
-        return [g / total for g in reduced] if reduction == "mean" else reduced
+            return list(grads), loss
+        flag = 1.0 if self._interrupt is not None and self._interrupt.seen else 0.0
+        extra = [float(n_local), 0.0 if loss is None else float(loss), flag]
+        *reduced, n, total_loss, flags = self._reduce(backend, list(grads), extra)
+        self._stop = self._stop or flags > 0
+        return ([g / n for g in reduced] if reduction == "mean" else reduced), (None if loss is None else total_loss)
 
     def objective(self, model, Z, Y, T, l2: float, reduction: str):
         """The training objective over every rank's rows (see :meth:`MLP._objective`)."""
@@ -292,6 +364,38 @@ class Communicator:
         buffer = np.asarray(values, dtype=np.float64)
         self._allreduce(buffer)
         return buffer.tolist()
+
+    def allgather(self, value) -> list:
+        """Every rank's ``value`` (a small object: a label set...), in rank order.
+
+        Set-up only: this is mpi4py's pickle-based ``allgather``, never used for numbers
+        that training exchanges every step.
+        """
+        return [value] if self.size == 1 else self._comm.allgather(value)
+
+    def from_root(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (one ``Bcast``), for a choice all ranks must share."""
+        if self.size == 1:
+            return value
+        buffer = np.array([value], dtype=np.float64)
+        self._comm.Bcast(buffer, root=0)
+        return float(buffer[0])
+
+    def sample(self, X, y, limit: int):
+        """Every k-th row of the global order of ``X, y`` (k = ceil(N / limit)), on rank 0.
+
+        What ``X[::k], y[::k]`` gives one process holding all rows (the rows are
+        gathered with their positions and sorted), for pictures; None on the other ranks.
+        With one process: ``X, y``, all of them. Needs :meth:`setup` first.
+        """
+        if self.size == 1:
+            return X, y
+        pick = self._rows % max(1, -(-self.n_total // limit)) == 0
+        parts = self._comm.gather((self._rows[pick], X[pick], y[pick]), root=0)
+        if not self.is_root:
+            return None
+        order = np.argsort(np.concatenate([part[0] for part in parts]))
+        return tuple(np.concatenate([part[i] for part in parts])[order] for i in (1, 2))
 
     def barrier(self) -> None:
         """Wait until every rank gets here (benchmarks use it to time communication alone)."""
@@ -366,6 +470,7 @@ class Communicator:
         return out
 
     def _allreduce(self, buffer: np.ndarray, timed: bool = True) -> None:
+        """Sum ``buffer`` (float64, or int64 for exact counts) over the ranks, in place."""
         from mpi4py import MPI
 
         start = time.perf_counter()
@@ -470,11 +575,14 @@ def fit(model, X, y, *, comm: Communicator | None = None, **options):
     ----------
     model : MLP
     X : array (n_local, n_inputs)
-        This process's rows (e.g. ``comm.rows(X)``).
+        This process's rows (e.g. ``comm.rows(X)``; any number, even none).
     y : array (n_local,) or (n_local, n_outputs)
     comm : Communicator, optional
     **options
-        As for :func:`xpnet.fit` (``epochs``, ``learning_rate``, ``l2``, ``reduction``...).
+        As for :func:`xpnet.fit` (``epochs``, ``learning_rate``, ``l2``, ``reduction``...),
+        including ``global_rows``: the positions of this process's rows in the global
+        order when they are not the contiguous default (see :meth:`Communicator.setup`),
+        and ``validation_data``: this process's rows of the held-out set.
 
     Returns
     -------

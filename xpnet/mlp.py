@@ -254,14 +254,17 @@ class MLP:
                 f"loss={self.spec.loss.name}, dtype={self.dtype_name}, backend={self.backend.describe()!r})")
 
     # -- data ----------------------------------------------------------------------------
-    def as_inputs(self, X):
-        """``X`` as a 2-D array of the model's dtype on its device (validated)."""
+    def as_inputs(self, X, *, allow_empty: bool = False):
+        """``X`` as a 2-D array of the model's dtype on its device (validated).
+
+        ``allow_empty``: zero rows are fine (a process of a data-parallel run may hold none).
+        """
         X = self._to_device(X, "X")
         if X.ndim != 2 or X.shape[1] != self.layer_sizes[0]:
             raise XpnetValueError(
                 f"X has shape {tuple(X.shape)}; the model expects (n_samples, {self.layer_sizes[0]})"
             )
-        if X.shape[0] == 0:
+        if X.shape[0] == 0 and not allow_empty:
             raise XpnetValueError("X is empty; pass at least one sample")
         return X
 

@@ -23,7 +23,9 @@ logged value, training stops and keeps the weights of the last good check.
 
 Ctrl-C (SIGINT) during :func:`fit` in the main thread does not tear a step in half: the
 current epoch finishes, training stops, and the result says ``interrupted=True`` with the
-weights of the last complete epoch (a second Ctrl-C interrupts at once).
+weights of the last complete epoch (a second Ctrl-C interrupts at once). In data-parallel
+training the flag travels in every step's gradient buffer, so all processes stop after
+the same epoch (see :mod:`xpnet.distributed`).
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         shuffle: bool = True, momentum: float = 0.0, nesterov: bool = False, schedule="constant",
         clip_value: float | None = None, clip_norm: float | None = None, early_stopping: bool = False,
         validation_fraction: float = 0.1, patience: int = 10, seed: int | None = None,
-        optimizer_state: dict | None = None, validation_data=None, initial_epoch: int = 0, comm=None) -> FitResult:
+        optimizer_state: dict | None = None, validation_data=None, initial_epoch: int = 0, comm=None,
+        global_rows=None) -> FitResult:
     """Train ``model`` in place by gradient descent: full batch or minibatches.
 
     With the defaults this is the tutorials' full-batch gradient descent, operation for
@@ -167,10 +170,15 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         ``FitResult.optimizer_state`` of an earlier fit (momentum velocity), to continue
         exactly where it stopped (checkpoint resume).
     comm : xpnet.distributed.Communicator, optional
-        Data-parallel training: ``X, y`` are this process's block of rows (``comm.rows``);
-        each update sums the gradients of all processes' rows of the (global) batch, and
-        the logged losses cover all rows. See :func:`xpnet.distributed.fit`, which also
-        broadcasts and checks the weights.
+        Data-parallel training: ``X, y`` are this process's rows (e.g. ``comm.rows``; any
+        number, even none, while other processes hold rows) and ``validation_data`` its
+        rows of the held-out set; each update sums the gradients of all processes' rows of
+        the (global) batch, and the logged and validation losses cover all rows. See
+        :func:`xpnet.distributed.fit`, which also broadcasts and checks the weights.
+    global_rows : array of int (N_local,), optional
+        With ``comm``: the positions of this process's rows in the global row order
+        (increasing); default: contiguous blocks in rank order. See
+        :meth:`xpnet.distributed.Communicator.setup`.
 
     Returns
     -------
@@ -186,16 +194,19 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     if optimizer_state:
         optimizer.load_state(optimizer_state, model.backend)
 
-    X = model.as_inputs(X)
+    shared = comm is not None and comm.size > 1  # other processes hold rows too: this one may hold none
+    X = model.as_inputs(X, allow_empty=shared)
     T = model.as_targets(y, X.shape[0])
-    n_total = X.shape[0] if comm is None else comm.setup(model, X.shape[0], early_stopping and validation_data is None)
+    interrupt = _Interrupt()
+    n_total = X.shape[0] if comm is None else comm.setup(model, X.shape[0], early_stopping and validation_data is None,
+                                                         global_rows, interrupt)
     seed = model.seed if seed is None else seed
     split_rng = np.random.default_rng((seed, 0))
     stopper = None
     if early_stopping and validation_data is not None:
-        X_val = model.as_inputs(validation_data[0])
+        X_val = model.as_inputs(validation_data[0], allow_empty=shared)
         T_val = model.as_targets(validation_data[1], X_val.shape[0])
-        stopper = _EarlyStopping(patience, X_val, T_val)
+        stopper = _EarlyStopping(patience, X_val, T_val, comm)
     elif early_stopping:
         X, T, X_val, T_val = _split(model, X, T, validation_fraction, split_rng)
         stopper = _EarlyStopping(patience, X_val, T_val)
@@ -211,9 +222,10 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     good = _snapshot(model)  # arrays are never updated in place, so references are a snapshot
     start = time.perf_counter()
     try:
-        with _deferred_interrupt() as interrupt:
+        with _deferred_interrupt(interrupt):
             for epoch in range(epochs + 1):
-                stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs or interrupt.seen
+                stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs \
+                    or _interrupted(interrupt, comm)
                 first = None
                 if stop or epoch % log_every == 0:
                     loss, first = _evaluate(model, X, T, l2, reduction, plain, comm)
@@ -226,7 +238,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                     if callback is not None:
                         callback(TrainEvent(epoch, epochs, loss, model))
                 if stop:
-                    result.interrupted = interrupt.seen
+                    result.interrupted = _interrupted(interrupt, comm)
                     break
                 t = initial_epoch + epoch  # epochs done since the run began, across resumes
                 rate = schedule.rate(learning_rate, t, initial_epoch + epochs)
@@ -306,22 +318,34 @@ def _batches(backend, n: int, batch_size: int | None, shuffle: bool, rng) -> lis
 
 
 def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool, comm=None):
-    """The training objective of the current weights (inference mode).
+    """The training objective of the current weights (inference mode), over every process's rows.
 
     In plain full-batch training that pass (:meth:`xpnet.ops.Ops.gradients`, over row
     chunks when N is large) also gives the next update's gradients, returned for reuse
-    (one forward per epoch, as in the tutorials); otherwise None (and always with ``comm``,
-    whose loss sums over every process's rows).
+    (one forward per epoch, as in the tutorials); with ``comm`` they and the loss are
+    summed over the processes in the step's one buffer (:meth:`Communicator.reduce_step`).
+    Otherwise a forward pass, whose loss ``comm`` sums in a 2-number buffer; returns None
+    for the gradients.
     """
-    if plain and comm is None:
-        xp = model.xp
-        grads = get_ops(model.backend).gradients(model.spec, model.W, model.b, X, T, reduction, with_loss=True)
+    xp = model.xp
+    if plain:
+        local = reduction if comm is None else comm.local_reduction(reduction)
+        grads = get_ops(model.backend).gradients(model.spec, model.W, model.b, X, T, local, with_loss=True)
+        flat, data = _flat(grads), grads.data_loss
+        if comm is not None:
+            flat, data = comm.reduce_step(model.backend, flat, reduction, X.shape[0], loss=data)
+        n = X.shape[0] if comm is None else comm.n_total
         penalty = l2_penalty(xp, model.W, l2) if l2 else 0.0
-        return float(losses.objective(xp, grads.data_loss, penalty, X.shape[0], reduction)), grads
+        return float(losses.objective(xp, data, penalty, n, reduction)), flat
     Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
     loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
                  else comm.objective(model, cache[1], Y, T, l2, reduction))  # over all processes' rows
     return loss, None
+
+
+def _flat(grads) -> list:
+    """An :class:`xpnet.ops.Gradients`' arrays in :meth:`MLP.parameters` order."""
+    return list(grads.dW) + (list(grads.db) if grads.db is not None else [])
 
 
 def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first,
@@ -329,31 +353,30 @@ def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches
     """One pass over ``batches`` with one update each; ``first`` = gradients to reuse for the first.
 
     With ``comm``, ``batches`` holds (this process's rows, global batch size) pairs and the
-    gradients are summed over all processes (one Allreduce per update)."""
+    gradients are summed over all processes (one Allreduce per update; ``first`` is summed already)."""
     xp, n = model.xp, X.shape[0] if comm is None else comm.n_total
     for rows in batches:
         rows, size = (rows, None) if comm is None else rows
         Xb, Tb = (X, T) if rows is None else (xp.take(X, rows, axis=0), xp.take(T, rows, axis=0))
-        grads = _gradients(model, Xb, Tb, reduction if comm is None else comm.local_reduction(reduction),
-                           dropout_rng, first)
-        if comm is not None:
-            grads = comm.allreduce_sums(model.backend, grads, reduction, Xb.shape[0])
+        grads = first
+        if grads is None:
+            grads = _gradients(model, Xb, Tb, reduction if comm is None else comm.local_reduction(reduction),
+                               dropout_rng)
+            if comm is not None:
+                grads = comm.reduce_step(model.backend, grads, reduction, Xb.shape[0])[0]
         first = None
         l2_scale = (size or Xb.shape[0]) / n if reduction == "sum" and rows is not None else 1.0
         model.set_parameters(optimizer.step(model.parameters(), grads, rate, l2_scale))
 
 
-def _gradients(model: MLP, X, T, reduction: str, dropout_rng, first) -> list:
+def _gradients(model: MLP, X, T, reduction: str, dropout_rng) -> list:
     """Gradients in :meth:`MLP.parameters` order; updates the batch-norm running statistics.
 
-    Without dropout and batch norm: :meth:`xpnet.ops.Ops.gradients` (or ``first``, the
-    gradients of the logging pass), the backend's fast path.
+    Without dropout and batch norm: :meth:`xpnet.ops.Ops.gradients`, the backend's fast path.
     """
     spec, xp = model.spec, model.xp
-    if first is None and not spec.dropout and model.bn is None:
-        first = get_ops(model.backend).gradients(spec, model.W, model.b, X, T, reduction)
-    if first is not None:
-        return list(first.dW) + (list(first.db) if first.db is not None else [])
+    if not spec.dropout and model.bn is None:
+        return _flat(get_ops(model.backend).gradients(spec, model.W, model.b, X, T, reduction))
     masks = None
     if spec.dropout:
         host = layers.dropout_masks(dropout_rng, X.shape[0], spec.layer_sizes[1:-1], spec.dropout)
@@ -369,13 +392,13 @@ def _gradients(model: MLP, X, T, reduction: str, dropout_rng, first) -> list:
 class _EarlyStopping:
     """Tracks the validation loss; remembers the best weights; says when to stop."""
 
-    def __init__(self, patience: int, X_val, T_val):
-        self.patience, self.X_val, self.T_val = patience, X_val, T_val
+    def __init__(self, patience: int, X_val, T_val, comm=None):
+        self.patience, self.X_val, self.T_val, self.comm = patience, X_val, T_val, comm
         self.history, self.best, self.best_epoch, self.best_state = [], math.inf, 0, None
 
     def update(self, epoch: int, model: MLP) -> bool:
         """Record the validation loss after ``epoch`` epochs; True when patience has run out."""
-        loss = _data_loss(model, self.X_val, self.T_val)
+        loss = _data_loss(model, self.X_val, self.T_val, self.comm)
         self.history.append(loss)
         if self.best_state is None or loss < self.best:
             self.best, self.best_epoch, self.best_state = loss, epoch, _snapshot(model)
@@ -390,10 +413,14 @@ class _EarlyStopping:
         result.final_loss, _ = _evaluate(model, X, T, l2, reduction, False, comm)
 
 
-def _data_loss(model: MLP, X, T) -> float:
-    """Mean data loss (no L2) of the current weights on ``(X, T)``, inference mode."""
+def _data_loss(model: MLP, X, T, comm=None) -> float:
+    """Mean data loss (no L2) of the current weights on ``(X, T)``, inference mode; with
+    ``comm`` over every process's rows (the sum and the count in one 2-number Allreduce)."""
     Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
-    return float(model.spec.loss.total(model.xp, cache[1], Y, T, model.spec.stable)) / X.shape[0]
+    total, n = float(model.spec.loss.total(model.xp, cache[1], Y, T, model.spec.stable)), X.shape[0]
+    if comm is not None:
+        total, n = comm.sum_floats([total, n])
+    return total / n
 
 
 def _snapshot(model: MLP):
@@ -417,12 +444,20 @@ class _Interrupt:
     seen = False
 
 
+def _interrupted(interrupt: _Interrupt, comm) -> bool:
+    """Stop for a Ctrl-C: this process's flag, or with ``comm`` what all processes agreed on."""
+    return interrupt.seen if comm is None else comm.interrupted
+
+
 class _deferred_interrupt:
-    """Within the block, a first SIGINT only sets ``.seen`` (the loop stops after the epoch);
+    """Within the block, a first SIGINT only sets ``state.seen`` (the loop stops after the epoch);
     a second one raises KeyboardInterrupt at once. Outside the main thread: no change."""
 
+    def __init__(self, state: _Interrupt | None = None):
+        self.state = _Interrupt() if state is None else state
+
     def __enter__(self):
-        self.state, self.previous = _Interrupt(), None
+        self.previous = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self.state
