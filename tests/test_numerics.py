@@ -26,6 +26,29 @@ def test_sigmoid_is_finite_and_exact_where_representable(backend, dtype):
     np.testing.assert_allclose(Y, expected, rtol=1e-6, atol=np.finfo(dtype).tiny * 1e10)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_in_fits_quiet_mode_is_the_tutorial_formula_with_the_same_bits(dtype):
+    """Inside overflow_quiet (how fit trains) NumPy takes 1 / (1 + exp(-Z)) as written: an
+    overflowing exp is inf, the result exactly 0, no warning; everywhere the guarded form's bits."""
+    xp = xpnet.get_backend("numpy").xp
+    Z = np.concatenate([np.array(EXTREME), np.random.default_rng(0).normal(scale=50, size=500)]).astype(dtype)
+    guarded = activations.sigmoid(xp, Z)
+    with activations.overflow_quiet():
+        quiet = activations.sigmoid(xp, Z)
+    np.testing.assert_array_equal(quiet, guarded)
+    assert quiet[0] == 0.0 and quiet[1] == 0.0  # -1e30, -1e4: exp(-Z) overflows
+
+
+def test_fit_runs_callbacks_in_the_callers_numpy_error_state():
+    seen = []
+    X, y = xpnet.datasets.xor()
+    model = xpnet.MLP([3, 4, 1], activation="sigmoid", output="sigmoid", bias=False, backend="numpy")
+    with np.errstate(over="raise"):
+        model.fit(X, y, epochs=4, log_every=2, callback=lambda event: seen.append(np.geterr()["over"]))
+        assert np.geterr()["over"] == "raise"
+    assert seen == ["raise"] * 3 and np.geterr()["over"] == "warn"
+
+
 def test_softmax_and_cross_entropy_at_1e30(backend, dtype):
     xp = backend.xp
     Z = backend.asarray([[1e30, -1e30], [-1e30, 1e30], [0.0, 1e30], [5.0, 5.0]], dtype)

@@ -1,5 +1,7 @@
 """xpnet.ops: the full-batch gradient pass over row chunks, generic and NumPy, against the plain pass."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -110,6 +112,34 @@ def test_chunked_pass_on_every_backend(backend, dtype):
     model, X, T = problem(backend, dtype, [2, 9, 3], 700, seed=5)
     got = ops.get_ops(backend).gradients(model.spec, model.W, model.b, X, T, "mean", with_loss=True, rows=100)
     assert_same(got, plain_pass(model, X, T, "mean"), rtol=rtol_for(dtype), atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, ops.SMALL), hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+       n_in=st.integers(1, 4), output=st.sampled_from(["softmax", "sigmoid", "identity"]),
+       activation=st.sampled_from(["tanh", "sigmoid", "relu"]), bias=st.booleans(),
+       reduction=st.sampled_from(["mean", "sum"]), numerics=st.sampled_from(["stable", "tutorial"]),
+       loss=st.sampled_from([None, "binary_cross_entropy"]), quiet=st.booleans(), seed=st.integers(0, 2**16))
+def test_small_numpy_pass_gives_the_generic_bits(n, hidden, n_in, output, activation, bias, reduction, numerics,
+                                                  loss, quiet, seed):
+    """NumpyOps' plain pass (``ndarray.dot``, ``np.add.reduce``) is the generic one to the last bit,
+    inside fit's overflow_quiet (the sigmoid as the tutorials write it) or not."""
+    loss = loss if output == "sigmoid" else None
+    sizes = [n_in, *hidden, 2 if output == "softmax" else 3]
+    rng = np.random.default_rng(seed)
+    model = xpnet.MLP(sizes, activation=activation, output=output, loss=loss, bias=bias, backend="numpy",
+                      dtype="float64", seed=seed, numerics=numerics)
+    y = rng.integers(0, sizes[-1], size=n) if output == "softmax" else rng.random((n, sizes[-1]))
+    X = model.as_inputs(rng.normal(scale=30, size=(n, n_in)))  # large enough for sigmoids to saturate
+    T = model.as_targets(y, n)
+    args = (model.spec, model.W, model.b, X, T, reduction)
+    want = ops.Ops(model.xp).gradients(*args, with_loss=True)
+    with xpnet.activations.overflow_quiet() if quiet else contextlib.nullcontext():
+        got = ops.NumpyOps(model.xp).gradients(*args, with_loss=True)
+    for a, b in zip(got.dW + (got.db or []), want.dW + (want.db or [])):
+        np.testing.assert_array_equal(a, b)
+    assert (got.db is None) == (want.db is None)
+    np.testing.assert_array_equal(got.data_loss, want.data_loss)
 
 
 def test_small_problems_take_the_plain_pass_bit_for_bit():

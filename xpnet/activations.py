@@ -10,6 +10,8 @@ The operation order matches the tutorials bit for bit: Trask multiplies
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -33,6 +35,7 @@ def _exp_limit(np_dtype) -> float:
 
 
 _LIMIT32, _LIMIT64 = _exp_limit(np.float32), _exp_limit(np.float64)
+_ONE = {np.dtype(t): np.ones((), t) for t in (np.float32, np.float64)}  # 0-d: no scalar conversion per call
 _LIMITS: dict = {}
 
 
@@ -50,17 +53,49 @@ def sigmoid(xp, Z):
 
     Where exp(-Z) would overflow the tutorial formula gives exactly 0; so does this one,
     without computing the overflowing exp (so no warning, same bits everywhere else).
+    Inside :func:`overflow_quiet` NumPy arrays take the formula itself: there an overflowing
+    exp is inf without a warning, and 1 / (1 + inf) is that same 0.
     """
-    if type(Z) is np.ndarray and Z.min(initial=np.inf) >= -(_LIMIT32 if Z.dtype.itemsize == 4 else _LIMIT64):
-        # NumPy, where nothing can overflow: the formula itself, with no temporaries and no
-        # scalar conversions, the same bits as below (one min costs less than the guard's three
-        # operations, which were a third of a tiny tutorial step)
+    if type(Z) is np.ndarray and _QUIET.get():
         E = np.exp(-Z)
-        E += 1
+        np.add(E, _ONE.get(E.dtype, 1), out=E)  # a 0-d one: no scalar conversion per call
         return np.reciprocal(E, out=E)
     limit = exp_limit(Z.dtype)
     negZ = -Z
     return xp.where(negZ > limit, 0.0, 1 / (1 + xp.exp(xp.minimum(negZ, limit))))
+
+
+_QUIET = contextvars.ContextVar("xpnet_overflow_quiet", default=False)
+
+
+class overflow_quiet:
+    """Within the block (this thread), NumPy overflow gives inf without a warning, and
+    :func:`sigmoid` on NumPy arrays is the tutorials' formula as written.
+
+    :func:`xpnet.fit` trains inside it: the guard's three extra operations were a third of a
+    tiny tutorial step, and fit checks for non-finite results itself (at logging points).
+    ``with quiet.outside():`` runs code with the caller's error state again (callbacks).
+    """
+
+    def __enter__(self):
+        self._outer = np.geterr()
+        self._errstate = np.errstate(over="ignore")
+        self._errstate.__enter__()
+        self._token = _QUIET.set(True)
+        return self
+
+    def __exit__(self, *exc):
+        _QUIET.reset(self._token)
+        return self._errstate.__exit__(*exc)
+
+    @contextlib.contextmanager
+    def outside(self):
+        with np.errstate(**self._outer):
+            token = _QUIET.set(False)
+            try:
+                yield
+            finally:
+                _QUIET.reset(token)
 
 
 def sigmoid_backward(xp, dY, Y):

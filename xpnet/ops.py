@@ -188,8 +188,8 @@ class NumpyOps(Ops):
     def gradients(self, spec, W, b, X, T, reduction: str, *, with_loss: bool = False,
                   rows: int | None = None) -> Gradients:
         n = X.shape[0]
-        if n <= SMALL:  # the tutorials' plain pass, called directly: tiny problems spend their time per call
-            return self._chunk(spec, W, b, X, T, reduction, n, with_loss, whole=True)
+        if n <= SMALL:  # the tutorials' plain pass
+            return self._small(spec, W, b, X, T, reduction, with_loss)
         if len(W) == 1:  # no hidden layer: the whole net is the output layer
             return super().gradients(spec, W, b, X, T, reduction, with_loss=with_loss, rows=rows)
         rows = rows or self.pass_rows(spec.layer_sizes, X.dtype.itemsize, n)
@@ -198,6 +198,32 @@ class NumpyOps(Ops):
         lanes = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
         parallel = n * max(spec.layer_sizes[1:]) >= self.parallel_min
         return plan.combine(run_lanes(lambda lane: plan.lane_total(X, T, lane, min(rows, n)), lanes, parallel))
+
+    def _small(self, spec, W, b, X, T, reduction, with_loss) -> Gradients:
+        """The plain pass for up to ``SMALL`` rows: the operations of :func:`xpnet.mlp.forward_plain`
+        and :func:`xpnet.mlp.backward_from_delta` in the same order, so the same bits (tested),
+        with ``ndarray.dot`` for ``@`` and ``np.add.reduce`` for the array-API ``sum``, which
+        cost half as much per call on tiny arrays (where the tutorials spend their time)."""
+        xp, hidden, last = self.xp, spec.hidden, len(W) - 1
+        inputs, H = [], X
+        for i in range(last):
+            inputs.append(H)
+            Z = H.dot(W[i]) if b is None else H.dot(W[i]) + b[i]
+            H = hidden[i].forward(xp, Z)
+        inputs.append(H)
+        Z = H.dot(W[last]) if b is None else H.dot(W[last]) + b[last]
+        Y = output_forward(xp, spec.output, Z, spec.stable)
+        dZ = spec.loss.delta(xp, spec.output, Y, T)
+        if reduction == "mean":
+            dZ = dZ / X.shape[0]
+        dW, db = [None] * (last + 1), None if b is None else [None] * (last + 1)
+        for i in range(last, -1, -1):
+            dW[i] = inputs[i].T.dot(dZ)
+            if db is not None:
+                db[i] = np.add.reduce(dZ, axis=0)
+            if i:
+                dZ = hidden[i - 1].backward(xp, dZ.dot(W[i].T), inputs[i])
+        return Gradients(dW, db, spec.loss.total(xp, Z, Y, T, spec.stable) if with_loss else None)
 
     def pass_rows(self, layer_sizes, itemsize: int, n: int) -> int:
         """Rows per chunk of an ``n``-row pass: :meth:`chunk_rows`, but small enough for a

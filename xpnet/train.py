@@ -21,6 +21,10 @@ point. Checks happen only at logging points, so small problems stay fast: when t
 or a weight is NaN/Inf, or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times its first
 logged value, training stops and keeps the weights of the last good check.
 
+NumPy runs with overflow warnings off inside :func:`fit` (callbacks see the caller's
+setting), so the sigmoid is the tutorials' own formula, an overflowing ``exp`` giving the
+exact 0 it gives there (see :class:`xpnet.activations.overflow_quiet`).
+
 Ctrl-C (SIGINT) during :func:`fit` in the main thread does not tear a step in half: the
 current epoch finishes, training stops, and the result says ``interrupted=True`` with the
 weights of the last complete epoch (a second Ctrl-C interrupts at once). In data-parallel
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import layers, losses, optim
+from .activations import overflow_quiet
 from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
 from .losses import REDUCTIONS
 from .memory import check_fits, out_of_memory
@@ -219,13 +224,17 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
     result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
                        dtype=model.dtype_name)
     full = comm is None and (batch_size is None or batch_size >= X.shape[0])  # one batch of all rows, unindexed
+    # plain full batch in one process (the tutorials): an epoch is one gradient pass and one
+    # update, with everything else looked up once here (tiny problems spend their time per call)
+    quick = full and plain
+    gradients, spec, constant = get_ops(backend).gradients, model.spec, schedule.name == "constant"
     good = _snapshot(model)  # arrays are never updated in place, so references are a snapshot
     start = time.perf_counter()
     try:
-        with _deferred_interrupt(interrupt):
+        with _deferred_interrupt(interrupt), overflow_quiet() as quiet:
             for epoch in range(epochs + 1):
                 stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs \
-                    or _interrupted(interrupt, comm)
+                    or (interrupt.seen if comm is None else comm.interrupted)
                 first = None
                 if stop or epoch % log_every == 0:
                     loss, first = _evaluate(model, X, T, l2, reduction, plain, comm)
@@ -236,17 +245,22 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
                     result.history.append(loss)
                     result.logged_epochs.append(epoch)
                     if callback is not None:
-                        callback(TrainEvent(epoch, epochs, loss, model))
+                        with quiet.outside():  # the caller's NumPy error state
+                            callback(TrainEvent(epoch, epochs, loss, model))
                 if stop:
                     result.interrupted = _interrupted(interrupt, comm)
                     break
                 t = initial_epoch + epoch  # epochs done since the run began, across resumes
-                rate = schedule.rate(learning_rate, t, initial_epoch + epochs)
-                batches = [None] if full else \
-                    _batches(backend, X.shape[0], batch_size, shuffle, lambda: _epoch_rng(seed, 1, t)) \
-                    if comm is None else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
-                masks_rng = _epoch_rng(seed, 2, t) if model.spec.dropout else None  # only made when used
-                _run_epoch(model, optimizer, X, T, rate, reduction, batches, masks_rng, first, comm)
+                rate = learning_rate if constant else schedule.rate(learning_rate, t, initial_epoch + epochs)
+                if quick:  # what _run_epoch does for one batch of all rows, without its lookups
+                    grads = first or _flat(gradients(spec, model.W, model.b, X, T, reduction))
+                    model.set_parameters(optimizer.step(model.parameters(), grads, rate))
+                else:
+                    batches = [None] if full else \
+                        _batches(backend, X.shape[0], batch_size, shuffle, lambda: _epoch_rng(seed, 1, t)) \
+                        if comm is None else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
+                    masks_rng = _epoch_rng(seed, 2, t) if spec.dropout else None  # only made when used
+                    _run_epoch(model, optimizer, X, T, rate, reduction, batches, masks_rng, first, comm)
                 result.epochs = epoch + 1
     except Exception as exc:
         if backend.is_out_of_memory(exc):
