@@ -70,6 +70,9 @@ def pytest_addoption(parser):
                     help="backend to benchmark, repeatable (default: numpy, plus cupy when a GPU works)")
     group.addoption("--bench-grid", choices=GRID_NAMES, default="default",
                     help="tiny: smoke test; default: a few minutes on 2 CPU cores; full: every case that fits")
+    group.addoption("--bench-targets", choices=("report", "assert"), default="report",
+                    help="issue 5's targets (bench/test_targets.py, bench/test_tiny.py): report whether each "
+                         "is met (default), or fail the benchmark that misses one (never on --bench-grid=tiny)")
     group.addoption("--bench-threads", type=int, default=None, metavar="N",
                     help="bound the BLAS (and torch) threads to N for the whole run (default: all cores); "
                          "1 gives steadier numbers on a machine shared with other jobs")
@@ -94,7 +97,9 @@ class BenchSession:
     """Per-run state: the grid name, measured ceilings (cached) and the rows for the table."""
 
     grid: str
+    targets_mode: str = "report"  # --bench-targets
     rows: list = field(default_factory=list)
+    targets: list = field(default_factory=list)  # Target rows for the summary
     machine: dict | None = None  # bench.machine_info() taken inside the --bench-threads limit
     _ceilings: dict = field(default_factory=dict)
 
@@ -104,6 +109,17 @@ class BenchSession:
     @staticmethod
     def shape(name: str) -> tuple:
         return SHAPES[name]
+
+    def target(self, name: str, measured: float, goal: float, unit: str, *, at_most: bool = False,
+               detail: str = "") -> None:
+        """Record one of issue 5's targets (shown in the summary); with ``--bench-targets=assert``
+        fail when it is missed. ``at_most``: lower is better (a ratio of times)."""
+        met = measured <= goal if at_most else measured >= goal
+        judged = self.grid != "tiny"  # the smoke grid measures the same things at toy sizes
+        self.targets.append({"target": name, "measured": measured, "goal": goal, "unit": unit,
+                             "at_most": at_most, "met": met if judged else None, "detail": detail})
+        if judged and self.targets_mode == "assert":
+            assert met, f"{name}: {measured:.3g} {unit}, target {'<=' if at_most else '>='} {goal:g} ({detail})"
 
     def ceilings(self, backend, dtype: str) -> dict:
         key = (backend.name, backend.device_name(), dtype)
@@ -117,7 +133,7 @@ _SESSION = pytest.StashKey[BenchSession]()
 
 
 def pytest_configure(config):
-    config.stash[_SESSION] = BenchSession(config.getoption("--bench-grid"))
+    config.stash[_SESSION] = BenchSession(config.getoption("--bench-grid"), config.getoption("--bench-targets"))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -170,6 +186,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    _targets_summary(terminalreporter, config.stash[_SESSION].targets)
     rows = config.stash[_SESSION].rows
     if not rows:
         return
@@ -185,3 +202,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.write_line("GFLOP/s counts matmuls (2mnk each, no dX for the input layer) and elementwise ops (1 per "
                   "element, tanh/exp as 1); GB/s is an estimate (operands read once, results written once); "
                   "%peak is against the matmul GFLOP/s measured in this run. See xpnet.bench.step_cost.")
+
+
+def _targets_summary(tr, targets: list) -> None:
+    if not targets:
+        return
+    tr.section("xpnet: issue 5 targets, each measured side by side in this run")
+    tr.write_line(f"{'target':<66} {'measured':>10} {'goal':>12} {'met':>4}  detail")
+    for t in targets:
+        goal = f"{'<=' if t['at_most'] else '>='} {t['goal']:g} {t['unit']}"
+        met = {True: "yes", False: "NO", None: "-"}[t["met"]]
+        tr.write_line(f"{t['target']:<66} {t['measured']:>10.3g} {goal:>12} {met:>4}  {t['detail']}")
+    if any(t["met"] is None for t in targets):
+        tr.write_line("(--bench-grid=tiny: toy sizes, targets not judged)")

@@ -178,6 +178,52 @@ def test_torch_baseline_takes_the_same_step():
     np.testing.assert_allclose(baseline.weights()[0], xpnet.to_numpy(runner.W0[0]), rtol=0, atol=0)
 
 
+def test_tutorial_baseline_takes_the_same_step():
+    """WildML's own float64 step (with the mean gradient) lands where xpnet's step does."""
+    runner = bench.EpochRunner(bench.Case("numpy", "float64", 60, 5, input_dim=3, classes=3))
+    baseline = bench.TutorialBaseline(runner)
+    for _ in range(3):
+        runner.step()
+    baseline.run(3)
+    for mine, theirs in zip(runner.W, baseline.weights()):
+        np.testing.assert_allclose(xpnet.to_numpy(mine), theirs, rtol=1e-12, atol=1e-15)
+    baseline.reset()
+    np.testing.assert_array_equal(baseline.weights()[0], xpnet.to_numpy(runner.W0[0]))
+    assert baseline.weights()[0].dtype == np.float64  # float64 whatever the case dtype:
+    assert bench.TutorialBaseline(bench.EpochRunner(bench.Case("numpy", "float32", 8, 2))).X.dtype == np.float64
+    with pytest.raises(xpnet.XpnetValueError, match="tanh"):
+        bench.TutorialBaseline(bench.EpochRunner(bench.Case("numpy", "float32", 8, 2, activation="relu")))
+
+
+def test_compare_names_accept_lists_and_comma_separated_text():
+    assert bench.compare_names(None) == ()
+    assert bench.compare_names("torch") == ("torch",)
+    assert bench.compare_names("torch, tutorial") == ("torch", "tutorial")
+    assert bench.compare_names(["tutorial", "torch", "tutorial"]) == ("tutorial", "torch")
+    with pytest.raises(xpnet.XpnetValueError, match="compare"):
+        bench.compare_names("jax")
+
+
+def test_a_baseline_that_cannot_fit_is_left_out_with_the_reason(monkeypatch):
+    case = bench.Case("numpy", "float32", 64, 4)
+    free = bench.estimate_memory(case) * 2  # room for the case, not for the tutorial's float64 beside it
+    monkeypatch.setattr(bench, "available_memory", lambda backend: free)
+    monkeypatch.setattr(bench, "baseline_memory", lambda case, name: 10 * free)
+    row = bench.measure_case(case, compare="tutorial", repeat=1, ceilings=None)
+    assert "tutorial_seconds_per_epoch" not in row and "GiB free" in row["tutorial_skipped"]
+    assert row["seconds_per_epoch"] > 0  # xpnet's case itself still ran
+    relu = bench.measure_case(bench.Case("numpy", "float32", 64, 4, activation="relu"), compare="tutorial", repeat=1)
+    assert "tanh" in relu["tutorial_skipped"]
+
+
+def test_peak_memory_sees_an_allocation_inside_the_block():
+    size = 64 * 2**20
+    report = bench.peak_memory(lambda: np.ones(size // 8).sum())
+    if report is None:
+        pytest.skip("peak resident memory is measured on Linux only")
+    assert report["peak_rss_bytes"] - report["rss_before_bytes"] >= 0.9 * size
+
+
 # -- run(), memory, plot ---------------------------------------------------------------------
 def test_run_skips_cases_that_cannot_fit_with_the_estimate():
     seen = []
@@ -232,17 +278,30 @@ def test_cli_bench_json_tiny_grid(small_ceilings, capsys):
     assert proc.err.count("ms/epoch") == 8 and proc.err.count("ceilings:") == 2
 
 
-def test_cli_bench_compare_torch(tmp_path, capsys, small_ceilings):
+def test_cli_bench_compare_torch_and_the_tutorial(tmp_path, capsys, small_ceilings):
     available_backend("torch")
     pytest.importorskip("matplotlib")
     plot = tmp_path / "bench.svg"
     assert cli.main(["bench", "--backend", "numpy", "--n-samples", "50", "--hidden", "4", "--repeat", "2",
-                     "--compare", "torch", "--plot", str(plot), "--threads", "1"]) == 0
+                     "--compare", "torch,tutorial", "--memory", "--plot", str(plot), "--threads", "1"]) == 0
     out, err = capsys.readouterr()
     header, row = out.splitlines()[:2]
-    assert header.split()[-2:] == ["ms", "xp/torch"] and float(row.split()[-1]) > 0
-    assert "(xpnet/torch time" in err
+    assert "torch ms" in header and "tutorial ms" in header and header.endswith("peak RSS MiB")
+    values = row.split()
+    torch_x, tutorial_x, rss = float(values[-4]), float(values[-2]), float(values[-1])
+    assert torch_x > 0 and tutorial_x > 0 and rss > 10
+    assert "x faster)" in err and "; tutorial " in err
     assert plot.read_text().lstrip().startswith("<?xml")
+
+
+def test_cli_bench_json_has_the_baselines_keys(capsys, small_ceilings):
+    assert cli.main(["bench", "--backend", "numpy", "--n-samples", "40", "--hidden", "3", "--repeat", "1",
+                     "--compare", "tutorial", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    for key in ("tutorial_seconds_per_epoch", "tutorial_seconds_min", "tutorial_samples_per_second",
+                "xpnet_over_tutorial"):
+        assert row[key] > 0
+    assert row["xpnet_over_tutorial"] == pytest.approx(row["seconds_per_epoch"] / row["tutorial_seconds_per_epoch"])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -250,7 +309,7 @@ def test_cli_bench_compare_torch(tmp_path, capsys, small_ceilings):
     (["--dtype", "float16"], "dtype 'float16' is not supported"),
     (["--hidden", "0"], "--hidden"),
     (["--n-samples", "1.5e2x"], "--n-samples"),
-    (["--compare", "jax"], "--compare"),
+    (["--compare", "jax"], "unknown baseline 'jax'"),
     (["--backend", "no_such_lib"], "no_such_lib"),
 ])
 def test_cli_bench_errors_are_one_line(capsys, small_ceilings, args, message):
@@ -264,7 +323,7 @@ def test_cli_bench_help_names_every_flag(capsys):
         cli.main(["bench", "--help"])
     text = capsys.readouterr().out
     for flag in ("--backend", "--dtype", "--n-samples", "--hidden", "--input-dim", "--classes", "--epochs",
-                 "--repeat", "--json", "--plot", "--compare"):
+                 "--repeat", "--json", "--plot", "--compare", "--memory", "--threads"):
         assert flag in text
 
 
@@ -280,7 +339,7 @@ def run_suite(tmp_path, *args):
 def test_bench_suite_smoke_saves_and_compares(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_suite(tmp_path, "--backend", "numpy", "--bench-threads", "1", "--benchmark-save=base",
-                     f"--benchmark-json={out}")
+                     f"--benchmark-json={out}", "-k", "not targets")
     assert "xpnet: one full-batch training epoch" in proc.stdout
     data = json.loads(out.read_text())
     machine = data["machine_info"]["xpnet"]
@@ -295,5 +354,16 @@ def test_bench_suite_smoke_saves_and_compares(tmp_path):
         assert info["samples_per_second"] > 0 and info["percent_of_matmul_peak"] > 0
         assert info["samples_per_second"] == pytest.approx(b["params"]["n_samples"] / b["stats"]["median"])
     # a run with different machine info (threads) compares against the saved one: a warning, not an error
-    proc = run_suite(tmp_path, "--backend", "numpy", "--benchmark-compare=0001")
+    proc = run_suite(tmp_path, "--backend", "numpy", "--benchmark-compare=0001", "-k", "not targets")
     assert "Comparing against benchmarks from" in proc.stdout + proc.stderr
+
+
+def test_bench_targets_suite_reports_every_target(tmp_path):
+    """The issue-5 targets at toy sizes: every target measured and listed, none judged."""
+    proc = run_suite(tmp_path, "--backend", "numpy", "-k", "targets or tiny", "--bench-targets=assert",
+                     "--benchmark-disable")
+    text = proc.stdout
+    assert "xpnet: issue 5 targets" in text and "targets not judged" in text
+    for name in ("x faster than the tutorial (float64)", "% of the matmul peak", "peak RSS", "tiny xor-4x3",
+                 "tiny moons-200-h3"):
+        assert name in text, name

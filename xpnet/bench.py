@@ -35,8 +35,9 @@ rate) and the time over the bandwidth and activation floors.
 
 ``--compare torch`` (:class:`TorchBaseline`) runs the same step written the way PyTorch
 users write it (``nn.Linear`` + ``nn.Tanh`` + autograd + ``torch.optim.SGD`` with weight
-decay on the weights only), on the same data, starting weights, dtype and device,
-interleaved with xpnet's samples so machine noise hits both.
+decay on the weights only), on the same data, starting weights, dtype and device;
+``--compare tutorial`` (:class:`TutorialBaseline`) runs WildML's own NumPy step in
+float64. Their samples are interleaved with xpnet's so machine noise hits all of them.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from .mlp import MLP
 from .ops import LANES, NumpyOps, Ops, get_ops
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
-COMPARE = ("torch",)
+COMPARE = ("torch", "tutorial")  # baselines: PyTorch eager; the WildML tutorial's own NumPy float64 step
 # The elementwise operations of each hidden activation as xpnet.activations writes them:
 # forward ops as (operands read, is transcendental), backward ops as operands read; every
 # operand is an (N, width) array (python scalars are not counted as reads).
@@ -202,14 +203,14 @@ def step_cost(layer_sizes, n_samples: int, *, activation: str = "tanh", itemsize
     return StepCost(t.matmul, t.elementwise, t.transcendental, t.elements * int(itemsize))
 
 
-def estimate_memory(case: Case, *, compare: str | None = None) -> int:
-    """Bytes a case needs at its peak (data, one-hot targets, activations, temporaries, weights).
+def estimate_memory(case: Case, *, compare=None) -> int:
+    """Bytes a case needs at its peak (data, one-hot targets, activations, temporaries, weights),
+    plus those of the baselines in ``compare`` (see :func:`baseline_memory`).
 
     A deliberately generous estimate: X twice (host and device copies), six (N, classes)
     and four (rows, hidden) arrays alive at once, four copies of the weights (plus one per
-    lane of the chunked pass); doubled (plus labels) when a torch baseline runs beside it.
-    xpnet's gradient pass holds the activations of at most ``LANES`` chunks at once
-    (:mod:`xpnet.ops`), so ``rows`` is ``min(N, LANES * chunk rows)``; torch's is N.
+    lane of the chunked pass). xpnet's gradient pass holds the activations of at most
+    ``LANES`` chunks at once (:mod:`xpnet.ops`), so ``rows`` is ``min(N, LANES * chunk rows)``.
     """
     item = 8 if case.dtype == "float64" else 4
     N, d, h, c = case.n_samples, case.input_dim, case.hidden, case.classes
@@ -217,9 +218,30 @@ def estimate_memory(case: Case, *, compare: str | None = None) -> int:
     ops = NumpyOps(None) if case.backend.partition(":")[0] == "numpy" else Ops(None)
     rows = min(N, LANES * ops.chunk_rows(case.layer_sizes, item))
     need = item * (2 * N * d + 6 * N * c + 4 * rows * h + (4 + LANES) * params) + 8 * N
-    if compare:
-        need += item * (N * d + 6 * N * c + 4 * N * h + 4 * params) + 8 * N
-    return need
+    return need + sum(baseline_memory(case, name) for name in compare_names(compare))
+
+
+def baseline_memory(case: Case, name: str) -> int:
+    """Bytes the baseline ``name`` needs beside xpnet's case: both hold the whole batch at once,
+    torch in the case dtype (activations, their gradients, autograd's saved tensors), the
+    tutorial in float64 (z1, a1 and four (N, hidden) temporaries of its backward line)."""
+    check_choice("compare", name, COMPARE)
+    N, d, h, c = case.n_samples, case.input_dim, case.hidden, case.classes
+    if name == "tutorial":
+        return 8 * (N * d + 6 * N * h + 6 * N * c)
+    item = 8 if case.dtype == "float64" else 4
+    return item * (N * d + 6 * N * c + 4 * N * h + 4 * (d * h + h * c + h + c)) + 8 * N
+
+
+def compare_names(compare) -> tuple:
+    """``compare`` (None, ``"torch"``, ``"torch,tutorial"`` or a sequence of names) as a tuple of checked names."""
+    if compare is None:
+        return ()
+    items = [compare] if isinstance(compare, str) else list(compare)
+    names = [n.strip() for item in items for n in item.split(",") if n.strip()]
+    for name in names:
+        check_choice("compare", name, COMPARE)
+    return tuple(dict.fromkeys(names))
 
 
 def available_memory(backend: Backend) -> int | None:
@@ -253,8 +275,9 @@ def host_memory() -> dict:
     return info
 
 
-def too_big(case: Case, backend: Backend, *, compare: str | None = None) -> str | None:
-    """Why ``case`` cannot fit in memory (with the estimate), or None when it fits."""
+def too_big(case: Case, backend: Backend, *, compare=None) -> str | None:
+    """Why ``case`` (with the baselines in ``compare``) cannot fit in memory, with the
+    estimate; None when it fits."""
     need = estimate_memory(case, compare=compare)
     free = available_memory(backend)
     if free is None or need <= MEMORY_FRACTION * free:
@@ -263,7 +286,6 @@ def too_big(case: Case, backend: Backend, *, compare: str | None = None) -> str 
             f"{free / 2**30:.1f} GiB free on {backend.describe()}")
 
 
-# -- timing ------------------------------------------------------------------------------------
 def _synthetic(case: Case, seed: int):
     """Host data: X ~ N(0, 1) of shape (N, input_dim) in the case dtype, labels uniform."""
     rng = np.random.default_rng(seed)
@@ -388,6 +410,92 @@ class TorchBaseline:
         return [m.weight.detach().cpu().numpy().T for m in self.linears]
 
 
+class TutorialBaseline:
+    """WildML's training step as the tutorial writes it: NumPy, float64, the whole batch at once.
+
+    ``z1 = X.dot(W1) + b1``, ``a1 = np.tanh(z1)``, ``exp_scores = np.exp(a1.dot(W2) + b2)``,
+    ``probs = exp_scores / np.sum(...)``, ``delta3[range(N), y] -= 1``, ``delta2 =
+    delta3.dot(W2.T) * (1 - np.power(a1, 2))``, the L2 terms and the four in-place updates,
+    on the host whatever xpnet's backend, in float64 whatever the case dtype (the
+    issue's "tutorial code in float64"). Same data and starting weights as ``like``. One
+    change, so that repeated epochs stay tame at large N: ``delta3`` is divided by N (the
+    mean gradient xpnet's step takes; an (N, classes) operation). Needs ``activation="tanh"``.
+    """
+
+    def __init__(self, like: EpochRunner):
+        if like.case.activation != "tanh":
+            raise XpnetValueError(f"the tutorial baseline is WildML's tanh net; activation={like.case.activation!r} "
+                                  "has none (compare with torch, or use tanh)")
+        self.case = like.case
+        self.backend = get_backend("numpy")
+        self.X = np.asarray(to_numpy(like.X), dtype=np.float64)
+        self.y = np.asarray(like.labels)
+        self.start = [np.array(to_numpy(a), dtype=np.float64) for a in
+                      (like.W0[0], like.b0[0][None, :], like.W0[1], like.b0[1][None, :])]
+        self.reset()
+
+    def reset(self) -> None:
+        self.W1, self.b1, self.W2, self.b2 = (a.copy() for a in self.start)
+
+    def step(self) -> None:
+        X, y, num_examples = self.X, self.y, self.X.shape[0]
+        epsilon, reg_lambda = self.case.learning_rate, self.case.l2
+        W1, b1, W2, b2 = self.W1, self.b1, self.W2, self.b2
+        z1 = X.dot(W1) + b1
+        a1 = np.tanh(z1)
+        z2 = a1.dot(W2) + b2
+        exp_scores = np.exp(z2)
+        probs = exp_scores / np.sum(exp_scores, axis=1, keepdims=True)
+        delta3 = probs
+        delta3[range(num_examples), y] -= 1
+        delta3 /= num_examples
+        dW2 = (a1.T).dot(delta3)
+        db2 = np.sum(delta3, axis=0, keepdims=True)
+        delta2 = delta3.dot(W2.T) * (1 - np.power(a1, 2))
+        dW1 = np.dot(X.T, delta2)
+        db1 = np.sum(delta2, axis=0)
+        dW2 += reg_lambda * W2
+        dW1 += reg_lambda * W1
+        W1 += -epsilon * dW1
+        b1 += -epsilon * db1
+        W2 += -epsilon * dW2
+        b2 += -epsilon * db2
+
+    def run(self, epochs: int = 1) -> None:
+        for _ in range(epochs):
+            self.step()
+
+    def weights(self) -> list[np.ndarray]:
+        return [self.W1, self.W2]
+
+
+BASELINES = {"torch": TorchBaseline, "tutorial": TutorialBaseline}
+
+
+def peak_memory(fn) -> dict | None:
+    """This process's resident memory before and at its peak while ``fn()`` runs, in bytes.
+
+    Linux only (the peak is reset through ``/proc/self/clear_refs`` and read back as
+    ``VmHWM``); None elsewhere. Host memory: for a GPU backend it says nothing of the device.
+    """
+    try:
+        before = _status_bytes("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except (OSError, KeyError):
+        return None
+    fn()
+    return {"rss_before_bytes": before, "peak_rss_bytes": _status_bytes("VmHWM")}
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
 def torch_device_for(backend: Backend) -> str:
     """The torch device matching ``backend``'s: ``cuda:N`` for CuPy and torch-on-CUDA, else ``cpu``."""
     if backend.name == "cupy":
@@ -434,7 +542,9 @@ def default_ceiling_sizes(backend: Backend) -> dict:
     """Sizes for :func:`measure_ceilings`: big enough to reach the plateau, small enough for seconds."""
     if _on_gpu(backend):
         return {"matmul_size": 8192, "copy_elements": 2**28, "activation_elements": 2**26}
-    return {"matmul_size": 1024, "copy_elements": 2**25, "activation_elements": 2**23}
+    # 2048: a 1024 product is short enough for thread start-up and a busy core to show (measured
+    # 84-127 GFLOP/s on 2 cores where 2048 and up give 144-150)
+    return {"matmul_size": 2048, "copy_elements": 2**25, "activation_elements": 2**23}
 
 
 def _best_seconds(fn, sync, repeat, clock):
@@ -536,36 +646,62 @@ def units(case: Case, seconds_per_epoch: float, ceilings: dict | None = None) ->
 
 
 def measure_case(case: Case, *, backend: Backend | None = None, ceilings: dict | None = None,
-                 compare: str | None = None, repeat: int = 7, epochs: int = 1, warmup: int = 1,
-                 clock=time.perf_counter) -> dict:
-    """Time one case (and its torch baseline with ``compare="torch"``); return one result row.
+                 compare=None, repeat: int = 7, epochs: int = 1, warmup: int = 1,
+                 clock=time.perf_counter, memory: bool = False) -> dict:
+    """Time one case and the baselines in ``compare`` ("torch", "tutorial"); return one result row.
 
     ``seconds_per_epoch`` is the median over ``repeat`` samples of (time of ``epochs``
-    synced epochs) / ``epochs``, after ``warmup`` samples.
+    synced epochs) / ``epochs``, after ``warmup`` samples; the baselines' samples are
+    interleaved with xpnet's. A baseline that would not fit in memory beside the case is
+    left out, with the reason in ``<name>_skipped``. With ``memory``, one more epoch
+    measures the peak resident memory (:func:`peak_memory`).
     """
-    if compare is not None:
-        check_choice("compare", compare, COMPARE)
+    names = compare_names(compare)
     backend = get_backend(case.backend) if backend is None else backend
     runner = EpochRunner(case, backend)
-    runners = [runner] + ([TorchBaseline(runner)] if compare == "torch" else [])
-    times = time_interleaved(runners, repeat=repeat, epochs=epochs, warmup=warmup, clock=clock)
-    median = statistics.median(times[0])
     row = {**asdict(case), "backend": backend.name, "device": backend.device_name(), "layer_sizes": list(case.layer_sizes),
            "epochs": epochs, "repeat": repeat, "warmup": warmup,
-           "seconds_min": min(times[0]), "seconds_max": max(times[0]),
-           "estimated_memory_bytes": estimate_memory(case, compare=compare)}
+           "estimated_memory_bytes": estimate_memory(case)}
+    baselines = []
+    for name in names:
+        reason = _baseline_too_big(case, backend, name)
+        if reason:
+            row[f"{name}_skipped"] = reason
+        else:
+            baselines.append((name, BASELINES[name](runner)))
+    times = time_interleaved([runner] + [b for _, b in baselines], repeat=repeat, epochs=epochs, warmup=warmup,
+                             clock=clock)
+    median = statistics.median(times[0])
+    row.update({"seconds_min": min(times[0]), "seconds_max": max(times[0])})
     row.update(units(case, median, ceilings))
-    if compare == "torch":
-        torch_s = statistics.median(times[1])
-        row.update({"torch_seconds_per_epoch": torch_s, "torch_seconds_min": min(times[1]),
-                    "torch_samples_per_second": case.n_samples / torch_s,
-                    "torch_device": str(runners[1].backend.device), "xpnet_over_torch": median / torch_s})
+    for (name, baseline), samples in zip(baselines, times[1:]):
+        seconds = statistics.median(samples)
+        row.update({f"{name}_seconds_per_epoch": seconds, f"{name}_seconds_min": min(samples),
+                    f"{name}_samples_per_second": case.n_samples / seconds, f"xpnet_over_{name}": median / seconds})
+        if name == "torch":
+            row["torch_device"] = str(baseline.backend.device)
+    if memory:
+        row.update(peak_memory(lambda: runner.run(1)) or {})
     return row
+
+
+def _baseline_too_big(case: Case, backend: Backend, name: str) -> str | None:
+    """Why the baseline ``name`` cannot run beside ``case`` (memory, or a tutorial without tanh)."""
+    if name == "tutorial" and case.activation != "tanh":
+        return f"the tutorial's net is tanh, not {case.activation}"
+    where = backend if name == "torch" else get_backend("numpy")
+    need = estimate_memory(case) + baseline_memory(case, name)
+    free = available_memory(where)
+    if free is None or need <= MEMORY_FRACTION * free:
+        return None
+    return (f"with it the case needs about {need / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of the "
+            f"{free / 2**30:.1f} GiB free")
 
 
 def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hidden=(64, 256, 1024), *,
         input_dim: int = 2, classes: int = 2, activation: str = "tanh", epochs: int = 1, repeat: int = 7,
-        warmup: int = 1, compare: str | None = None, ceiling_sizes: dict | None = None, progress=None) -> dict:
+        warmup: int = 1, compare=None, ceiling_sizes: dict | None = None, memory: bool = False,
+        progress=None) -> dict:
     """Benchmark every backend x dtype x n_samples x hidden case; the report ``xpnet bench`` prints.
 
     Parameters
@@ -579,10 +715,13 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
         2 and 2 are the tutorials' shape; 784 and 10 an MNIST-sized one.
     epochs, repeat, warmup : int
         Epochs per timed sample, timed samples (the median is reported), untimed samples first.
-    compare : {"torch"}, optional
-        Also time the PyTorch baseline, interleaved, and report the ratio.
+    compare : str or sequence of {"torch", "tutorial"}, optional
+        Also time these baselines, interleaved, and report the time ratios
+        (:class:`TorchBaseline`, :class:`TutorialBaseline`); ``"torch,tutorial"`` is fine.
     ceiling_sizes : dict, optional
         Keyword sizes for :func:`measure_ceilings` (default: :func:`default_ceiling_sizes`).
+    memory : bool
+        Also measure each case's peak resident memory over one more epoch (:func:`peak_memory`).
     progress : callable, optional
         Called with ``(kind, payload)``: ``("ceilings", dict)``, ``("result", row)`` or
         ``("skipped", dict)`` as each is done.
@@ -593,13 +732,12 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
         ``{"machine": ..., "ceilings": [...], "results": [...], "skipped": [...]}``; each
         result row holds the case, ``seconds_per_epoch`` and :func:`units`.
     """
-    if compare is not None:
-        check_choice("compare", compare, COMPARE)
+    names = compare_names(compare)
     for name, values in (("n_samples", n_samples), ("hidden", hidden)):
         if not values:
             raise XpnetValueError(f"{name} is empty; give at least one value")
     resolved = [get_backend(b) for b in (backends or [None])]
-    if compare == "torch":
+    if "torch" in names:
         get_backend("torch")  # a clear BackendUnavailableError before any measuring
     plan = []  # (backend, dtype, cases): every case is checked before anything is measured
     for backend in resolved:
@@ -617,15 +755,15 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
         report["ceilings"].append(ceilings)
         notify("ceilings", ceilings)
         for case in cases:
-            reason = too_big(case, backend, compare=compare)
+            reason = too_big(case, backend)
             if reason:
                 skipped = {**asdict(case), "backend": backend.name, "reason": reason,
-                           "estimated_memory_bytes": estimate_memory(case, compare=compare)}
+                           "estimated_memory_bytes": estimate_memory(case)}
                 report["skipped"].append(skipped)
                 notify("skipped", skipped)
                 continue
-            row = measure_case(case, backend=backend, ceilings=ceilings, compare=compare,
-                               repeat=repeat, epochs=epochs, warmup=warmup)
+            row = measure_case(case, backend=backend, ceilings=ceilings, compare=names,
+                               repeat=repeat, epochs=epochs, warmup=warmup, memory=memory)
             report["results"].append(row)
             notify("result", row)
     return report
@@ -693,7 +831,8 @@ def _gpu_info(backend: Backend) -> dict:  # pragma: no cover - needs a GPU
 def plot(report: dict, path: str) -> None:
     """Draw samples/s against hidden size, one line per backend, dtype and n_samples, into ``path``.
 
-    Torch baselines (``--compare torch``) are drawn dashed. Needs matplotlib
+    Baselines are drawn with the same colour: PyTorch (``--compare torch``) dashed, the tutorial
+    code (``--compare tutorial``) dotted. Needs matplotlib
     (``pip install 'xpnet[plot]'``); the file type follows the extension (.png, .svg, .pdf).
     """
     try:
@@ -712,9 +851,10 @@ def plot(report: dict, path: str) -> None:
         group.sort(key=lambda r: r["hidden"])
         xs = [r["hidden"] for r in group]
         line, = ax.plot(xs, [r["samples_per_second"] for r in group], marker="o", label=f"xpnet {name} {dtype} N={n:g}")
-        if "torch_samples_per_second" in group[0]:
-            ax.plot(xs, [r["torch_samples_per_second"] for r in group], marker="x", linestyle="--",
-                    color=line.get_color(), label=f"PyTorch baseline beside {name} {dtype} N={n:g}")
+        for key, style, label in (("torch", "--", "PyTorch baseline"), ("tutorial", ":", "tutorial code (float64)")):
+            if all(f"{key}_samples_per_second" in r for r in group):
+                ax.plot(xs, [r[f"{key}_samples_per_second"] for r in group], marker="x", linestyle=style,
+                        color=line.get_color(), label=f"{label} beside {name} {dtype} N={n:g}")
     first = rows[0]
     ax.set_xscale("log", base=2)
     widths = sorted({r["hidden"] for r in rows})
@@ -733,6 +873,7 @@ def plot(report: dict, path: str) -> None:
 
 
 __all__ = [
-    "Case", "EpochRunner", "StepCost", "TorchBaseline", "estimate_memory", "machine_info",
+    "BASELINES", "Case", "EpochRunner", "StepCost", "TorchBaseline", "TutorialBaseline", "baseline_memory",
+    "compare_names", "estimate_memory", "machine_info", "peak_memory",
     "measure_case", "measure_ceilings", "plot", "run", "step_cost", "time_interleaved", "too_big", "units",
 ]

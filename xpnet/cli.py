@@ -674,6 +674,16 @@ def _dtype_list(text: str) -> list[str]:
     return names
 
 
+def _compare_list(text: str) -> list[str]:
+    from .bench import COMPARE
+
+    names = _name_list(text)
+    for name in names:
+        if name not in COMPARE:
+            raise argparse.ArgumentTypeError(f"unknown baseline {name!r}; choose from {', '.join(COMPARE)}")
+    return names
+
+
 def _add_bench(commands) -> None:
     bench = commands.add_parser(
         "bench", help="time full-batch training epochs against the machine's limits (and PyTorch)",
@@ -703,9 +713,13 @@ def _add_bench(commands) -> None:
     bench.add_argument("--repeat", type=_positive_int, default=7,
                        help="timed samples per case, after one untimed warm-up sample; the median is "
                             "reported (default: 7)")
-    bench.add_argument("--compare", choices=("torch",), default=None,
-                       help="also time the same step written in PyTorch (nn.Linear + autograd + optim.SGD, "
-                            "same data, weights, dtype and device), interleaved, and report the time ratio")
+    bench.add_argument("--compare", type=_compare_list, default=None, metavar="BASELINE[,BASELINE]",
+                       help="also time baselines, interleaved with xpnet's samples, and report the time ratios: "
+                            "torch (the same step in PyTorch eager: nn.Linear + autograd + optim.SGD, same data, "
+                            "weights, dtype and device), tutorial (WildML's own NumPy step in float64, the whole "
+                            "batch at once); e.g. --compare torch,tutorial")
+    bench.add_argument("--memory", action="store_true",
+                       help="also measure each case's peak resident memory over one more epoch (Linux)")
     bench.add_argument("--plot", default=None, metavar="FILE",
                        help="draw samples/s against hidden size per backend and n-samples into FILE "
                             "(.png, .svg, .pdf; needs matplotlib)")
@@ -729,10 +743,16 @@ def _bench_progress(kind: str, item: dict) -> None:
         return
     line = (f"{case}: {item['seconds_per_epoch'] * 1e3:.3f} ms/epoch, {item['samples_per_second']:.3g} samples/s, "
             f"{item['gflops']:.2f} GFLOP/s ({item['percent_of_matmul_peak']:.1f}% of matmul peak)")
-    if "torch_seconds_per_epoch" in item:
-        line += (f"; torch {item['torch_seconds_per_epoch'] * 1e3:.3f} ms/epoch "
-                 f"(xpnet/torch time {item['xpnet_over_torch']:.2f})")
+    for name in BASELINE_NAMES:
+        if f"{name}_seconds_per_epoch" in item:
+            line += (f"; {name} {item[f'{name}_seconds_per_epoch'] * 1e3:.3f} ms/epoch "
+                     f"({1 / item[f'xpnet_over_{name}']:.1f}x faster)")
+        elif f"{name}_skipped" in item:
+            line += f"; {name} not run: {item[f'{name}_skipped']}"
     _progress(line)
+
+
+BASELINE_NAMES = ("torch", "tutorial")  # the order of the bench table's baseline columns
 
 
 def cmd_bench(args) -> int:
@@ -742,33 +762,49 @@ def cmd_bench(args) -> int:
         from . import plot
 
         plot.check_path(args.plot)
-    if args.compare == "torch":  # load torch first so --threads bounds its pool too
+    if args.compare and "torch" in args.compare:  # load torch first so --threads bounds its pool too
         bench.get_backend("torch")
     with limit_threads(args.threads):
         report = bench.run(args.backend, args.dtype, args.n_samples, args.hidden, input_dim=args.input_dim,
                            classes=args.classes, epochs=args.epochs, repeat=args.repeat, compare=args.compare,
-                           progress=_bench_progress)
+                           memory=args.memory, progress=_bench_progress)
     if args.plot:
         bench.plot(report, args.plot)
     if args.json:
         print(json.dumps(report))
         return 0
-    head = f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'ms/epoch':>10} {'samples/s':>10} " \
-           f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}"
-    torch = any("torch_seconds_per_epoch" in r for r in report["results"])
-    print(head + (f" {'torch ms':>10} {'xp/torch':>8}" if torch else ""))
-    for r in report["results"]:
-        line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} "
-                f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} {r['gflops']:>8.2f} "
-                f"{r['percent_of_matmul_peak']:>6.1f} {r['gbytes_per_second']:>6.2f} {r['time_over_bandwidth_floor']:>9.2f}")
-        if torch:
-            line += f" {r['torch_seconds_per_epoch'] * 1e3:>10.3f} {r['xpnet_over_torch']:>8.2f}"
-        print(line)
-    for s in report["skipped"]:
-        print(f"skipped  {s['backend']} {s['dtype']} n_samples={s['n_samples']} hidden={s['hidden']}: {s['reason']}")
+    _print_bench_table(report)
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0
+
+
+def _print_bench_table(report: dict) -> None:
+    rows = report["results"]
+    names = [n for n in BASELINE_NAMES if any(f"{n}_seconds_per_epoch" in r or f"{n}_skipped" in r for r in rows)]
+    memory = any("peak_rss_bytes" in r for r in rows)
+    head = f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'ms/epoch':>10} {'samples/s':>10} " \
+           f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}"
+    head += "".join(f" {name + ' ms':>11} {'x faster':>8}" for name in names)
+    print(head + (f" {'peak RSS MiB':>12}" if memory else ""))
+    for r in rows:
+        line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} "
+                f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} {r['gflops']:>8.2f} "
+                f"{r['percent_of_matmul_peak']:>6.1f} {r['gbytes_per_second']:>6.2f} {r['time_over_bandwidth_floor']:>9.2f}")
+        for name in names:
+            if f"{name}_seconds_per_epoch" in r:
+                line += f" {r[f'{name}_seconds_per_epoch'] * 1e3:>11.3f} {1 / r[f'xpnet_over_{name}']:>8.1f}"
+            else:
+                line += f" {'not run':>11} {'':>8}"
+        if memory:
+            line += f" {r['peak_rss_bytes'] / 2**20:>12.0f}" if "peak_rss_bytes" in r else f" {'-':>12}"
+        print(line)
+    for r in rows:
+        for name in names:
+            if f"{name}_skipped" in r:
+                print(f"{name} not run beside n_samples={r['n_samples']} hidden={r['hidden']}: {r[f'{name}_skipped']}")
+    for s in report["skipped"]:
+        print(f"skipped  {s['backend']} {s['dtype']} n_samples={s['n_samples']} hidden={s['hidden']}: {s['reason']}")
 
 
 def main(argv=None) -> int:
