@@ -90,7 +90,7 @@ def test_in_place_activations_equal_the_generic_ones(name, dtype):
     Z = np.concatenate([rng.normal(scale=4, size=(60, 5)), [[-1e4, -800.0, -90.0, 90.0, 1e4]]]).astype(dtype)
     dY = rng.normal(size=Z.shape).astype(dtype)
     act = xpnet.activations.get_hidden(name)
-    forward, backward = ops._IN_PLACE[name]
+    forward, backward, slope = ops._IN_PLACE[name]
     Y = Z.copy()
     forward(Y)
     want = act.forward(xp, Z)
@@ -98,6 +98,8 @@ def test_in_place_activations_equal_the_generic_ones(name, dtype):
     np.testing.assert_allclose(Y, want, rtol=4 * np.finfo(dtype).eps, atol=tiny)
     dZ = backward(dY.copy(), want.copy())
     np.testing.assert_allclose(dZ, act.backward(xp, dY, want), rtol=4 * np.finfo(dtype).eps, atol=tiny)
+    S = slope(want.copy(), np.empty_like(want))  # the derivative itself: the backward pass of ones
+    np.testing.assert_array_equal(S, act.backward(xp, np.ones_like(want), want))
 
 
 def test_rank_one_products_are_broadcast_multiplies():

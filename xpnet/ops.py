@@ -59,6 +59,7 @@ LANES = 4  # fixed number of partial sums: the summation order never depends on 
 MIN_ROWS = 64  # fewest rows per chunk of the full-batch pass
 THIN = 3  # product dimensions up to this run as matrix-vector products
 FOLD = 16  # inputs up to this wide carry a column of ones for the first bias
+GRAM = 16  # (inputs + 1) x outputs up to this: one-hidden-layer nets take _Plan._add_first_gradient
 PARALLEL_MIN = 1 << 19  # activations (rows x widest layer) from which lanes run on threads: waking
 #                        two threads costs ~0.1 ms, a pass below this size about as much
 
@@ -245,6 +246,9 @@ class _Plan:
         self.thin_out = sizes[-1] <= THIN
         self.WoutT = np.ascontiguousarray(W[-1].T) if self.thin_out else None  # (n_out, width)
         self.steps = [_IN_PLACE[act.name] for act in spec.hidden]
+        # one hidden layer on a staged input: the first weight gradient from the slopes alone
+        # (see _add_first_gradient), its (k * n_out, width) sums contracted with W[1] at the end
+        self.gram = len(W) == 2 and self.staged and self.k * sizes[-1] <= GRAM
 
     def lane_total(self, X, T, chunks, rows) -> "_Lane":
         """The sums of one lane's chunks (rows: the tallest chunk)."""
@@ -276,6 +280,8 @@ class _Plan:
             self._add_weight_gradient(lane, i, inputs[i], dZ)
             if b is not None and not (i == 0 and self.fold):
                 np.add(lane.db[i], np.add.reduce(dZ, axis=0), out=lane.db[i])
+            if i == 1 and self.gram:  # the first layer's gradient without its back-propagated delta
+                return self._add_first_gradient(lane, inputs, dZ)
             if i:  # dZ = act'(dZ @ W.T) in the lane's delta buffer; inputs[i] is used up after this
                 dZ = self.steps[i - 1][1](_product(dZ, W[i].T, lane.delta[i - 1][:r]), inputs[i])
 
@@ -311,6 +317,24 @@ class _Plan:
             np.matmul(A.T, D, out=part)
         np.add(lane.dW[i], part, out=lane.dW[i])
 
+    def _add_first_gradient(self, lane, inputs, dZ) -> None:
+        """The first layer's gradient of a one-hidden-layer net with a narrow input and output.
+
+        ``dW0 = X.T @ ((dZ @ W1.T) * S)`` with S the activation's slope, i.e.
+        ``dW0[k, j] = sum_c W1[j, c] * G[(k, c), j]`` where ``G = M @ S`` and ``M[(k, c), i]
+        = X[i, k] * dZ[i, c]``: one product over the (rows, width) slopes instead of the
+        (rows, width) back-propagated delta, its product with the slopes and the input
+        gradient (two passes over the activations fewer). ``G`` is summed over the chunks;
+        :meth:`combine` applies ``W1``.
+        """
+        r, c = dZ.shape
+        S = self.steps[0][2](inputs[1], lane.delta[0][:r])  # the slopes, in the activations' buffer
+        M, xT = lane.m[:, :r], inputs[0].T
+        for k in range(self.k):
+            np.multiply(xT[k], dZ.T, out=M[k * c:(k + 1) * c])
+        np.matmul(M, S, out=lane.part[0])
+        np.add(lane.dW[0], lane.part[0], out=lane.dW[0])
+
     def combine(self, lanes) -> Gradients:
         """The lane totals added in lane order, as (n_in, n_out) gradients and biases."""
         total = lanes[0]
@@ -319,6 +343,9 @@ class _Plan:
                 np.add(a, c, out=a)
             total.loss = total.loss + lane.loss
         dW, db = list(total.dW), total.db
+        if self.gram:  # dW0[k, j] = sum_c W1[j, c] * G[(k, c), j]
+            G = dW[0].reshape(self.k, -1, dW[0].shape[1])
+            dW[0] = np.add.reduce(G * self.W[1].T[None, :, :], axis=1)
         if self.thin_out:
             dW[-1] = np.ascontiguousarray(dW[-1].T)
         if self.fold:
@@ -339,7 +366,10 @@ class _Lane:
         if plan.staged:
             self.xT = np.empty((plan.k, rows), dtype)
             self.xT[sizes[0]:] = 1
-        shapes = [(plan.k, sizes[1])] + [(a, c) for a, c in zip(sizes[1:-1], sizes[2:])]
+        if plan.gram:
+            self.m = np.empty((plan.k * sizes[-1], rows), dtype)
+        first = (plan.k * sizes[-1] if plan.gram else plan.k, sizes[1])
+        shapes = [first] + [(a, c) for a, c in zip(sizes[1:-1], sizes[2:])]
         if plan.thin_out:
             shapes[-1] = shapes[-1][::-1]
         self.dW = [np.zeros(s, dtype) for s in shapes]
@@ -364,9 +394,13 @@ def _tanh(Z):
 
 def _tanh_backward(dY, Y):
     """dY * (1 - Y * Y), as :func:`xpnet.activations.tanh_backward`, in the buffers of dY and Y."""
+    return np.multiply(dY, _tanh_slope(Y), out=dY)
+
+
+def _tanh_slope(Y, spare=None):
+    """1 - Y * Y in Y's buffer."""
     np.multiply(Y, Y, out=Y)
-    np.subtract(1, Y, out=Y)
-    return np.multiply(dY, Y, out=dY)
+    return np.subtract(1, Y, out=Y)
 
 
 def _relu(Z):
@@ -374,9 +408,13 @@ def _relu(Z):
 
 
 def _relu_backward(dY, Y):
-    """dY where Y > 0, else 0 (:func:`xpnet.activations.relu_backward`): Y >= 0, so sign(Y) is the 0/1 mask."""
-    np.sign(Y, out=Y)
-    return np.multiply(dY, Y, out=dY)
+    """dY where Y > 0, else 0 (:func:`xpnet.activations.relu_backward`)."""
+    return np.multiply(dY, _relu_slope(Y), out=dY)
+
+
+def _relu_slope(Y, spare=None):
+    """1 where Y > 0, else 0, in Y's buffer: Y >= 0, so that is sign(Y)."""
+    return np.sign(Y, out=Y)
 
 
 def _sigmoid(Z):
@@ -396,9 +434,15 @@ def _sigmoid_backward(dY, Y):
     return np.multiply(dY, Y, out=dY)
 
 
-# name: (forward in place, backward(dY, Y) -> dZ in dY's buffer, Y's buffer used up)
-_IN_PLACE = {"tanh": (_tanh, _tanh_backward), "relu": (_relu, _relu_backward),
-             "sigmoid": (_sigmoid, _sigmoid_backward)}
+def _sigmoid_slope(Y, spare):
+    """Y * (1 - Y) in Y's buffer (``spare``: a buffer of Y's shape for 1 - Y)."""
+    return np.multiply(Y, np.subtract(1, Y, out=spare), out=Y)
+
+
+# name: (forward in place, backward(dY, Y) -> dZ in dY's buffer, slope(Y, spare) -> act' in Y's
+# buffer); Y's buffer is used up by the last two
+_IN_PLACE = {"tanh": (_tanh, _tanh_backward, _tanh_slope), "relu": (_relu, _relu_backward, _relu_slope),
+             "sigmoid": (_sigmoid, _sigmoid_backward, _sigmoid_slope)}
 
 
 def _itemsize(X) -> int:
