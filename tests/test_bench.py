@@ -74,8 +74,11 @@ class Counting(np.ndarray):
 
 
 def test_step_cost_equals_the_work_the_real_step_does():
+    """The count is the step as xpnet.mlp writes it (the generic pass; NumPy's fast path
+    computes the same gradients with its work arranged differently, see tests/test_ops.py)."""
     case = bench.Case("numpy", "float64", 9, 5, input_dim=3, classes=4)
     runner = bench.EpochRunner(case)
+    runner.ops = xpnet.ops.Ops(runner.xp)
     runner.X, runner.T = runner.X.view(Counting), runner.T.view(Counting)
     runner.W0 = [w.view(Counting) for w in runner.W0]
     runner.b0 = [b.view(Counting) for b in runner.b0]

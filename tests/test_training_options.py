@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from conftest import rtol_for
+from conftest import available_backend, rtol_for
 from xpnet import optim, to_numpy
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -198,3 +198,28 @@ def test_option_errors_name_the_argument(kwargs, word):
     model = xpnet.MLP([2, 3, 2], backend="numpy")
     with pytest.raises((xpnet.XpnetValueError, xpnet.XpnetTypeError), match=word):
         model.fit(X16, Y16, epochs=2, **kwargs)
+
+
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_no_host_round_trip_between_logging_points(monkeypatch, batch_size):
+    """On an asynchronous device every float()/bool()/item() of a device array waits for the
+    device; fit makes them at logging points only, so their number does not grow with the epochs."""
+    torch = pytest.importorskip("torch")
+    available_backend("torch")
+    counts = {"n": 0}
+    for name in ("__float__", "__bool__", "item", "tolist", "numpy", "cpu", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, **kwargs):
+            counts["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    X, y = xpnet.datasets.load("moons", n_samples=300, seed=0)
+    seen = []
+    for epochs in (10, 60):
+        model = xpnet.MLP([2, 8, 2], backend="torch", dtype="float64")
+        counts["n"] = 0
+        model.fit(X, y, epochs=epochs, log_every=epochs // 2, batch_size=batch_size, learning_rate=0.1)
+        seen.append(counts["n"])
+    assert seen[0] == seen[1] > 0, seen  # 3 logging points either way; none in between
