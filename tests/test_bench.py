@@ -165,6 +165,15 @@ def test_ceilings_are_timed_with_sync():
     assert len(closing) == 3 * 2 and all(fake.log[i - 1] == "sync" for i in closing)
 
 
+def test_matmul_probe_is_a_synced_runner_for_interleaving():
+    fake, clock = recording()
+    probe = bench.MatmulProbe(fake, "float32", 32)
+    fake.log.clear()
+    times = bench.time_interleaved([probe], repeat=2, warmup=1, clock=clock)
+    assert fake.log == ["sync", "clock", "sync", "clock", "clock", "sync", "clock"]
+    assert times == [[1.0, 1.0]] and probe.gflops(0.5) == pytest.approx(2 * 32**3 / 0.5 / 1e9)
+
+
 def test_torch_baseline_takes_the_same_step():
     available_backend("torch")
     runner = bench.EpochRunner(bench.Case("numpy", "float64", 50, 7, input_dim=3, classes=3))

@@ -469,6 +469,29 @@ class TutorialBaseline:
         return [self.W1, self.W2]
 
 
+class MatmulProbe:
+    """The matmul ceiling as a runner: one synced ``(n, n) @ (n, n)`` per :meth:`run`, so its
+    samples can be interleaved with an epoch's (:func:`time_interleaved`) and the peak is
+    measured in the same moments as the step, not minutes apart on a machine whose speed
+    moves. ``gflops(seconds)`` turns a sample into GFLOP/s."""
+
+    def __init__(self, backend, dtype: str = "float32", size: int | None = None):
+        self.backend = get_backend(backend)
+        self.size = size or default_ceiling_sizes(self.backend)["matmul_size"]
+        rng = np.random.default_rng(0)
+        dt = self.backend.dtype(dtype)
+        self.A, self.B = (self.backend.asarray(rng.standard_normal((self.size, self.size), dtype=np.dtype(dtype)), dt)
+                          for _ in range(2))
+
+    def run(self, epochs: int = 1) -> None:
+        for _ in range(epochs):
+            self.A @ self.B
+        self.backend.sync()
+
+    def gflops(self, seconds: float) -> float:
+        return 2 * self.size**3 / seconds / 1e9
+
+
 BASELINES = {"torch": TorchBaseline, "tutorial": TutorialBaseline}
 
 
@@ -873,7 +896,7 @@ def plot(report: dict, path: str) -> None:
 
 
 __all__ = [
-    "BASELINES", "Case", "EpochRunner", "StepCost", "TorchBaseline", "TutorialBaseline", "baseline_memory",
+    "BASELINES", "Case", "EpochRunner", "MatmulProbe", "StepCost", "TorchBaseline", "TutorialBaseline", "baseline_memory",
     "compare_names", "estimate_memory", "machine_info", "peak_memory",
     "measure_case", "measure_ceilings", "plot", "run", "step_cost", "time_interleaved", "too_big", "units",
 ]
