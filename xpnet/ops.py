@@ -1,7 +1,7 @@
 """Backend-specific fast paths behind one small interface; the generic array-API form is the default.
 
 The thinc ``Ops`` pattern: :class:`Ops` implements the full-batch gradient pass with the
-array API only (it calls :func:`xpnet.mlp.forward` and :func:`xpnet.mlp.backward_from_delta`,
+array API only (it calls :func:`xpnet.mlp.forward_plain` and :func:`xpnet.mlp.backward_from_delta`,
 so the math is written once); :class:`NumpyOps` overrides how the work is run on NumPy.
 :func:`get_ops` picks the implementation for a backend.
 
@@ -29,6 +29,12 @@ shape-driven choices avoid BLAS's slow corners (measured with OpenBLAS, see the 
 * inputs up to ``FOLD`` features wide get a column of ones, so the first bias is added by
   the first product and its gradient comes out of the first weight gradient (two passes
   over the (rows, width) activations fewer).
+
+The tutorials' nets (one hidden layer, a narrow input, few outputs) go further
+(:meth:`_Plan.gram_chunk`): their activations are kept transposed, (width, rows), and the
+first weight gradient is formed from the activation slopes without the back-propagated
+delta. Up to ``SMALL`` rows NumPy runs the plain pass itself (:meth:`NumpyOps._small`),
+with cheaper calls and the same bits.
 
 The results equal the generic pass up to float rounding (the products sum in another
 order), and have the same bits whatever the thread count.
