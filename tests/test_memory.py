@@ -65,22 +65,23 @@ def test_out_of_memory_errors_become_the_same_message():
     assert "ran out of memory" in str(err) and "--batch-size" in str(err)
 
 
-def test_out_of_memory_during_training_keeps_the_weights_and_says_what_to_do(monkeypatch):
-    from xpnet import train
+@pytest.mark.parametrize("batch_size", [None, 20])  # the full-batch epoch and the batched one
+def test_out_of_memory_during_training_keeps_the_weights_and_says_what_to_do(monkeypatch, batch_size):
+    from xpnet import optim
 
     model = xpnet.MLP([2, 8, 2], backend="numpy")
     before = [w.copy() for w in model.parameters()]
     calls = []
 
-    def exhausted(*args, **kwargs):
+    def exhausted(*args, **kwargs):  # the update of the 4th epoch runs out of memory
         calls.append(1)
-        if len(calls) > 3:
+        if len(calls) > 3 * (1 if batch_size is None else 3):
             raise MemoryError("device memory exhausted")
         return real(*args, **kwargs)
 
-    real = train._run_epoch
-    monkeypatch.setattr(train, "_run_epoch", exhausted)
+    real = optim.SGD.step
+    monkeypatch.setattr(optim.SGD, "step", exhausted)
     with pytest.raises(memory.XpnetMemoryError, match="ran out of memory.*--batch-size"):
-        model.fit(np.zeros((50, 2)), np.zeros(50, dtype=int), epochs=10, log_every=1)
+        model.fit(np.zeros((50, 2)), np.zeros(50, dtype=int), epochs=10, log_every=1, batch_size=batch_size)
     assert all(np.all(np.isfinite(w)) for w in model.parameters())
     assert not all(np.array_equal(a, b) for a, b in zip(before, model.parameters()))  # 3 epochs were kept
