@@ -712,13 +712,7 @@ def _baseline_too_big(case: Case, backend: Backend, name: str) -> str | None:
     """Why the baseline ``name`` cannot run beside ``case`` (memory, or a tutorial without tanh)."""
     if name == "tutorial" and case.activation != "tanh":
         return f"the tutorial's net is tanh, not {case.activation}"
-    where = backend if name == "torch" else get_backend("numpy")
-    need = estimate_memory(case) + baseline_memory(case, name)
-    free = available_memory(where)
-    if free is None or need <= MEMORY_FRACTION * free:
-        return None
-    return (f"with it the case needs about {need / 2**30:.1f} GiB, more than {MEMORY_FRACTION:.0%} of the "
-            f"{free / 2**30:.1f} GiB free")
+    return too_big(case, backend if name == "torch" else get_backend("numpy"), compare=name)
 
 
 def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hidden=(64, 256, 1024), *,

@@ -234,7 +234,7 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         with _deferred_interrupt(interrupt), overflow_quiet() as quiet:
             for epoch in range(epochs + 1):
                 stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs \
-                    or (interrupt.seen if comm is None else comm.interrupted)
+                    or _interrupted(interrupt, comm)
                 first = None
                 if stop or epoch % log_every == 0:
                     loss, first = _evaluate(model, X, T, l2, reduction, plain, comm)
