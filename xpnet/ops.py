@@ -65,7 +65,7 @@ LANES = 4  # fixed number of partial sums: the summation order never depends on 
 MIN_ROWS = 64  # fewest rows per chunk of the full-batch pass
 THIN = 3  # product dimensions up to this run as matrix-vector products
 FOLD = 16  # inputs up to this wide carry a column of ones for the first bias
-GRAM = 16  # (inputs + 1) x outputs up to this: one-hidden-layer nets take _Plan._add_first_gradient
+GRAM = 16  # (inputs + 1) x outputs up to this: one-hidden-layer nets take _Plan.gram_chunk
 PARALLEL_MIN = 1 << 19  # activations (rows x widest layer) from which lanes run on threads: waking
 #                        two threads costs ~0.1 ms, a pass below this size about as much
 
@@ -252,8 +252,8 @@ class _Plan:
         self.thin_out = sizes[-1] <= THIN
         self.WoutT = np.ascontiguousarray(W[-1].T) if self.thin_out else None  # (n_out, width)
         self.steps = [_IN_PLACE[act.name] for act in spec.hidden]
-        # one hidden layer on a staged input: the first weight gradient from the slopes alone
-        # (see _add_first_gradient), its (k * n_out, width) sums contracted with W[1] at the end
+        # one hidden layer on a staged input with few outputs: gram_chunk, whose (width, k * n_out)
+        # sums are contracted with W[1] at the end
         self.gram = len(W) == 2 and self.staged and self.k * sizes[-1] <= GRAM
         self.W0T = np.ascontiguousarray(self.W0.T) if self.gram else None  # (width, k)
         self.W1T = np.ascontiguousarray(W[1].T) if self.gram else None  # (n_out, width)
