@@ -605,13 +605,11 @@ def measure_ceilings(backend, dtype: str = "float32", *, activation: str = "tanh
     m = copy_elements or sizes["copy_elements"]
     k = activation_elements or sizes["activation_elements"]
     xp, dt = backend.xp, backend.dtype(dtype)
-    rng = np.random.default_rng(0)
-    A = backend.asarray(rng.standard_normal((n, n), dtype=np.dtype(dtype)), dt)
-    B = backend.asarray(rng.standard_normal((n, n), dtype=np.dtype(dtype)), dt)
+    probe = MatmulProbe(backend, dtype, n)
     big = xp.ones((m,), dtype=dt, device=backend.device)
-    Z = backend.asarray(rng.standard_normal(k, dtype=np.dtype(dtype)), dt)
+    Z = backend.asarray(np.random.default_rng(1).standard_normal(k, dtype=np.dtype(dtype)), dt)
     act = get_hidden(activation).forward
-    matmul_s = _best_seconds(lambda: A @ B, backend.sync, repeat, clock)
+    matmul_s = _best_seconds(lambda: probe.A @ probe.B, backend.sync, repeat, clock)
     copy_s = _best_seconds(lambda: xp.asarray(big, copy=True), backend.sync, repeat, clock)
     act_s = _best_seconds(lambda: act(xp, Z), backend.sync, repeat, clock)
     item = 8 if dtype == "float64" else 4
@@ -619,7 +617,7 @@ def measure_ceilings(backend, dtype: str = "float32", *, activation: str = "tanh
         "backend": backend.name,
         "device": backend.device_name(),
         "dtype": dtype,
-        "matmul_gflops": 2 * n**3 / matmul_s / 1e9,
+        "matmul_gflops": probe.gflops(matmul_s),
         "matmul_size": n,
         "copy_gbytes_per_second": 2 * m * item / copy_s / 1e9,
         "copy_bytes": m * item,

@@ -268,7 +268,7 @@ class _Plan:
 
     def chunk(self, lane: "_Lane", X, T) -> None:
         """Forward and backward on one chunk of rows; adds its gradients to ``lane``."""
-        spec, W, b, r = self.spec, self.W, self.b, X.shape[0]
+        W, b, r = self.W, self.b, X.shape[0]
         if self.staged:
             xT = lane.xT[:, :r]
             xT[:X.shape[1]] = X.T  # the ones row of the folded bias was set with the buffer
