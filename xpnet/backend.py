@@ -399,3 +399,8 @@ def native_module(backend):
     themselves. ``backend`` is a :class:`Backend` or a name for :func:`get_backend`.
     """
     return get_backend(backend)._module
+
+
+def itemsize(dtype) -> int:
+    """Bytes per element of a float dtype given by name (``"float32"``) or as any library's dtype."""
+    return 4 if "32" in str(dtype) else 8
