@@ -16,10 +16,23 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .errors import check_choice
+from .errors import XpnetTypeError, check_choice
 
 
 class Activation(NamedTuple):
+    """A hidden-layer activation: its name and its forward and backward passes.
+
+    Built-in ones are in :data:`HIDDEN`; a user-defined one works the same on every backend
+    and every path, with no registration::
+
+        softsign = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)),
+                              lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
+        MLP([2, 16, 2], activation=softsign)
+
+    ``forward(xp, Z) -> Y`` and ``backward(xp, dY, Y) -> dZ`` use only the array API
+    namespace ``xp`` they are given, and take the derivative from the output ``Y``.
+    """
+
     name: str
     forward: Callable  # (xp, Z) -> Y
     backward: Callable  # (xp, dY, Y) -> dZ
@@ -153,10 +166,19 @@ OUTPUTS = ("sigmoid", "softmax", "identity")
 IDENTITY = Activation("identity", identity, identity_backward)
 
 
-def get_hidden(name: str, argument: str = "activation") -> Activation:
-    """The hidden-layer activation called ``name``."""
+def get_hidden(name, argument: str = "activation") -> Activation:
+    """The hidden-layer activation called ``name`` (an :class:`Activation` is returned as is)."""
+    if isinstance(name, Activation):
+        if not (isinstance(name.name, str) and name.name and callable(name.forward) and callable(name.backward)):
+            raise XpnetTypeError(f"{argument}={name!r} needs a non-empty name and callable forward and backward")
+        return name
     check_choice(argument, name, tuple(HIDDEN))
     return HIDDEN[name]
+
+
+def is_builtin(activation: Activation) -> bool:
+    """True for xpnet's own activations (the objects in :data:`HIDDEN`), False for user-defined ones."""
+    return HIDDEN.get(activation.name) is activation
 
 
 def output_forward(xp, name: str, Z, stable: bool = True):
@@ -168,4 +190,4 @@ def output_forward(xp, name: str, Z, stable: bool = True):
     return Z
 
 
-__all__ = ["Activation", "HIDDEN", "OUTPUTS", "get_hidden", "output_forward", "softmax"]
+__all__ = ["Activation", "HIDDEN", "OUTPUTS", "get_hidden", "is_builtin", "output_forward", "softmax"]

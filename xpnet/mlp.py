@@ -202,9 +202,10 @@ class MLP:
             raise XpnetValueError(f"layer_sizes={layer_sizes!r} needs at least [n_inputs, n_outputs]")
         for size in sizes:
             check_positive("layer size", size, integer=True)
-        if isinstance(activation, str):
+        single = isinstance(activation, (str, activations.Activation))
+        if single:
             activations.get_hidden(activation)  # checked even when there is no hidden layer
-        names = [activation] * (len(sizes) - 2) if isinstance(activation, str) else list(activation)
+        names = [activation] * (len(sizes) - 2) if single else list(activation)
         if len(names) != len(sizes) - 2:
             raise XpnetValueError(
                 f"activation={activation!r} gives {len(names)} names for {len(sizes) - 2} hidden layers"
