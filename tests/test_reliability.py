@@ -566,13 +566,15 @@ def test_when_no_rescue_is_possible_the_error_says_so(tmp_path, monkeypatch):
 
 
 def test_a_refused_destination_at_save_time_rescues_too(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    os.mkfifo(tmp_path / "pipe")
+    monkeypatch.chdir(tmp_path)  # the rescue goes here: never into the directory that failed
+    (tmp_path / "out").mkdir()
+    os.mkfifo(tmp_path / "out" / "pipe")
     model = trained()
     with pytest.raises(checkpoint.SaveError, match="FIFO") as info:
-        checkpoint.save(tmp_path / "pipe", model, epochs_done=7)
-    check_rescued(info, model, tmp_path / "pipe")
-    assert stat.S_ISFIFO(os.lstat(tmp_path / "pipe").st_mode)
+        checkpoint.save(tmp_path / "out" / "pipe", model, epochs_done=7)
+    err = check_rescued(info, model, tmp_path / "out" / "pipe")
+    assert os.path.dirname(err.rescue_path) == str(tmp_path)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "out" / "pipe").st_mode)
 
 
 # -- pickling and copying --------------------------------------------------------------------
