@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import xpnet
 from xpnet import data, distributed
 from xpnet.errors import XpnetValueError
-
-from conftest import run_cli
 
 SPECIES = np.array(["setosa", "versicolor", "virginica"])
 
