@@ -210,6 +210,8 @@ def _read_csv(path, target, has_target, block, header) -> Table:
                                   f"{names[features[c]]!r}")
     if cells is not None:
         _check_labels(cells, lambda r: f"data file {path!r}: line {_line_at(layout, start + r)}", names[column])
+        _check_missing_numbers(cells, lambda r: f"data file {path!r}: line {_line_at(layout, start + r)}",
+                               names[column])
     return Table(X, cells, [names[i] for i in features], None if column is None else names[column], start, n_rows)
 
 
@@ -273,9 +275,10 @@ def _detect_header(records: list, target) -> bool:
     """Whether the first of ``records`` names the columns.
 
     It does when it holds the ``target`` name, or when one of its cells is not a number
-    and, below it, its column holds numbers (or no column does), or its column holds
-    words of which this one is not (a name, not a class). A row of numbers is data, and
-    so is a row whose words are labels found again below (a headerless file of labels).
+    and, below it, its column holds numbers (or no column does), or its column holds a
+    few words repeated (labels) of which this one is not (a name, not a class). A row
+    of numbers is data, and so is a row whose words may be labels (a headerless file of
+    numbers and labels, as UCI's iris.data).
     """
     first, below = records[0], records[1:]
     if isinstance(target, str) and not _is_number(target) and target in (cell.strip() for cell in first):
@@ -285,7 +288,14 @@ def _detect_header(records: list, target) -> bool:
     words = [i for i, cell in enumerate(first) if cell.strip() and not _is_number(cell)]
     if words and not any(numeric):
         return True
-    return any(numeric[i] or (columns[i] and first[i].strip() not in columns[i]) for i in words)
+    return any(numeric[i] or _not_a_label(first[i].strip(), columns[i]) for i in words)
+
+
+def _not_a_label(cell: str, below: list) -> bool:
+    """Whether ``cell``, atop a column of words ``below``, is no label: the column repeats a
+    few labels (at most half as many distinct as cells) and ``cell`` is not one of them."""
+    distinct = set(below)
+    return bool(below) and 2 * len(distinct) <= len(below) and cell not in distinct
 
 
 def _check_names(path, names: list) -> None:
@@ -583,6 +593,18 @@ def _check_labels(cells: np.ndarray, where, name) -> None:
         return
     if empty.size:
         _empty_label(where(int(empty[0])), name, cells[empty[0]])
+
+
+def _check_missing_numbers(cells: np.ndarray, where, name) -> None:
+    """Refuse a missing-value marker (``NA``, ``?``...) in a target column of numbers, which
+    would otherwise turn every label into a word; ``where(row)`` names a row."""
+    if cells.dtype.kind != "U" or not cells.size:
+        return
+    marked = np.isin(np.char.lower(cells), list(MISSING))
+    if marked.any() and not marked.all() and _numeric(cells[~marked]) is not None:
+        r = int(np.flatnonzero(marked)[0])
+        raise XpnetValueError(f"{where(r)}: the label (column {name!r}) is {str(cells[r])!r}, a missing label in a "
+                              "column of numbers; give every row a label or drop the unlabelled rows")
 
 
 def _empty_label(where: str, name, value=""):
