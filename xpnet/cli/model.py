@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from ..errors import XpnetValueError
@@ -15,8 +16,9 @@ def add_parser(commands) -> None:
                                               "one predicted label per line, in the original label names.")
     _model_flags(predict)
     predict.add_argument("--data", required=True, metavar="FILE",
-                         help="rows to predict: .csv with a header (the training columns are picked by name; "
+                         help="rows to predict: .csv (the training columns are picked by name when it has a header; "
                               "a label column is ignored), .npy (n_samples, n_features) or .npz with X")
+    _header_flag(predict)
     predict.add_argument("--proba", action="store_true", help="also give the probability of each class")
     predict.add_argument("--output", default=None, metavar="FILE",
                          help="write a CSV (column prediction, then one per class with --proba) instead of stdout")
@@ -32,7 +34,15 @@ def add_parser(commands) -> None:
                                "default: the saved run's own held-out data")
     evaluate.add_argument("--target", default=None, metavar="COLUMN",
                           help="the label column of --data (default: the training run's label column, else the last)")
+    _header_flag(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _header_flag(parser) -> None:
+    """--header / --no-header, as `xpnet train` has it (default: the training run's choice, else detected)."""
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the first row of a .csv names its columns (default: as for training, else "
+                             "detected: a first row of numbers is data, the columns are then named 0, 1, ...)")
 
 
 def _model_flags(parser) -> None:
@@ -55,12 +65,17 @@ def _features(ckpt, table, path):
     return ckpt.scaler.transform(X) if ckpt.scaler is not None else X
 
 
+def _header(args, ckpt):
+    """--header / --no-header, else the training run's choice (None: detect)."""
+    return args.header if args.header is not None else ckpt.config.get("header")
+
+
 def cmd_predict(args) -> int:
     from .. import checkpoint, data
     from ..backend import to_numpy
 
     ckpt = checkpoint.load(args.model, backend=args.backend)
-    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False)
+    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
     X = _features(ckpt, table, args.data)
     indices = to_numpy(ckpt.model.predict(X))
     labels = ckpt.labels.decode(indices) if ckpt.labels is not None else indices
@@ -100,7 +115,7 @@ def cmd_evaluate(args) -> int:
 
     ckpt = checkpoint.load(args.model, backend=args.backend)
     if args.data:
-        table = data.load_file(args.data, args.target or ckpt.config.get("target"))
+        table = data.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt))
         X = _features(ckpt, table, args.data)
         y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
         split, source = "given", args.data

@@ -270,22 +270,26 @@ def _jsonable(value) -> bool:
 def _user_flags(train) -> None:
     """The train flags of the users' side: own data, checkpoints, pictures, quiet."""
     train.add_argument("--data", default=None, metavar="FILE",
-                       help="train on your own data instead of --dataset: a .csv with a header row (labels in the "
-                            "--target column, words or whole numbers), or .npy / .npz (arrays X and y). With "
+                       help="train on your own data instead of --dataset: a .csv (comma, semicolon or tab separated; "
+                            "a header row is detected, see --header; labels in the --target column: words or whole "
+                            "numbers for classes, other numbers for regression; missing values are refused), or "
+                            ".npy / .npz (arrays X and y); see docs/data.md. With "
                             "--distributed each process reads only its block of rows (.npy and np.savez members by "
-                            "offset, np.savez_compressed members as a stream, a CSV in two streaming passes: count, "
-                            "then parse its rows); the labels, --validation-fraction split and --standardize "
+                            "offset, np.savez_compressed members as a stream, a CSV after a first pass that finds "
+                            "where its rows start); the labels, --validation-fraction split and --standardize "
                             "statistics are agreed over the processes and equal one process's")
     train.add_argument("--target", default=None, metavar="COLUMN",
-                       help="the label column of --data: a CSV header name or a column index "
+                       help="the label column of --data: a CSV header name or a column index counting from 0 "
                             "(default: the last column)")
+    _header_flag(train)
     train.add_argument("--standardize", action="store_true",
                        help="rescale every feature to mean 0, standard deviation 1 (fitted on the training part; "
                             "saved with --save and applied by predict/evaluate)")
     train.add_argument("--validation-fraction", type=float, default=None, metavar="F",
-                       help="hold out this fraction of the rows (shuffled with --seed) and report accuracy on it; "
-                            "with --early-stopping its loss decides when to stop (default: 0; 0.25 for --dataset "
-                            "digits; 0.1 with --early-stopping)")
+                       help="hold out this fraction of the training rows (shuffled with --seed) as validation rows "
+                            "and report accuracy on them; with --early-stopping their loss decides when to stop "
+                            "(default: 0; 0.1 with --early-stopping). --dataset digits also sets 25%% of its rows "
+                            "aside as test rows, which are only reported")
     train.add_argument("--save", default=None, metavar="FILE",
                        help="write the trained model to FILE (.npz + JSON metadata, written atomically); "
                             "on Ctrl-C the last logged epoch is saved")
@@ -297,6 +301,13 @@ def _user_flags(train) -> None:
                             "needs matplotlib: pip install 'xpnet[plot]')")
     train.add_argument("--quiet", action="store_true",
                        help="no progress output (neither the live bar on a terminal nor the periodic lines)")
+
+
+def _header_flag(parser) -> None:
+    """--header / --no-header: whether a CSV's first row names its columns (shared with predict and evaluate)."""
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the first row of a .csv names its columns (default: detected; a first row of "
+                             "numbers is data, and the columns are then named by index 0, 1, ...)")
 
 
 def _resume(args):
