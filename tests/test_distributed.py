@@ -435,7 +435,8 @@ import json
 import sys
 import tracemalloc
 import numpy as np
-from xpnet import data, distributed
+from xpnet import distributed
+from xpnet.cli.prepare import prepare
 
 comm = distributed.launch(require=True)
 out, paths = sys.argv[1], sys.argv[2:]
@@ -443,9 +444,9 @@ peaks = []
 with comm.abort_on_error():
     for i, path in enumerate(paths):
         config = {"data": path, "standardize": True, "validation_fraction": 0.2, "seed": 3}
-        data.prepare(config, comm)  # warm-up: what the first call imports is no data
+        prepare(config, comm)  # warm-up: what the first call imports is no data
         tracemalloc.start()
-        prepared = data.prepare(config, comm)
+        prepared = prepare(config, comm)
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         np.savez(f"{out}/{i}-{comm.rank}.npz", X=prepared.X, y=prepared.y, X_held=prepared.X_held,
@@ -462,14 +463,14 @@ DATA_FILES = ["d.csv", "d.npy", "d.npz", "d-compressed.npz"]
 
 
 def test_each_rank_reads_and_prepares_only_its_rows_of_a_data_file(tmp_path):
-    from xpnet import data
+    from xpnet.cli.prepare import prepare
 
     paths = [_file_data(tmp_path, name, n_features=24) for name in DATA_FILES]
     proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", PREPARE_RUN, tmp_path, *paths]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     *summaries, peaks = [json.loads(line) for line in proc.stdout.splitlines()]
     for i, (path, summary) in enumerate(zip(paths, summaries)):
-        want = data.prepare({"data": str(path), "standardize": True, "validation_fraction": 0.2, "seed": 3})
+        want = prepare({"data": str(path), "standardize": True, "validation_fraction": 0.2, "seed": 3})
         assert summary == {"classes": want.labels.classes, "n": [8001, 2000], "n_classes": want.n_classes}, path.name
         parts = [np.load(tmp_path / f"{i}-{rank}.npz") for rank in range(3)]
         assert sum(len(part["y"]) + len(part["y_held"]) for part in parts) == N_ROWS

@@ -29,7 +29,7 @@ chooses once it knows the file's row count, without ever holding the rest:
 - ``.csv``: a first streaming pass counts the rows (and checks every row's fields), a
   second one parses the numbers of the block's rows only.
 
-:func:`prepare` with a communicator (``xpnet train --data FILE --distributed``) reads
+:func:`xpnet.cli.prepare.prepare` with a communicator (``xpnet train --data FILE --distributed``) reads
 each process's block this way; what needs all rows (the set of labels, the validation
 split, the standardization statistics) is computed from small collectives instead.
 
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import itertools
 import math
 import os
@@ -118,10 +117,10 @@ def _records(handle):
 
 def _scan_csv(path) -> tuple[list, int]:
     """The header of a CSV and its number of data rows (one streaming pass; checks every row's fields)."""
-    n_rows, header = 0, None
+    n_rows = 0
     with open(path, newline="") as handle:
         records = _records(handle)
-        header = next(records, None)
+        header: list[str] = next(records, [])
         for n_rows, row in enumerate(records, start=1):
             if len(row) != len(header):
                 raise XpnetValueError(f"data file {path!r}: line {n_rows + 1} has {len(row)} fields, "
@@ -204,6 +203,7 @@ def _labels(cells, kind: str | None = None) -> np.ndarray:
     kind = kind or _label_kind(values)
     if kind == "U":
         return np.asarray(cells, dtype=str)
+    assert values is not None  # kind "i" or "f": every cell is a number
     return values.astype(np.int64) if kind == "i" else values
 
 
@@ -272,7 +272,7 @@ def _npy_rows(handle, header, start: int, stop: int, compressed: bool = False) -
     else:
         runs = [(start * width, count * width)]
     out = np.empty((len(runs), runs[0][1]), dtype=dtype)
-    for (first, items), row in zip(runs, out):
+    for (first, _items), row in zip(runs, out):
         _skip_to(handle, base + first * dtype.itemsize, compressed)
         _read_into(handle, row)
     if len(runs) > 1:
@@ -292,7 +292,7 @@ def _skip_to(handle, position: int, compressed: bool) -> None:
 def _read_into(handle, array: np.ndarray) -> None:
     """Fill ``array`` from ``handle``, at most ``CHUNK`` bytes per call (a zip member's
     ``readinto`` goes through a temporary bytes object of the size asked for)."""
-    view, done = memoryview(array.view(np.uint8)), 0
+    view, done = array.view(np.uint8).data, 0
     while done < len(view):
         got = handle.readinto(view[done:done + CHUNK])
         done += got or _truncated(handle)
@@ -346,7 +346,7 @@ def _npz_member(path, archive, name, rows=None) -> tuple:
             handle = stack.enter_context(open(path, "rb"))
             handle.seek(_member_start(handle, info, where))
         header = _npy_header(handle, where)
-        return header[0], None if rows is None else _npy_rows(handle, header, *rows, compressed)
+        return header[0], None if rows is None else _npy_rows(handle, header, rows[0], rows[1], compressed)
 
 
 def _member_start(handle, info, where) -> int:
@@ -369,12 +369,13 @@ class LabelMap:
     classes: list
 
     @classmethod
-    def fit(cls, y) -> "LabelMap":
+    def fit(cls, y) -> LabelMap:
         y = np.asarray(y)
         if y.ndim != 1 or y.size == 0:
             raise XpnetValueError(f"labels have shape {y.shape}; expected a non-empty (n_samples,) column")
         if y.dtype.kind == "f":
-            raise XpnetValueError("labels are fractional numbers; a classifier needs class labels (words or whole numbers)")
+            raise XpnetValueError("labels are fractional numbers; a classifier needs class labels "
+                                  "(words or whole numbers)")
         return cls([v.item() for v in np.unique(y)])
 
     def encode(self, y) -> np.ndarray:
@@ -384,7 +385,8 @@ class LabelMap:
         try:
             return np.array([lookup[v.item()] for v in y], dtype=np.int64)
         except KeyError as exc:
-            raise XpnetValueError(f"label {exc.args[0]!r} was not seen in training; known labels: {self.classes}") from None
+            raise XpnetValueError(f"label {exc.args[0]!r} was not seen in training; "
+                                  f"known labels: {self.classes}") from None
 
     def decode(self, indices) -> np.ndarray:
         """int indices -> the original labels."""
@@ -403,7 +405,7 @@ class Scaler:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X, comm=None) -> "Scaler":
+    def fit(cls, X, comm=None) -> Scaler:
         """Fit on ``X`` (N, F); with a communicator of several processes, on all of their rows.
 
         Over processes the statistics come from two small float64 ``Allreduce`` calls: the
@@ -469,146 +471,3 @@ def load_digits():
     digits = sk_load_digits()
     return np.asarray(digits.data, dtype=np.float64) / 16.0, np.asarray(digits.target, dtype=np.int64)
 
-
-# The settings that decide which data a run trains on (saved in checkpoints, reused by
-# --resume and `xpnet evaluate`). None means "the default".
-DATA_KEYS = ("dataset", "data", "target", "standardize", "validation_fraction", "n_samples", "noise", "seed",
-             "classes")
-
-
-@dataclass
-class Prepared:
-    """Training data ready for a classifier, and the mapping needed to predict on new data.
-
-    In a data-parallel run (``prepare(config, comm)``) the arrays hold this process's rows
-    only; ``rows`` says where they stand in the training order of all processes' rows,
-    and ``n_samples`` and ``n_held`` count the rows of all processes.
-    """
-
-    X: np.ndarray  # (N, F) float64, standardized if asked
-    y: np.ndarray  # (N,) int64 class indices 0..C-1
-    X_held: np.ndarray  # (M, F) held-out rows (M may be 0)
-    y_held: np.ndarray  # (M,)
-    n_classes: int
-    labels: LabelMap | None  # original labels (file data), None for built-in datasets
-    scaler: Scaler | None
-    feature_names: list | None
-    source: str  # what the data is, for messages
-    target: str | None = None  # the label column of a data file
-    rows: np.ndarray | None = None  # positions of X's rows in the global training order (None: all, in order)
-    n_samples: int = -1  # training rows of all processes (-1: X.shape[0])
-    n_held: int = -1  # held-out rows of all processes (-1: X_held.shape[0])
-
-    def __post_init__(self):
-        self.n_samples = self.X.shape[0] if self.n_samples < 0 else self.n_samples
-        self.n_held = self.X_held.shape[0] if self.n_held < 0 else self.n_held
-
-
-def prepare(config: dict, comm=None) -> Prepared:
-    """Load, encode, split and standardize the data described by ``config`` (keys :data:`DATA_KEYS`).
-
-    ``data`` (a file) wins over ``dataset``; ``dataset="digits"`` holds out 25% as a test
-    split unless ``validation_fraction`` says otherwise; the split is drawn with ``seed``
-    and the standardization is fitted on the training part only.
-
-    With ``comm`` (a :class:`xpnet.distributed.Communicator` of several processes) the
-    result holds this process's rows only, and the data of all processes together equals
-    what one process gets (up to rounding in the standardization): a data file is read
-    a block per process (:func:`load_file` with ``block=comm.bounds``; see
-    :func:`_prepare_shard`); a built-in dataset is generated and prepared whole, then each
-    process keeps its contiguous block of the training and of the held-out rows.
-    """
-    if comm is None or comm.size == 1:
-        return _prepare_whole(config)
-    if config.get("data"):
-        return _prepare_shard(config, comm)
-    whole = _prepare_whole(config)
-    start, stop = comm.bounds(whole.X.shape[0])
-    first, last = comm.bounds(whole.X_held.shape[0], allow_empty=True)
-    return dataclasses.replace(whole, X=whole.X[start:stop], y=whole.y[start:stop], X_held=whole.X_held[first:last],
-                               y_held=whole.y_held[first:last], rows=np.arange(start, stop),
-                               n_samples=whole.X.shape[0], n_held=whole.X_held.shape[0])
-
-
-def _prepare_whole(config: dict) -> Prepared:
-    from . import datasets
-
-    seed = int(config.get("seed") or 0)
-    fraction = config.get("validation_fraction")
-    labels = feature_names = target = None
-    if config.get("data"):
-        table = load_file(config["data"], config.get("target"))
-        labels = LabelMap.fit(table.y)
-        X, y, feature_names, target = table.X, labels.encode(table.y), table.feature_names, table.target
-        source = _file_source(config["data"], table.target, labels)
-    elif config.get("dataset") == "digits":
-        X, y = load_digits()
-        fraction = 0.25 if fraction is None else fraction
-        source = "digits (8x8 handwritten digits, pixels / 16)"
-    else:
-        name = config.get("dataset") or "moons"
-        options = {"classes": config["classes"]} if config.get("classes") else {}
-        X, y = datasets.load(name, n_samples=config.get("n_samples"), noise=config.get("noise"), seed=seed, **options)
-        if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
-            y = y[:, 0].astype(np.int64)
-        source = name
-    n_classes = max(int(y.max()) + 1, 2)
-    X, y, X_held, y_held = split(X, y, fraction or 0.0, seed)
-    scaler = None
-    if config.get("standardize"):
-        scaler = Scaler.fit(X)
-        X, X_held = scaler.transform(X), scaler.transform(X_held)
-    return Prepared(X, y, X_held, y_held, n_classes, labels, scaler, feature_names, source, target)
-
-
-def _file_source(path, target, labels) -> str:
-    return f"{path} (target {target!r}, classes {labels.classes})"
-
-
-def _prepare_shard(config: dict, comm) -> Prepared:
-    """This process's part of a data file, prepared as one process prepares the whole file.
-
-    Each process reads only its block of file rows (``comm.bounds``). The classes are the
-    union of every block's labels (gathered: a few values per process); the validation
-    split is the permutation one process draws, of which each process keeps the positions
-    whose file rows it holds (so its training rows need not be contiguous in the training
-    order: ``Prepared.rows`` says where they stand); the standardization statistics come
-    from :meth:`Scaler.fit` over all processes.
-    """
-    table, ext = _read(config["data"], config.get("target"), True, comm.bounds)
-    labels, y_block = _shared_labels(table.y, ext, comm)
-    order = split_order(table.n_rows, config.get("validation_fraction") or 0.0, int(config.get("seed") or 0))
-    kept, held = order if order is not None else (np.arange(table.n_rows), np.arange(0))
-    rows, mine = _own_positions(kept, table.start, table.X.shape[0])
-    held_mine = _own_positions(held, table.start, table.X.shape[0])[1]
-    X, y, X_held, y_held = table.X[mine], y_block[mine], table.X[held_mine], y_block[held_mine]
-    table.X = None  # the block's rows now live in X and X_held only
-    scaler = None
-    if config.get("standardize"):
-        scaler = Scaler.fit(X, comm)
-        X, X_held = scaler.transform(X), scaler.transform(X_held)
-    return Prepared(X, y, X_held, y_held, max(len(labels.classes), 2), labels, scaler, table.feature_names,
-                    _file_source(config["data"], table.target, labels), table.target, rows=rows,
-                    n_samples=len(kept), n_held=len(held))
-
-
-def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(positions, rows)``: the positions in ``order`` (file rows) of the rows
-    ``[start, start + count)`` that a process holds, ascending, and those rows minus ``start``."""
-    positions = np.flatnonzero((order >= start) & (order < start + count))
-    return positions, order[positions] - start
-
-
-def _shared_labels(cells, ext: str, comm) -> tuple[LabelMap, np.ndarray]:
-    """The :class:`LabelMap` of all processes' labels (the classes one process finds in the
-    whole file) and this block's labels encoded with it.
-
-    CSV and NPY cells are typed alike everywhere (:func:`_labels`: words as soon as one
-    process has a word); then the sorted distinct labels of every block are gathered
-    (a few values per process) and merged.
-    """
-    if ext != ".npz":
-        kinds = comm.allgather(_label_kind(_numeric(cells)))
-        cells = _labels(cells, "U" if "U" in kinds else "f" if "f" in kinds else "i")
-    labels = LabelMap.fit(np.concatenate(comm.allgather(np.unique(cells))))
-    return labels, labels.encode(cells)

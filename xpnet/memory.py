@@ -72,3 +72,20 @@ def out_of_memory(backend, exc: BaseException, layer_sizes, n_samples: int, item
         f"{format_bytes(need)}; reduce --n-samples or the --hidden widths, use float32, or train in "
         "minibatches (--batch-size)"
     )
+
+
+def available_bytes(backend=None) -> tuple[int | None, str]:
+    """Bytes this process may still allocate, and what bounds it (host RAM for CPU backends)."""
+    if backend is not None:
+        return backend.available_memory(), backend.describe()
+    from .backend import host_available_memory
+
+    return host_available_memory(), "available memory"
+
+
+def require(nbytes: int, what: str, backend=None) -> None:
+    """Raise :class:`XpnetMemoryError` before allocating ``nbytes`` for ``what`` when they cannot fit."""
+    free, source = available_bytes(backend)
+    if free is not None and nbytes > HEADROOM * free:
+        raise XpnetMemoryError(f"{what} would need about {format_bytes(nbytes)} but only {format_bytes(free)} is "
+                               f"available ({source}); use a smaller size or a machine with more memory")

@@ -1,0 +1,7 @@
+"""``python -m xpnet.cli`` runs the command line, like ``python -m xpnet``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
