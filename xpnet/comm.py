@@ -94,11 +94,11 @@ class Shard:
         if batch_size is None or batch_size >= n:
             return [(None, n)]
         order = rng().permutation(n) if shuffle else np.arange(n)
-        starts = range(0, n, batch_size)
+        bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
         if self.positions is None:  # one process: slices of one index array on the device
             order = backend.asarray(order)
-            return [(order[i:i + batch_size], min(batch_size, n - i)) for i in starts]
-        return [(backend.asarray(self._local(order[i:i + batch_size])), min(batch_size, n - i)) for i in starts]
+            return [(order[a:z], z - a) for a, z in bounds]
+        return [(backend.asarray(self._local(order[a:z])), z - a) for a, z in bounds]
 
     def _local(self, rows: np.ndarray) -> np.ndarray:
         """Indices into this process's rows of those global ``rows`` that it holds, in the order of ``rows``."""

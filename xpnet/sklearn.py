@@ -132,7 +132,8 @@ class _BaseMLP(BaseEstimator):
                              l2=float(self.alpha), l2_scaling="batch", reduction="mean",
                              batch_size=min(200 if self.batch_size == "auto" else int(self.batch_size), n),
                              shuffle=bool(self.shuffle), momentum=float(self.momentum), tol=float(self.tol),
-                             n_iter_no_change=self.n_iter_no_change, seed=int(rng.randint(np.iinfo(np.int32).max)))
+                             n_iter_no_change=self.n_iter_no_change, seed=int(rng.randint(np.iinfo(np.int32).max)),
+                             divergence_factor=None)  # as scikit-learn: only a non-finite loss stops it
         result = fit(model, X, T_host, config)
         if result.diverged:
             raise XpnetValueError(f"training diverged (loss {result.history[-1] if result.history else 'nan'}); "

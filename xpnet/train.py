@@ -20,8 +20,8 @@ over the data, i.e. one update in full-batch training (a tutorial "iteration").
 
 The library never prints: it returns the history and calls ``callback`` at each logging
 point. Checks happen only at logging points, so small problems stay fast: when the loss or
-a weight is NaN/Inf, or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times its first logged
-value, training stops and keeps the weights of the last good check.
+a weight is NaN/Inf, or the loss exceeds ``divergence_factor`` (1e6) times its first logged
+value, training stops and keeps the weights (and optimizer state) of the last good check.
 
 NumPy runs with overflow warnings off inside :func:`fit` (callbacks see the caller's
 setting), so the sigmoid is the tutorials' own formula, an overflowing ``exp`` giving the
@@ -92,6 +92,7 @@ class TrainConfig:
     seed: int | None = None  # shuffling, dropout masks and the validation split (None: the model's seed)
     log_every: int | None = None  # epochs between logged losses (None: about 20 points)
     kernels: str = "auto"  # whole-pass kernels allowed: "auto" | "numpy" | "jit" (see xpnet.kernels)
+    divergence_factor: float | None = 1e6  # a logged loss this many times the first counts as diverged (None: NaN/Inf only)
 
     def __post_init__(self):
         if isinstance(self.schedule, str):
@@ -122,6 +123,8 @@ class TrainConfig:
         if self.log_every is not None:
             check_positive("log_every", self.log_every, integer=True)
         check_choice("kernels", self.kernels, KERNEL_CHOICES)
+        if self.divergence_factor is not None:
+            Interval(1, None, "neither").check("divergence_factor", self.divergence_factor)
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the schedule as its own dict)."""
@@ -305,7 +308,7 @@ class _Run:
                     stop = self._should_stop(epoch)
                     if stop or epoch % self.log_every == 0:
                         loss = self._logged_loss()
-                        if _diverging(loss, result.history) or not _all_finite(model):
+                        if _diverging(loss, result.history, config.divergence_factor) or not _all_finite(model):
                             self._diverged(good, epoch)
                             break
                         good = self._snapshot()
@@ -539,12 +542,14 @@ def _restore(model: MLP, snapshot) -> None:
     model.set_parameters(params)
 
 
-DIVERGENCE_FACTOR = 1e6  # a loss this many times its first logged value counts as diverged
+DIVERGENCE_FACTOR = TrainConfig.divergence_factor  # the default: a loss this many times its first logged value
 
 
-def _diverging(loss: float, history: list) -> bool:
-    """NaN/Inf loss, or a loss that exploded past DIVERGENCE_FACTOR x its starting value."""
-    return not math.isfinite(loss) or bool(history) and loss > DIVERGENCE_FACTOR * max(history[0], 1e-12)
+def _diverging(loss: float, history: list, factor: float | None) -> bool:
+    """NaN/Inf loss, or a loss that exploded past ``factor`` x its starting value."""
+    if not math.isfinite(loss):
+        return True
+    return factor is not None and bool(history) and loss > factor * max(history[0], 1e-12)
 
 
 def _all_finite(model: MLP) -> bool:
