@@ -79,6 +79,21 @@ def gradients(ops: Ops, spec, W, b, X, T, reduction: str, *, with_loss: bool = F
     return plan.combine(run_lanes(lambda lane: plan.lane_total(X, T, lane, min(rows, n)), lanes, parallel))
 
 
+def full_pass(ops: Ops, spec, X, T, reduction: str, kernel: str = "auto"):
+    """The pass over all of ``(X, T)``, chosen once for a run: ``run(W, b, with_loss=False) ->
+    Gradients``. Up to ``SMALL`` rows it is :func:`xpnet.mlp.gradients` itself (tiny problems
+    spend their time per call), else :func:`gradients`."""
+    if X.shape[0] <= SMALL:
+        scale = X.shape[0] if reduction == "mean" else None
+
+        def run(W, b, with_loss=False):  # positional: a keyword call costs more than this frame
+            return model_gradients(ops, spec, W, b, X, T, scale, with_loss)
+    else:
+        def run(W, b, with_loss=False):
+            return gradients(ops, spec, W, b, X, T, reduction, with_loss=with_loss, kernel=kernel)
+    return run
+
+
 class GenericPlan:
     """The generic pass on a lane of chunks: :func:`xpnet.mlp.gradients` with the lane's primitives."""
 

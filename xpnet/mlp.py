@@ -29,6 +29,7 @@ from .init import initial_weights
 from .ops import Gradients, Ops, get_ops
 
 NUMERICS = ("stable", "tutorial")
+_new = tuple.__new__  # makes a NamedTuple without a Python call: a tiny net's pass is mostly calls
 SEEDS = Interval(0, 2**32 - 1, integer=True)  # NumPy's legacy RandomState (the tutorials' inits) takes these
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
 
@@ -63,19 +64,19 @@ def forward(ops: Ops, spec: Spec, W, b, X, *, bn=None, train: bool = False, mask
     hidden layer: with the batch statistics when ``train``, else the running ones. ``masks``
     are dropout multipliers per hidden layer (N, width), training only.
     """
-    xp, last = ops.xp, len(W) - 1
-    tape = Tape([], [], masks, [] if bn is not None and train else None)
+    inputs, outputs, norms = [], [], [] if bn is not None and train else None
     H = X
-    for i in range(last):
-        tape.inputs.append(H)
+    for i, act in enumerate(spec.hidden):
+        inputs.append(H)
         Z = ops.affine(i, H, W[i], None if b is None else b[i])
         if bn is not None:
-            Z = _normalize(xp, Z, bn, i, tape.norms)
-        A = ops.activate(spec.hidden[i], Z)
-        tape.outputs.append(A)
+            Z = _normalize(ops.xp, Z, bn, i, norms)
+        A = ops.activate(act, Z)
+        outputs.append(A)
         H = A if masks is None else A * masks[i]
-    tape.inputs.append(H)
-    return ops.affine(last, H, W[last], None if b is None else b[last]), tape
+    inputs.append(H)
+    last = len(W) - 1
+    return ops.affine(last, H, W[last], None if b is None else b[last]), _new(Tape, (inputs, outputs, masks, norms))
 
 
 def _normalize(xp, Z, bn, i: int, norms):
@@ -87,31 +88,29 @@ def _normalize(xp, Z, bn, i: int, norms):
     return Y
 
 
-def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None) -> Gradients:
+def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None, data_loss=None) -> Gradients:
     """The gradients from the output layer's ``dZ`` (the loss's delta) and :func:`forward`'s tape.
 
     Same operations, same order as the tutorials: ``dW = H.T @ dZ``, ``db = sum(dZ, 0)``,
     ``dZ_prev = act'(dZ @ W.T)`` (from the activation's output). The input's gradient is
-    never computed.
+    never computed. ``data_loss`` is passed through to the result.
     """
-    n = len(W)
-    dW, db = [None] * n, [None] * n if spec.bias else None
-    dgamma, dbeta = ([None] * (n - 1), [None] * (n - 1)) if tape.norms is not None else (None, None)
+    inputs, outputs, masks, norms = tape
+    n, bias = len(W), spec.bias
+    dW, db = [None] * n, [None] * n
+    dgamma, dbeta = ([None] * (n - 1), [None] * (n - 1)) if norms is not None else (None, None)
     for i in range(n - 1, -1, -1):
-        dW[i], db_i = ops.affine_grads(i, tape.inputs[i], dZ, spec.bias)
-        if db is not None:
-            db[i] = db_i
+        dW[i], db[i], dH = ops.affine_backward(i, inputs[i], dZ, W[i], bias)
         if i:
-            dH = ops.backprop(i, dZ, W[i])
-            if tape.masks is not None:
-                dH = dH * tape.masks[i - 1]
-            dZ = ops.activate_backward(spec.hidden[i - 1], dH, tape.outputs[i - 1])
-            if tape.norms is not None:
-                Zhat, inv_std = tape.norms[i - 1][:2]
+            if masks is not None:
+                dH = dH * masks[i - 1]
+            dZ = ops.activate_backward(spec.hidden[i - 1], dH, outputs[i - 1])
+            if norms is not None:
+                Zhat, inv_std = norms[i - 1][:2]
                 dZ, dgamma[i - 1], dbeta[i - 1] = layers.batch_norm_backward(ops.xp, dZ, bn.gamma[i - 1], Zhat,
                                                                              inv_std)
-    stats = None if tape.norms is None else [norm[2:] for norm in tape.norms]
-    return Gradients(dW, db, None, dgamma, dbeta, stats)
+    stats = None if norms is None else [norm[2:] for norm in norms]
+    return _new(Gradients, (dW, db if bias else None, data_loss, dgamma, dbeta, stats))
 
 
 def gradients(ops: Ops, spec: Spec, W, b, X, T, scale=None, with_loss: bool = False, *, bn=None,
@@ -120,7 +119,7 @@ def gradients(ops: Ops, spec: Spec, W, b, X, T, scale=None, with_loss: bool = Fa
     count for a mean; None for a sum), backward; with ``with_loss`` also the summed data loss."""
     Z, tape = forward(ops, spec, W, b, X, bn=bn, train=True, masks=masks)
     _, dZ, loss = ops.output_delta(spec, Z, T, scale, with_loss)
-    return backward(ops, spec, W, tape, dZ, bn=bn)._replace(data_loss=loss)
+    return backward(ops, spec, W, tape, dZ, bn=bn, data_loss=loss)
 
 
 def l2_penalty(xp, W, l2: float):

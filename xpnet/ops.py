@@ -10,8 +10,8 @@ Primitives (``i`` is the layer index; the NumPy lanes keep a buffer per layer):
 
 ========================  ==================================================================
 ``affine(i, H, W, b)``    ``Z = H @ W``, then ``Z + b`` (in that order: the tutorials' bits)
-``backprop(i, dZ, W)``    ``dZ @ W.T``: the delta of the layer below, before its activation
-``affine_grads(...)``     ``(H.T @ dZ, sum(dZ, axis=0))``: a layer's weight and bias gradients
+``affine_backward(...)``  ``(H.T @ dZ, sum(dZ, axis=0), dZ @ W.T)``: a layer's weight and bias
+                          gradients and the delta of the layer below (before its activation)
 ``activate(act, Z)``      ``act.forward(xp, Z)``
 ``activate_backward``     ``act.backward(xp, dY, Y)``, the slope taken from the output ``Y``
 ``output_delta(...)``     the output activation, the loss's delta (scaled) and its sum
@@ -141,13 +141,11 @@ class Ops:
         Z = H @ W
         return Z if b is None else Z + b
 
-    def backprop(self, i: int, dZ, W):
-        """``dZ @ W.T``: the gradient of layer ``i``'s input (before the activation below)."""
-        return dZ @ W.T
-
-    def affine_grads(self, i: int, H, dZ, bias: bool):
-        """``(H.T @ dZ, sum(dZ, axis=0))`` of layer ``i`` (the bias gradient None without ``bias``)."""
-        return weight_gradient(self.xp, H, dZ), (self.xp.sum(dZ, axis=0) if bias else None)
+    def affine_backward(self, i: int, H, dZ, W, bias: bool):
+        """Layer ``i``'s ``(dW, db, dH)``: ``H.T @ dZ``, ``sum(dZ, axis=0)`` (None without ``bias``)
+        and ``dZ @ W.T``, the gradient of its input (None for the first layer: never needed)."""
+        dW = weight_gradient(self.xp, H, dZ)
+        return dW, (self.xp.sum(dZ, axis=0) if bias else None), (dZ @ W.T if i else None)
 
     def activate(self, act, Z):
         """``act.forward(xp, Z)``."""
@@ -199,12 +197,9 @@ class NumpyOps(Ops):
         Z = H.dot(W)
         return Z if b is None else Z + b
 
-    def backprop(self, i, dZ, W):
-        return dZ.dot(W.T)
-
-    def affine_grads(self, i, H, dZ, bias):
+    def affine_backward(self, i, H, dZ, W, bias):
         dW = H.T.dot(dZ) if H.shape[0] <= SMALL else weight_gradient(self.xp, H, dZ)
-        return dW, (np.add.reduce(dZ, axis=0) if bias else None)
+        return dW, (np.add.reduce(dZ, axis=0) if bias else None), (dZ.dot(W.T) if i else None)
 
     def accumulate(self, total, part):
         """Sums into arrays owned by ``total`` (a copy of the first part): parts may be buffers."""
@@ -232,7 +227,8 @@ class NumpyLane(NumpyOps):
 
     Every hidden layer is computed into the lane's buffers and its activation and slope run
     in place: ``activate_backward`` uses up ``Y``'s buffer, which the backward pass no longer
-    needs. A lane belongs to one thread and one pass.
+    needs (layer ``i``'s weight gradient, from the same buffer, is taken first by
+    ``affine_backward``). A lane belongs to one thread and one pass.
     """
 
     def __init__(self, xp, spec, W, b, rows, dtype):
@@ -277,10 +273,11 @@ class NumpyLane(NumpyOps):
             np.add(Z, b, out=Z)
         return Z
 
-    def backprop(self, i, dZ, W):
-        return _product(dZ, W.T, self.delta[i - 1][:dZ.shape[0]])
+    def affine_backward(self, i, H, dZ, W, bias):
+        dW, db = self._grads(i, H, dZ, bias)
+        return dW, db, (_product(dZ, W.T, self.delta[i - 1][:dZ.shape[0]]) if i else None)
 
-    def affine_grads(self, i, H, dZ, bias):
+    def _grads(self, i, H, dZ, bias):
         part = self.part[i]
         if i == 0 and self.staged:
             A = self.xT[:, :H.shape[0]]  # the staged input, transposed (with the ones row)

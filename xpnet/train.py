@@ -286,7 +286,11 @@ class _Run:
         self.ops, self.backend = get_ops(model.backend), model.backend
         self.first = None  # gradients of the logged pass, reused by the next update (plain full batch)
         self.full_l2_scale = self._l2_scale(self.n)
+        self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
         self.loss_stopper = _LossStopper(config.tol, config.n_iter_no_change) if config.tol is not None else None
+        self.quick = self.plain and self.loss_stopper is None  # an epoch is one pass and one update
+        local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
+        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X, T, local, config.kernels)
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
                                 backend_reason=self.backend.reason, dtype=model.dtype_name)
         self._check_memory()
@@ -304,8 +308,12 @@ class _Run:
         start = time.perf_counter()
         try:
             with _deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
+                checks, last = self.stopper is not None or self.loss_stopper is not None or self.comm.size > 1, \
+                    config.epochs
+                step, rate, scale = self.optimizer.step, self.constant_rate, self.full_l2_scale
                 for epoch in range(config.epochs + 1):
-                    stop = self._should_stop(epoch)
+                    # the cheap checks and the quick epoch inline: tiny problems spend their time per epoch
+                    stop = self._should_stop(epoch) if checks or epoch == last or self.interrupt.seen else False
                     if stop or epoch % self.log_every == 0:
                         loss = self._logged_loss()
                         if _diverging(loss, result.history, config.divergence_factor) or not _all_finite(model):
@@ -319,7 +327,11 @@ class _Run:
                                 callback(TrainEvent(epoch, config.epochs, loss, model, self.optimizer.state()))
                     if stop:
                         break
-                    self._epoch(self.initial_epoch + epoch)
+                    if self.quick and rate:  # one pass of all rows, one update (the tutorials)
+                        grads, self.first = self.first or self.full_pass(model.W, model.b).flat(), None
+                        model.set_parameters(step(model.parameters(), grads, rate, scale))
+                    else:
+                        self._epoch(self.initial_epoch + epoch)
                     result.epochs = epoch + 1
         except Exception as exc:
             if self.backend.is_out_of_memory(exc):
@@ -346,8 +358,8 @@ class _Run:
     def _epoch(self, t: int) -> None:
         """One pass over the data (``t``: epochs done since the run began, across resumes)."""
         config = self.config
-        rate = config.schedule.rate(config.learning_rate, t, self.initial_epoch + config.epochs)
-        if self.plain and self.loss_stopper is None:  # one pass of all rows, one update (the tutorials)
+        rate = self.constant_rate or config.schedule.rate(config.learning_rate, t, self.initial_epoch + config.epochs)
+        if self.quick:  # one pass of all rows, one update
             grads, self.first = self.first or self._gradients(self.X, self.T, None).flat(), None
             self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads, rate, self.full_l2_scale))
             return
@@ -371,6 +383,8 @@ class _Run:
         """The gradients of one batch, summed over every process's rows of it (with their loss
         when a stopping rule needs it); updates the batch-norm running statistics."""
         model, config, comm = self.model, self.config, self.comm
+        if self.quick and comm.size == 1:
+            return self.full_pass(model.W, model.b)
         masks = None
         if model.spec.dropout:
             host = layers.dropout_masks(masks_rng, X.shape[0], model.layer_sizes[1:-1], model.spec.dropout)
@@ -416,11 +430,8 @@ class _Run:
         return float(model.objective(data, self.n, config.l2, config.reduction))
 
     def _with_loss(self, X, T):
-        model, config, comm = self.model, self.config, self.comm
-        reduction = config.reduction if comm.size == 1 else "sum"
-        grads = fullbatch.gradients(self.ops, model.spec, model.W, model.b, X, T, reduction, with_loss=True,
-                                    kernel=config.kernels)
-        return _reduced(comm, self.backend, grads, config.reduction, X.shape[0])
+        grads = self.full_pass(self.model.W, self.model.b, with_loss=True)
+        return _reduced(self.comm, self.backend, grads, self.config.reduction, X.shape[0])
 
     def _snapshot(self):
         """The weights and the optimizer's state, to go back to (never a non-finite state)."""
