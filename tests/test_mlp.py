@@ -145,3 +145,19 @@ def test_softmax_rows_sum_to_one_for_extreme_logits(backend, dtype):
     P = xpnet.to_numpy(softmax(backend.xp, Z))
     assert np.all(np.isfinite(P))
     np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_memory_is_checked_before_the_weights_are_drawn():
+    """A billion hidden units would be killed by the OOM killer minutes later: refused at once."""
+    with pytest.raises(xpnet.memory.XpnetMemoryError, match="weights of layers"):
+        xpnet.MLP([2, 10**9, 2], backend="numpy")
+
+
+def test_a_model_can_start_from_given_weights(backend, dtype):
+    W = [np.full((2, 3), 0.5), np.full((3, 2), -0.25)]
+    b = [np.zeros(3), np.ones(2)]
+    model = xpnet.MLP([2, 3, 2], backend=backend, dtype=dtype, weights=(W, b))
+    for got, want in zip(model.W + model.b, W + b):
+        np.testing.assert_array_equal(xpnet.to_numpy(got), want)
+    with pytest.raises(xpnet.XpnetValueError, match="shapes"):
+        xpnet.MLP([2, 3, 2], backend=backend, dtype=dtype, weights=([W[1], W[0]], b))

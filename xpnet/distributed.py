@@ -34,8 +34,8 @@ carries the loss of the weights the step starts from at logging points (the same
 computes both), and training checks it for divergence before applying the update; at
 other steps it is 0. Minibatch training sends the same buffer per update, and at
 logging points one more forward pass over this process's rows gives the loss, summed
-in a 2-number buffer (data loss, sample count); early stopping sums the validation loss
-the same way every epoch. Set-up: the global row count (an ``Allreduce``), the offsets
+in a 1-number buffer (the global row count is known since set-up); early stopping sums
+the validation loss and the validation row count in a 2-number buffer every epoch. Set-up: the global row count (an ``Allreduce``), the offsets
 (an ``Exscan``), rank 0's initial weights (one ``Bcast``); at the end every rank checks
 that its weights are bitwise rank 0's.
 

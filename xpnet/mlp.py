@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import activations, inputs, layers, losses
+from . import activations, inputs, layers, losses, memory
 from .backend import Backend, get_backend, itemsize
 from .errors import Interval, XpnetValueError, check_bool, check_choice, check_positive
 from .init import initial_weights
@@ -166,6 +166,10 @@ class MLP:
     batch_norm : bool, default False
         Batch normalization before every hidden activation; inference (predict, loss,
         accuracy) uses the running statistics.
+    weights : (W, b), optional
+        Start from these weights (lists of arrays of shapes ``(n_in, n_out)`` and
+        ``(n_out,)``, ``b`` None without bias units; host or backend arrays) instead of
+        drawing them with ``init``.
 
     Attributes
     ----------
@@ -179,7 +183,7 @@ class MLP:
 
     def __init__(self, layer_sizes, *, activation="tanh", output="softmax", loss=None, bias=True,
                  init="auto", dtype="float32", backend=None, seed=0, numerics="stable", dropout=0.0,
-                 batch_norm=False):
+                 batch_norm=False, weights=None):
         sizes = tuple(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else ()
         if len(sizes) < 2:
             raise XpnetValueError(f"layer_sizes={layer_sizes!r} needs at least [n_inputs, n_outputs]")
@@ -214,12 +218,29 @@ class MLP:
         self.dtype_name = dtype
         self.dtype = self.backend.dtype(dtype)
         self.init, self.seed, self.numerics = init, int(seed), numerics
-        relu = any(a.name == "relu" for a in self.spec.hidden)
-        host = initial_weights(init, self.spec.layer_sizes, self.seed, "relu" if relu else "tanh")
-        self.W = [self.backend.asarray(w, self.dtype) for w in host]
-        self.b = [self.xp.zeros((w.shape[1],), dtype=self.dtype, device=self.backend.device) for w in host] if bias else None
+        shapes = list(zip(self.spec.layer_sizes[:-1], self.spec.layer_sizes[1:]))
+        n_params = sum((a + 1) * c for a, c in shapes)  # checked before anything of that size exists
+        memory.require(n_params * (8 + itemsize(dtype)), f"the weights of layers {list(self.spec.layer_sizes)}",
+                       self.backend, fix="use narrower --hidden layers")
+        if weights is None:
+            relu = any(a.name == "relu" for a in self.spec.hidden)
+            host = initial_weights(init, self.spec.layer_sizes, self.seed, "relu" if relu else "tanh")
+            weights = (host, [np.zeros(c) for _, c in shapes] if bias else None)
+        self.W, self.b = self._checked_weights(weights, shapes)
         self.bn = (layers.batch_norm_init(self.xp, sizes[1:-1], self.dtype, self.backend.device)
                    if batch_norm else None)
+
+    def _checked_weights(self, weights, shapes) -> tuple:
+        """``(W, b)`` from ``weights``, each array of the right shape, on the backend in the model's dtype."""
+        W, b = weights
+        if len(W) != len(shapes) or (b is None) != (not self.spec.bias) or (b is not None and len(b) != len(shapes)):
+            raise XpnetValueError(f"weights must be (W, b) with {len(shapes)} arrays each (b None without bias)")
+        W = [inputs.to_device(self.backend, self.dtype, w, f"W[{i}]") for i, w in enumerate(W)]
+        b = None if b is None else [inputs.to_device(self.backend, self.dtype, c, f"b[{i}]") for i, c in enumerate(b)]
+        for i, (a, c) in enumerate(shapes):
+            if tuple(W[i].shape) != (a, c) or (b is not None and tuple(b[i].shape) != (c,)):
+                raise XpnetValueError(f"weights of layer {i} must have shapes ({a}, {c}) and ({c},)")
+        return W, b
 
     # -- properties ----------------------------------------------------------------------
     @property
