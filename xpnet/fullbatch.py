@@ -79,6 +79,15 @@ def gradients(ops: Ops, spec, W, b, X, T, reduction: str, *, with_loss: bool = F
     return plan.combine(run_lanes(lambda lane: plan.lane_total(X, T, lane, min(rows, n)), lanes, parallel))
 
 
+def pass_name(ops: Ops, model, n: int, kernel: str = "auto") -> str:
+    """What computes a pass of ``n`` rows for ``model``: a kernel's name, ``"generic"`` (chunks of the
+    generic pass) or ``"plain"`` (one plain pass: tiny problems, dropout, batch norm)."""
+    if n <= SMALL or model.spec.dropout or model.bn is not None:
+        return "plain"
+    chosen = kernels.select(model.spec, ops.name, model.dtype_name, n, kernel)
+    return chosen.name if chosen else "generic"
+
+
 def full_pass(ops: Ops, spec, X, T, reduction: str, kernel: str = "auto"):
     """The pass over all of ``(X, T)``, chosen once for a run: ``run(W, b, with_loss=False) ->
     Gradients``. Up to ``SMALL`` rows it is :func:`xpnet.mlp.gradients` itself (tiny problems

@@ -29,6 +29,7 @@ from .init import initial_weights
 from .ops import Gradients, Ops, get_ops
 
 NUMERICS = ("stable", "tutorial")
+KERNEL_CHOICES = ("auto", "numpy", "jit")  # xpnet.kernels.CHOICES (kernels sit above this module)
 _new = tuple.__new__  # makes a NamedTuple without a Python call: a tiny net's pass is mostly calls
 SEEDS = Interval(0, 2**32 - 1, integer=True)  # NumPy's legacy RandomState (the tutorials' inits) takes these
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
@@ -166,6 +167,10 @@ class MLP:
     batch_norm : bool, default False
         Batch normalization before every hidden activation; inference (predict, loss,
         accuracy) uses the running statistics.
+    kernels : {"auto", "numpy", "jit"}, default "auto"
+        Which whole-pass kernels full-batch training may use (:mod:`xpnet.kernels`): any that
+        supports the case, the NumPy ones only, or the compiled ones only; the generic pass
+        runs where none does. Results are the same up to float rounding.
     weights : (W, b), optional
         Start from these weights (lists of arrays of shapes ``(n_in, n_out)`` and
         ``(n_out,)``, ``b`` None without bias units; host or backend arrays) instead of
@@ -183,7 +188,7 @@ class MLP:
 
     def __init__(self, layer_sizes, *, activation="tanh", output="softmax", loss=None, bias=True,
                  init="auto", dtype="float32", backend=None, seed=0, numerics="stable", dropout=0.0,
-                 batch_norm=False, weights=None):
+                 batch_norm=False, weights=None, kernels="auto"):
         sizes = tuple(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else ()
         if len(sizes) < 2:
             raise XpnetValueError(f"layer_sizes={layer_sizes!r} needs at least [n_inputs, n_outputs]")
@@ -202,6 +207,7 @@ class MLP:
         SEEDS.check("seed", seed)
         Interval(0, 1, "left").check("dropout", dropout, "e.g. 0.2; 0 turns it off")
         check_bool("batch_norm", batch_norm)
+        check_choice("kernels", kernels, KERNEL_CHOICES)
         if output == "softmax" and sizes[-1] < 2:
             raise XpnetValueError("output='softmax' needs at least 2 output units; use output='sigmoid' for 1")
         self.spec = Spec(
@@ -217,7 +223,7 @@ class MLP:
         self.backend: Backend = get_backend(backend)
         self.dtype_name = dtype
         self.dtype = self.backend.dtype(dtype)
-        self.init, self.seed, self.numerics = init, int(seed), numerics
+        self.init, self.seed, self.numerics, self.kernels = init, int(seed), numerics, kernels
         shapes = list(zip(self.spec.layer_sizes[:-1], self.spec.layer_sizes[1:]))
         n_params = sum((a + 1) * c for a, c in shapes)  # checked before anything of that size exists
         memory.require(n_params * (8 + itemsize(dtype)), f"the weights of layers {list(self.spec.layer_sizes)}",

@@ -91,7 +91,7 @@ class TrainConfig:
     l2_scaling: str = "objective"  # "objective": l2/2 ||W||^2 is part of the objective; "batch": of each batch's sum
     seed: int | None = None  # shuffling, dropout masks and the validation split (None: the model's seed)
     log_every: int | None = None  # epochs between logged losses (None: about 20 points)
-    kernels: str = "auto"  # whole-pass kernels allowed: "auto" | "numpy" | "jit" (see xpnet.kernels)
+    kernels: str | None = None  # whole-pass kernels allowed: "auto" | "numpy" | "jit"; None: the model's
     divergence_factor: float | None = 1e6  # a logged loss this many times the first counts as diverged (None: NaN/Inf only)
 
     def __post_init__(self):
@@ -122,7 +122,8 @@ class TrainConfig:
             SEEDS.check("seed", self.seed, "or None for the model's seed")
         if self.log_every is not None:
             check_positive("log_every", self.log_every, integer=True)
-        check_choice("kernels", self.kernels, KERNEL_CHOICES)
+        if self.kernels is not None:
+            check_choice("kernels", self.kernels, KERNEL_CHOICES)
         if self.divergence_factor is not None:
             Interval(1, None, "neither").check("divergence_factor", self.divergence_factor)
 
@@ -171,6 +172,7 @@ class FitResult:
     interrupted: bool = False  # Ctrl-C (or SIGTERM/SIGHUP) stopped training after a complete epoch
     signal: int | None = None  # the signal that interrupted training
     epoch_losses: list = field(default_factory=list)  # with tol: each epoch's running training objective
+    kernels: str = ""  # what computed the full-batch gradients: a kernel's name, "generic" or "plain" (tiny)
     optimizer_state: dict = field(default_factory=dict, repr=False)  # momentum/Adam state: pass back to resume
 
     def to_dict(self) -> dict:
@@ -190,6 +192,7 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "interrupted": self.interrupted,
+            "kernels": self.kernels,
         }
 
 
@@ -290,9 +293,12 @@ class _Run:
         self.loss_stopper = _LossStopper(config.tol, config.n_iter_no_change) if config.tol is not None else None
         self.quick = self.plain and self.loss_stopper is None  # an epoch is one pass and one update
         local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
-        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X, T, local, config.kernels)
+        self.kernel = model.kernels if config.kernels is None else config.kernels
+        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X, T, local, self.kernel)
+        rows = self.X.shape[0] if self.full else min(config.batch_size, self.X.shape[0])
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
-                                backend_reason=self.backend.reason, dtype=model.dtype_name)
+                                backend_reason=self.backend.reason, dtype=model.dtype_name,
+                                kernels=fullbatch.pass_name(self.ops, model, rows, self.kernel))
         self._check_memory()
 
     def _check_memory(self):
@@ -310,7 +316,8 @@ class _Run:
             with _deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
                 checks, last = self.stopper is not None or self.loss_stopper is not None or self.comm.size > 1, \
                     config.epochs
-                step, rate, scale = self.optimizer.step, self.constant_rate, self.full_l2_scale
+                step, scale = self.optimizer.step, self.full_l2_scale
+                inline = self.quick and self.constant_rate and self.comm.size == 1
                 for epoch in range(config.epochs + 1):
                     # the cheap checks and the quick epoch inline: tiny problems spend their time per epoch
                     stop = self._should_stop(epoch) if checks or epoch == last or self.interrupt.seen else False
@@ -327,9 +334,9 @@ class _Run:
                                 callback(TrainEvent(epoch, config.epochs, loss, model, self.optimizer.state()))
                     if stop:
                         break
-                    if self.quick and rate:  # one pass of all rows, one update (the tutorials)
+                    if inline:  # one pass of all rows, one update (the tutorials)
                         grads, self.first = self.first or self.full_pass(model.W, model.b).flat(), None
-                        model.set_parameters(step(model.parameters(), grads, rate, scale))
+                        model.set_parameters(step(model.parameters(), grads, self.constant_rate, scale))
                     else:
                         self._epoch(self.initial_epoch + epoch)
                     result.epochs = epoch + 1
@@ -391,7 +398,7 @@ class _Run:
             masks = [model.backend.asarray(m, model.dtype) for m in host]
         reduction = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
         grads = fullbatch.gradients(self.ops, model.spec, model.W, model.b, X, T, reduction,
-                                    with_loss=self.loss_stopper is not None, kernel=config.kernels, bn=model.bn,
+                                    with_loss=self.loss_stopper is not None, kernel=self.kernel, bn=model.bn,
                                     masks=masks)
         if grads.bn_stats is not None:
             model.bn = layers.update_running(model.bn, grads.bn_stats)

@@ -26,9 +26,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..errors import check_choice
+from ..mlp import KERNEL_CHOICES as CHOICES  # kernels=: any kernel, the NumPy ones only, the compiled ones only
 from . import numpy_gram
-
-CHOICES = ("auto", "numpy", "jit")  # kernels=: any kernel, the NumPy ones only, the compiled ones only
 
 
 class Kernel(Protocol):
