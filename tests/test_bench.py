@@ -441,7 +441,7 @@ def test_format_progress_words_each_kind():
     assert bench.format_progress("skipped", skipped) == "numpy float32 n_samples=5 hidden=2: skipped, too big"
     line = bench.format_progress("result", fake_row(jax_seconds_per_epoch=0.01, xpnet_over_jax=0.2))
     assert line.startswith("numpy float32 n_samples=1000 hidden=64: 2.000 ms/epoch")
-    assert "tanh floor 0.500 ms" in line and "; jax 10.000 ms/epoch (5.0x faster)" in line
+    assert "tanh floor 0.500 ms" in line and "; jax 10.000 ms/epoch (5x faster)" in line
     assert "\n" not in line
 
 
@@ -490,7 +490,8 @@ def test_cli_bench_compare_torch_and_the_tutorial(tmp_path, capsys, small_ceilin
     assert "torch ms" in header and "tutorial ms" in header and header.endswith("peak RSS MiB")
     values = row.split()
     torch_x, tutorial_x, rss = float(values[-4]), float(values[-2]), float(values[-1])
-    assert torch_x > 0 and tutorial_x > 0 and rss > 10
+    # "x faster" is a ratio of timings printed to 0.1: only its presence is certain on a busy machine
+    assert math.isfinite(torch_x) and math.isfinite(tutorial_x) and rss > 10
     assert "x faster)" in err and "; tutorial " in err
     assert plot.read_text().lstrip().startswith("<?xml")
 

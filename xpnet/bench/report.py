@@ -183,14 +183,14 @@ def format_progress(kind: str, item: dict) -> str:
     if "percent_of_matmul_peak" in item:
         line += f" ({item['percent_of_matmul_peak']:.1f}% of matmul peak)"
     if "tanh_floor_seconds" in item:
-        line += f"; tanh floor {item['tanh_floor_seconds'] * 1e3:.3f} ms (epoch = {item['x_over_tanh_floor']:.1f}x)"
+        line += f"; tanh floor {item['tanh_floor_seconds'] * 1e3:.3f} ms (epoch = {item['x_over_tanh_floor']:.3g}x)"
     elif "tanh_floor_skipped" in item:
         line += f"; tanh floor not run: {item['tanh_floor_skipped']}"
     for name in COMPARE:
         key = compare_key(name)
         if f"{key}_seconds_per_epoch" in item:
             line += (f"; {name} {item[f'{key}_seconds_per_epoch'] * 1e3:.3f} ms/epoch "
-                     f"({1 / item[f'xpnet_over_{key}']:.1f}x faster)")
+                     f"({1 / item[f'xpnet_over_{key}']:.3g}x faster)")
         elif f"{key}_skipped" in item:
             line += f"; {name} not run: {item[f'{key}_skipped']}"
     return line
@@ -236,11 +236,11 @@ def _table_row(r: dict, peers: list, floor: bool, memory: bool) -> str:
             f"{number('percent_of_matmul_peak', spec='.1f')} {r['gbytes_per_second']:>6.2f} "
             f"{number('time_over_bandwidth_floor', width=9)}")
     if floor:
-        line += " " + number("x_over_tanh_floor", width=11)
+        line += " " + number("x_over_tanh_floor", spec=".3g", width=11)
     for name in peers:
         key = compare_key(name)
         if f"{key}_seconds_per_epoch" in r:
-            line += f" {r[f'{key}_seconds_per_epoch'] * 1e3:>{_width(name)}.3f} {1 / r[f'xpnet_over_{key}']:>8.1f}"
+            line += f" {r[f'{key}_seconds_per_epoch'] * 1e3:>{_width(name)}.3f} {1 / r[f'xpnet_over_{key}']:>8.3g}"
         else:
             line += f" {'not run':>{_width(name)}} {'':>8}"
     if memory:
