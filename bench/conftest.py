@@ -20,10 +20,18 @@ Options added here:
     (1e7 on a GPU); cases that cannot fit in memory skip with the estimate as the reason.
     ``tiny``: a few small cases, for smoke tests.
 
+``--bench-peers NAME[,NAME...]``
+    The peers of ``xpnet bench --compare`` timed by ``bench/test_peers.py`` (torch,
+    tutorial, jax, torch-compile; default: all of them, ``none`` for none). A peer whose
+    library is missing is skipped with the reason.
+``--bench-targets {report,assert}``
+    The speed targets of ``bench/test_targets.py`` and ``bench/test_tiny.py``: a table
+    saying which are met (default), or fail the benchmark that misses one.
+
 Each case runs both network shapes: ``tutorial`` (2 inputs, 2 classes) and ``mnist``
 (784 inputs, 10 classes, synthetic data). Units (samples/s, epochs/s, GFLOP/s, GB/s,
 percent of the measured matmul peak) go into ``extra_info`` and into a table printed at
-the end of the run.
+the end of the run, the peers' rows beside xpnet's.
 """
 
 from __future__ import annotations
@@ -71,11 +79,18 @@ def pytest_addoption(parser):
     group.addoption("--bench-grid", choices=GRID_NAMES, default="default",
                     help="tiny: smoke test; default: a few minutes on 2 CPU cores; full: every case that fits")
     group.addoption("--bench-targets", choices=("report", "assert"), default="report",
-                    help="issue 5's targets (bench/test_targets.py, bench/test_tiny.py): report whether each "
-                         "is met (default), or fail the benchmark that misses one (never on --bench-grid=tiny)")
+                    help="the speed targets of issues 5 and 14 (bench/test_targets.py, bench/test_tiny.py): report "
+                         "whether each is met (default), or fail the benchmark that misses one (never on "
+                         "--bench-grid=tiny)")
+    group.addoption("--bench-peers", type=_peer_names, default=bench.COMPARE, metavar="NAME[,NAME...]",
+                    help=f"peers timed by bench/test_peers.py: {', '.join(bench.COMPARE)} (default: all), or none")
     group.addoption("--bench-threads", type=int, default=None, metavar="N",
                     help="bound the BLAS (and torch) threads to N for the whole run (default: all cores); "
                          "1 gives steadier numbers on a machine shared with other jobs")
+
+
+def _peer_names(text: str) -> tuple:
+    return () if text.strip() == "none" else bench.compare_names(text)
 
 
 def _resolve(name: str):
@@ -104,21 +119,22 @@ class BenchSession:
     _ceilings: dict = field(default_factory=dict)
 
     def grid_for(self, backend) -> Grid:
-        return grid_for(self.grid, bench._on_gpu(backend))
+        return grid_for(self.grid, bench.on_gpu(backend))
 
     @staticmethod
     def shape(name: str) -> tuple:
         return SHAPES[name]
 
-    def target(self, name: str, measured: float, goal: float, unit: str, *, at_most: bool = False,
+    def target(self, name: str, measured: float | None, goal: float, unit: str, *, at_most: bool = False,
                detail: str = "") -> None:
-        """Record one of issue 5's targets (shown in the summary); with ``--bench-targets=assert``
-        fail when it is missed. ``at_most``: lower is better (a ratio of times)."""
-        met = measured <= goal if at_most else measured >= goal
+        """Record one of the speed targets (shown in the summary); with ``--bench-targets=assert``
+        fail when it is missed. ``at_most``: lower is better (a ratio of times). ``measured``
+        None: not measured (a peer missing), with the reason in ``detail``."""
+        met = None if measured is None else measured <= goal if at_most else measured >= goal
         judged = self.grid != "tiny"  # the smoke grid measures the same things at toy sizes
         self.targets.append({"target": name, "measured": measured, "goal": goal, "unit": unit,
                              "at_most": at_most, "met": met if judged else None, "detail": detail})
-        if judged and self.targets_mode == "assert":
+        if judged and self.targets_mode == "assert" and measured is not None:
             assert met, f"{name}: {measured:.3g} {unit}, target {'<=' if at_most else '>='} {goal:g} ({detail})"
 
     def ceilings(self, backend, dtype: str) -> dict:
@@ -164,13 +180,16 @@ def _machine_info(config) -> dict:
 
 
 def pytest_generate_tests(metafunc):
+    if "peer" in metafunc.fixturenames:
+        _parametrize_peers(metafunc)
+        return
     if "n_samples" not in metafunc.fixturenames:
         return
     grid_name = metafunc.config.getoption("--bench-grid")
     params, ids = [], []
     for name in backend_names(metafunc.config):
         resolved = _resolve(name)
-        grid = grid_for(grid_name, resolved is not None and bench._on_gpu(resolved))
+        grid = grid_for(grid_name, resolved is not None and bench.on_gpu(resolved))
         for dtype in ("float32", "float64"):
             for shape in SHAPES:
                 for n in grid.n_samples:
@@ -179,6 +198,18 @@ def pytest_generate_tests(metafunc):
                             params.append((name, dtype, shape, h, n))
                             ids.append(f"{name}-{dtype}-{shape}-h{h}-n{n:g}")
     metafunc.parametrize("backend,dtype,shape,hidden,n_samples", params, ids=ids)
+
+
+def _parametrize_peers(metafunc):
+    """peer x (hidden, n_samples) of the CPU grid, on the tutorials' shape in float32 (the
+    tiny grid: its first case only, as torch.compile compiles each case afresh)."""
+    grid_name = metafunc.config.getoption("--bench-grid")
+    grid = grid_for(grid_name, False)
+    cases = [(h, n) for n in grid.n_samples for h in grid.hidden if grid.max_work is None or n * h <= grid.max_work]
+    if grid_name == "tiny":
+        cases = cases[:1]
+    params = [(peer, h, n) for peer in metafunc.config.getoption("--bench-peers") for h, n in cases]
+    metafunc.parametrize("peer,hidden,n_samples", params, ids=[f"{p}-h{h}-n{n:g}" for p, h, n in params])
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -192,26 +223,32 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     tr = terminalreporter
     tr.section("xpnet: one full-batch training epoch (median)")
-    tr.write_line(f"{'backend':<17} {'dtype':<7} {'shape':<8} {'hidden':>6} {'n_samples':>9} {'ms/epoch':>10} "
+    tr.write_line(f"{'runs':<19} {'dtype':<7} {'shape':<8} {'hidden':>6} {'n_samples':>9} {'ms/epoch':>10} "
                   f"{'samples/s':>10} {'epochs/s':>9} {'GFLOP/s':>8} {'GB/s':>7} {'%peak':>6}")
     for r in rows:
-        tr.write_line(f"{r['backend_option']:<17} {r['dtype']:<7} {r['shape']:<8} {r['hidden']:>6} {r['n_samples']:>9} "
+        tr.write_line(f"{r['backend_option']:<19} {r['dtype']:<7} {r['shape']:<8} {r['hidden']:>6} {r['n_samples']:>9} "
                       f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} "
                       f"{r['epochs_per_second']:>9.3g} {r['gflops']:>8.2f} {r['gbytes_per_second']:>7.2f} "
                       f"{r['percent_of_matmul_peak']:>6.1f}")
     tr.write_line("GFLOP/s counts matmuls (2mnk each, no dX for the input layer) and elementwise ops (1 per "
                   "element, tanh/exp as 1); GB/s is an estimate (operands read once, results written once); "
-                  "%peak is against the matmul GFLOP/s measured in this run. See xpnet.bench.step_cost.")
+                  "%peak is against the matmul GFLOP/s measured in this run. See xpnet.bench.step_cost. "
+                  "'peer NAME' rows: the same step in another library (xpnet bench --compare NAME), "
+                  "counted as xpnet's.")
 
 
 def _targets_summary(tr, targets: list) -> None:
     if not targets:
         return
-    tr.section("xpnet: issue 5 targets, each measured side by side in this run")
-    tr.write_line(f"{'target':<66} {'measured':>10} {'goal':>12} {'met':>4}  detail")
+    tr.section("xpnet: speed targets (issues 5 and 14), each measured side by side in this run")
+    tr.write_line(f"{'target':<72} {'measured':>12} {'goal':>12} {'met':>4}  detail")
     for t in targets:
         goal = f"{'<=' if t['at_most'] else '>='} {t['goal']:g} {t['unit']}"
         met = {True: "yes", False: "NO", None: "-"}[t["met"]]
-        tr.write_line(f"{t['target']:<66} {t['measured']:>10.3g} {goal:>12} {met:>4}  {t['detail']}")
-    if any(t["met"] is None for t in targets):
+        measured = "not measured" if t["measured"] is None else f"{t['measured']:.3g}"
+        tr.write_line(f"{t['target']:<72} {measured:>12} {goal:>12} {met:>4}  {t['detail']}")
+    judged = [t for t in targets if t["met"] is not None]
+    if judged:
+        tr.write_line(f"{sum(t['met'] for t in judged)} of {len(judged)} judged targets met")
+    if any(t["measured"] is not None and t["met"] is None for t in targets):
         tr.write_line("(--bench-grid=tiny: toy sizes, targets not judged)")

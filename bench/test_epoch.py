@@ -41,7 +41,7 @@ def test_training_epoch(benchmark, bench_session, backend, dtype, shape, hidden,
     W = [xpnet.to_numpy(w) for w in runner.W]
     assert all((w == w).all() for w in W), "the trained weights hold NaN"
     assert any((w != xpnet.to_numpy(w0)).any() for w, w0 in zip(W, runner.W0)), "the step changed nothing"
-    info = {"backend": be.name, "backend_option": backend, "device": be.device_name(), "dtype": dtype, "shape": shape, "hidden": hidden,
-            "n_samples": n_samples, "input_dim": input_dim, "classes": classes, **numbers}
+    info = {"backend": be.name, "backend_option": backend, "device": be.device_name(), "dtype": dtype, "shape": shape,
+            "hidden": hidden, "n_samples": n_samples, "input_dim": input_dim, "classes": classes, **numbers}
     benchmark.extra_info.update(info)
     bench_session.rows.append(info)

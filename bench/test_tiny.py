@@ -40,7 +40,7 @@ def trask_11_lines(iterations):
     np.random.seed(1)
     syn0 = 2 * np.random.random((3, 4)) - 1
     syn1 = 2 * np.random.random((4, 1)) - 1
-    for j in range(iterations):
+    for j in range(iterations):  # noqa: B007 (his loop, as he wrote it)
         l1 = 1 / (1 + np.exp(-(np.dot(X, syn0))))
         l2 = 1 / (1 + np.exp(-(np.dot(l1, syn1))))
         l2_delta = (y - l2) * (l2 * (1 - l2))

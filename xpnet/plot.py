@@ -159,3 +159,51 @@ def tutorial_figure(path, result) -> None:
         raise XpnetValueError(f"tutorial {result.name!r} has no picture; --plot works with "
                               f"{', '.join(TUTORIAL_FIGURES)}")
     TUTORIAL_FIGURES[result.name](path, result)
+
+
+def bench_figure(report: dict, path) -> None:
+    """Draw :func:`xpnet.bench.run`'s ``report`` into ``path``: samples/s against hidden size, one
+    line per backend, dtype and n_samples, and the peers of ``--compare`` in the same colour.
+
+    Drawn on a matplotlib ``Figure`` (pyplot and its global backend are never touched); the
+    file type follows the extension (.png, .svg, .pdf).
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise XpnetError("plotting needs matplotlib, which is not installed; "
+                         "install the plot extra: pip install 'xpnet[plot]'") from None
+    rows = report["results"]
+    if not rows:
+        raise XpnetValueError("nothing to plot: every case was skipped")
+    # the peers of `xpnet bench --compare`: (JSON key, line style, label)
+    peers = (("torch", "--", "PyTorch eager"), ("torch_compile", (0, (5, 1, 1, 1)), "torch.compile"),
+             ("jax", "-.", "jax.jit"), ("tutorial", ":", "tutorial code (float64)"))
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    series: dict = {}
+    for row in rows:
+        series.setdefault((row["backend"], row["dtype"], row["n_samples"]), []).append(row)
+    for (name, dtype, n), group in sorted(series.items()):
+        group.sort(key=lambda r: r["hidden"])
+        xs = [r["hidden"] for r in group]
+        line, = ax.plot(xs, [r["samples_per_second"] for r in group], marker="o", label=f"xpnet {name} {dtype} N={n:g}")
+        for key, style, label in peers:
+            if all(f"{key}_samples_per_second" in r for r in group):
+                ax.plot(xs, [r[f"{key}_samples_per_second"] for r in group], marker="x", linestyle=style,
+                        color=line.get_color(), label=f"{label} beside {name} {dtype} N={n:g}")
+    widths = sorted({r["hidden"] for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.minorticks_off()
+    ax.set_yscale("log")
+    ax.set_xlabel("hidden units")
+    ax.set_ylabel("training samples per second (full-batch epochs)")
+    ax.set_title(f"xpnet training throughput, {rows[0]['input_dim']} inputs, {rows[0]['classes']} classes")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    try:
+        fig.savefig(path)
+    except (OSError, ValueError) as exc:
+        raise XpnetValueError(f"cannot write the plot to {path!r}: {exc}") from None
+

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..backend import ENV_VAR, limit_threads
+from ..errors import BackendUnavailableError
 from .args import _positive_int, _progress
 
 
@@ -61,7 +62,8 @@ def add_parser(commands) -> None:
                     "tutorials' network (input -> hidden tanh -> softmax cross-entropy, L2 0.01, mean "
                     "gradient) for every n-samples x hidden case, on synthetic data. Also measures the "
                     "machine's ceilings (large matmul GFLOP/s, copy GB/s, tanh elements/s) in the same "
-                    "run and reports each case against them. A progress line per case goes to stderr; "
+                    "run, and each case's tanh floor (np.tanh over its N x H elements), and reports each case "
+                    "against them. A progress line per case goes to stderr; "
                     "cases that would not fit in memory are skipped with the estimate.")
     bench.add_argument("--backend", type=_name_list, default=None, metavar="NAME[,NAME...]",
                        help=f"array backend(s), comma separated: numpy, cupy, auto, torch, array_api_strict... "
@@ -84,10 +86,12 @@ def add_parser(commands) -> None:
                        help="timed samples per case, after one untimed warm-up sample; the median is "
                             "reported (default: 7)")
     bench.add_argument("--compare", type=_compare_list, default=None, metavar="BASELINE[,BASELINE]",
-                       help="also time baselines, interleaved with xpnet's samples, and report the time ratios: "
-                            "torch (the same step in PyTorch eager: nn.Linear + autograd + optim.SGD, same data, "
-                            "weights, dtype and device), tutorial (WildML's own NumPy step in float64, the whole "
-                            "batch at once); e.g. --compare torch,tutorial")
+                       help="also time peers doing the same step (same data, weights, dtype), interleaved with "
+                            "xpnet's samples, and report the time ratios: torch (PyTorch eager: nn.Linear + autograd "
+                            "+ optim.SGD), torch-compile (the same step through torch.compile, compiled before "
+                            "timing), jax (jax.jit of the whole step; float64 turns on JAX's 64-bit mode), tutorial "
+                            "(WildML's own NumPy step in float64); a peer not installed or failing to compile is "
+                            "skipped with the reason; e.g. --compare torch,jax")
     bench.add_argument("--memory", action="store_true",
                        help="also measure each case's peak resident memory over one more epoch (Linux)")
     bench.add_argument("--plot", default=None, metavar="FILE",
@@ -100,31 +104,6 @@ def add_parser(commands) -> None:
     bench.set_defaults(handler=cmd_bench)
 
 
-def _bench_progress(kind: str, item: dict) -> None:
-    where = f"{item['backend']} {item['dtype']}"
-    if kind == "ceilings":
-        _progress(f"{where} ceilings: matmul {item['matmul_size']}^3 {item['matmul_gflops']:.1f} GFLOP/s, "
-                  f"copy {item['copy_gbytes_per_second']:.1f} GB/s, {item['activation']} "
-                  f"{item['activation_elements_per_second']:.3g} elements/s")
-        return
-    case = f"{where} n_samples={item['n_samples']} hidden={item['hidden']}"
-    if kind == "skipped":
-        _progress(f"{case}: skipped, {item['reason']}")
-        return
-    line = (f"{case}: {item['seconds_per_epoch'] * 1e3:.3f} ms/epoch, {item['samples_per_second']:.3g} samples/s, "
-            f"{item['gflops']:.2f} GFLOP/s ({item['percent_of_matmul_peak']:.1f}% of matmul peak)")
-    for name in BASELINE_NAMES:
-        if f"{name}_seconds_per_epoch" in item:
-            line += (f"; {name} {item[f'{name}_seconds_per_epoch'] * 1e3:.3f} ms/epoch "
-                     f"({1 / item[f'xpnet_over_{name}']:.1f}x faster)")
-        elif f"{name}_skipped" in item:
-            line += f"; {name} not run: {item[f'{name}_skipped']}"
-    _progress(line)
-
-
-BASELINE_NAMES = ("torch", "tutorial")  # the order of the bench table's baseline columns
-
-
 def cmd_bench(args) -> int:
     from .. import bench
 
@@ -132,48 +111,23 @@ def cmd_bench(args) -> int:
         from .. import plot
 
         plot.check_path(args.plot)
-    if args.compare and "torch" in args.compare:  # load torch first so --threads bounds its pool too
-        bench.get_backend("torch")
+    if args.compare and {"torch", "torch-compile"} & set(args.compare):
+        try:  # loaded first so --threads bounds its pool too; a missing torch is reported per case
+            bench.get_backend("torch")
+        except BackendUnavailableError:
+            pass
     with limit_threads(args.threads):
         report = bench.run(args.backend, args.dtype, args.n_samples, args.hidden, input_dim=args.input_dim,
                            classes=args.classes, epochs=args.epochs, repeat=args.repeat, compare=args.compare,
-                           memory=args.memory, progress=_bench_progress)
+                           memory=args.memory, progress=lambda kind, item: _progress(bench.format_progress(kind, item)))
     if args.plot:
-        bench.plot(report, args.plot)
+        from .. import plot
+
+        plot.bench_figure(report, args.plot)
     if args.json:
         print(json.dumps(report))
         return 0
-    _print_bench_table(report)
+    print(bench.format_table(report))
     if args.plot:
         print(f"plot written to {args.plot}")
     return 0
-
-
-def _print_bench_table(report: dict) -> None:
-    rows = report["results"]
-    names = [n for n in BASELINE_NAMES if any(f"{n}_seconds_per_epoch" in r or f"{n}_skipped" in r for r in rows)]
-    memory = any("peak_rss_bytes" in r for r in rows)
-    head = f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'ms/epoch':>10} {'samples/s':>10} " \
-           f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}"
-    head += "".join(f" {name + ' ms':>11} {'x faster':>8}" for name in names)
-    print(head + (f" {'peak RSS MiB':>12}" if memory else ""))
-    for r in rows:
-        line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} "
-                f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} {r['gflops']:>8.2f} "
-                f"{r['percent_of_matmul_peak']:>6.1f} {r['gbytes_per_second']:>6.2f} "
-                f"{r['time_over_bandwidth_floor']:>9.2f}")
-        for name in names:
-            if f"{name}_seconds_per_epoch" in r:
-                line += f" {r[f'{name}_seconds_per_epoch'] * 1e3:>11.3f} {1 / r[f'xpnet_over_{name}']:>8.1f}"
-            else:
-                line += f" {'not run':>11} {'':>8}"
-        if memory:
-            line += f" {r['peak_rss_bytes'] / 2**20:>12.0f}" if "peak_rss_bytes" in r else f" {'-':>12}"
-        print(line)
-    for r in rows:
-        for name in names:
-            if f"{name}_skipped" in r:
-                print(f"{name} not run beside n_samples={r['n_samples']} hidden={r['hidden']}: {r[f'{name}_skipped']}")
-    for s in report["skipped"]:
-        print(f"skipped  {s['backend']} {s['dtype']} n_samples={s['n_samples']} hidden={s['hidden']}: {s['reason']}")
-

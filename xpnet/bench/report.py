@@ -1,0 +1,248 @@
+"""The report ``xpnet bench`` prints: every case measured (:func:`run`, :func:`measure_case`),
+and its text (:func:`format_table`, :func:`format_progress`: pure functions, the CLI prints them).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict
+
+from ..backend import Backend, get_backend
+from ..errors import XpnetValueError
+from .cost import units
+from .machine import machine_info
+from .runners import (
+    COMPARE,
+    Case,
+    EpochRunner,
+    TanhFloor,
+    compare_key,
+    compare_names,
+    estimate_memory,
+    start_peer,
+    too_big,
+)
+from .timing import measure_ceilings, peak_memory, time_interleaved
+
+
+def measure_case(case: Case, *, backend: Backend | None = None, ceilings: dict | None = None,
+                 compare=None, repeat: int = 7, epochs: int = 1, warmup: int = 1,
+                 clock=time.perf_counter, memory: bool = False, tanh_floor: bool = True) -> dict:
+    """Time one case, the peers in ``compare`` and its tanh floor; return one result row.
+
+    ``seconds_per_epoch`` is the median over ``repeat`` samples of (time of ``epochs``
+    synced epochs) / ``epochs``, after ``warmup`` samples; the peers' samples and the tanh
+    floor's (:class:`~xpnet.bench.TanhFloor`, ``tanh_floor=False`` leaves it out) are
+    interleaved with xpnet's, and the floor is the best of its samples. A peer that is not
+    installed, fails to start (compile) or would not fit in memory beside the case is left
+    out with the reason in ``<name>_skipped`` (the floor: ``tanh_floor_skipped``). With
+    ``memory``, one more epoch measures the peak resident memory
+    (:func:`~xpnet.bench.peak_memory`), after the peers and the floor are released.
+    """
+    names = compare_names(compare)
+    backend = get_backend(case.backend) if backend is None else backend
+    runner = EpochRunner(case, backend)
+    row = {**asdict(case), "backend": backend.name, "device": backend.device_name(),
+           "layer_sizes": list(case.layer_sizes), "epochs": epochs, "repeat": repeat, "warmup": warmup,
+           "estimated_memory_bytes": estimate_memory(case, backend=backend)}
+    row.update(_timed(runner, names, tanh_floor, repeat=repeat, epochs=epochs, warmup=warmup, clock=clock))
+    row.update(units(case, row["seconds_per_epoch"], ceilings))
+    if memory:
+        row.update(peak_memory(lambda: runner.run(1)) or {})
+    return row
+
+
+def _timed(runner: EpochRunner, names: tuple, tanh_floor: bool, **timing) -> dict:
+    """The interleaved samples of the step, its peers and its floor, as row entries (the peers
+    and the floor's array are released when this returns)."""
+    case, backend, out = runner.case, runner.backend, {}
+    peers = []
+    for name in names:
+        peer, reason = start_peer(name, runner)
+        if reason:
+            out[f"{compare_key(name)}_skipped"] = reason
+        else:
+            peers.append((name, peer))
+    floor = None
+    if tanh_floor:
+        reason = too_big(case, backend, extra_bytes=TanhFloor.bytes_needed(case))
+        if reason:
+            out["tanh_floor_skipped"] = reason
+        else:
+            floor = TanhFloor(backend, case.dtype, case.n_samples, case.hidden)
+    times = time_interleaved([runner] + [p for _, p in peers] + ([floor] if floor else []), **timing)
+    median = statistics.median(times[0])
+    out.update({"seconds_per_epoch": median, "seconds_min": min(times[0]), "seconds_max": max(times[0])})
+    for (name, peer), samples in zip(peers, times[1:]):
+        out.update(_peer_entries(compare_key(name), peer, samples, median, case.n_samples))
+    if floor is not None:
+        best = min(times[-1])
+        out.update({"tanh_floor_seconds": best, "x_over_tanh_floor": median / best,
+                    "tanh_floor_elements": floor.rows * floor.width})
+    return out
+
+
+def _peer_entries(key: str, peer, samples: list, xpnet_seconds: float, n_samples: int) -> dict:
+    seconds = statistics.median(samples)
+    out = {f"{key}_seconds_per_epoch": seconds, f"{key}_seconds_min": min(samples),
+           f"{key}_samples_per_second": n_samples / seconds, f"xpnet_over_{key}": xpnet_seconds / seconds,
+           f"{key}_device": peer.device}
+    if hasattr(peer, "first_call_seconds"):
+        out[f"{key}_first_call_seconds"] = peer.first_call_seconds
+    return out
+
+
+def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hidden=(64, 256, 1024), *,
+        input_dim: int = 2, classes: int = 2, activation: str = "tanh", epochs: int = 1, repeat: int = 7,
+        warmup: int = 1, compare=None, ceiling_sizes: dict | None = None, memory: bool = False,
+        tanh_floor: bool = True, progress=None) -> dict:
+    """Benchmark every backend x dtype x n_samples x hidden case; the report ``xpnet bench`` prints.
+
+    Parameters
+    ----------
+    backends : sequence of str or Backend, optional
+        Default: ``[None]``, i.e. ``$XPNET_BACKEND`` or ``auto``.
+    dtypes : sequence of {"float32", "float64"}
+    n_samples, hidden : sequences of int
+        One case per (n_samples, hidden) pair.
+    input_dim, classes : int
+        2 and 2 are the tutorials' shape; 784 and 10 an MNIST-sized one.
+    epochs, repeat, warmup : int
+        Epochs per timed sample, timed samples (the median is reported), untimed samples first.
+    compare : str or sequence of {"torch", "tutorial", "jax", "torch-compile"}, optional
+        Also time these peers, interleaved, and report the time ratios
+        (:data:`~xpnet.bench.BASELINES`); ``"torch,jax"`` is fine. A peer that is not
+        installed or fails to start is skipped with the reason (``<name>_skipped``).
+    ceiling_sizes : dict, optional
+        Keyword sizes for :func:`~xpnet.bench.measure_ceilings` (default:
+        :func:`~xpnet.bench.default_ceiling_sizes`).
+    memory : bool
+        Also measure each case's peak resident memory over one more epoch.
+    tanh_floor : bool
+        Also time each case's tanh floor (:class:`~xpnet.bench.TanhFloor`), interleaved.
+    progress : callable, optional
+        Called with ``(kind, payload)``: ``("ceilings", dict)``, ``("result", row)`` or
+        ``("skipped", dict)`` as each is done (:func:`format_progress` words them).
+
+    Returns
+    -------
+    dict
+        ``{"machine": ..., "ceilings": [...], "results": [...], "skipped": [...]}``; each
+        result row holds the case, ``seconds_per_epoch`` and :func:`~xpnet.bench.units`.
+    """
+    names = compare_names(compare)
+    for name, values in (("n_samples", n_samples), ("hidden", hidden)):
+        if not values:
+            raise XpnetValueError(f"{name} is empty; give at least one value")
+    resolved = [get_backend(b) for b in (backends or [None])]
+    plan = []  # (backend, dtype, cases): every case is checked before anything is measured
+    for backend in resolved:
+        for dtype in dtypes:
+            backend.dtype(dtype)  # clear error when the device lacks the dtype
+            cases = [Case(backend.name, dtype, int(n), int(h), int(input_dim), int(classes), activation)
+                     for n in n_samples for h in hidden]
+            for case in cases:
+                case.check()
+            plan.append((backend, dtype, cases))
+    report: dict = {"machine": machine_info(resolved), "ceilings": [], "results": [], "skipped": []}
+    notify = progress or (lambda kind, payload: None)
+    for backend, dtype, cases in plan:
+        ceilings = measure_ceilings(backend, dtype, activation=activation, **(ceiling_sizes or {}))
+        report["ceilings"].append(ceilings)
+        notify("ceilings", ceilings)
+        for case in cases:
+            reason = too_big(case, backend)
+            if reason:
+                skipped = {**asdict(case), "backend": backend.name, "reason": reason,
+                           "estimated_memory_bytes": estimate_memory(case, backend=backend)}
+                report["skipped"].append(skipped)
+                notify("skipped", skipped)
+                continue
+            row = measure_case(case, backend=backend, ceilings=ceilings, compare=names, repeat=repeat,
+                               epochs=epochs, warmup=warmup, memory=memory, tanh_floor=tanh_floor)
+            report["results"].append(row)
+            notify("result", row)
+    return report
+
+
+# -- text -------------------------------------------------------------------------------------
+def format_progress(kind: str, item: dict) -> str:
+    """One progress line for ``run(progress=...)``'s ``(kind, item)``, e.g. ``"numpy float32
+    n_samples=1000 hidden=64: 1.234 ms/epoch, ..."`` (no newline)."""
+    where = f"{item['backend']} {item['dtype']}"
+    if kind == "ceilings":
+        return (f"{where} ceilings: matmul {item['matmul_size']}^3 {item['matmul_gflops']:.1f} GFLOP/s, "
+                f"copy {item['copy_gbytes_per_second']:.1f} GB/s, {item['activation']} "
+                f"{item['activation_elements_per_second']:.3g} elements/s")
+    case = f"{where} n_samples={item['n_samples']} hidden={item['hidden']}"
+    if kind == "skipped":
+        return f"{case}: skipped, {item['reason']}"
+    line = (f"{case}: {item['seconds_per_epoch'] * 1e3:.3f} ms/epoch, {item['samples_per_second']:.3g} samples/s, "
+            f"{item['gflops']:.2f} GFLOP/s")
+    if "percent_of_matmul_peak" in item:
+        line += f" ({item['percent_of_matmul_peak']:.1f}% of matmul peak)"
+    if "tanh_floor_seconds" in item:
+        line += f"; tanh floor {item['tanh_floor_seconds'] * 1e3:.3f} ms (epoch = {item['x_over_tanh_floor']:.3g}x)"
+    elif "tanh_floor_skipped" in item:
+        line += f"; tanh floor not run: {item['tanh_floor_skipped']}"
+    for name in COMPARE:
+        key = compare_key(name)
+        if f"{key}_seconds_per_epoch" in item:
+            line += (f"; {name} {item[f'{key}_seconds_per_epoch'] * 1e3:.3f} ms/epoch "
+                     f"({1 / item[f'xpnet_over_{key}']:.3g}x faster)")
+        elif f"{key}_skipped" in item:
+            line += f"; {name} not run: {item[f'{key}_skipped']}"
+    return line
+
+
+def format_table(report: dict) -> str:
+    """The table ``xpnet bench`` prints for :func:`run`'s ``report`` (lines joined by newlines,
+    none at the end): one row per case, then why any peer, floor or case did not run."""
+    rows = report["results"]
+    peers = [n for n in COMPARE if any(f"{compare_key(n)}_seconds_per_epoch" in r or f"{compare_key(n)}_skipped" in r
+                                       for r in rows)]
+    floor = any("tanh_floor_seconds" in r or "tanh_floor_skipped" in r for r in rows)
+    memory = any("peak_rss_bytes" in r for r in rows)
+    head = (f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'ms/epoch':>10} {'samples/s':>10} "
+            f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}")
+    head += f" {'/tanh floor':>11}" if floor else ""
+    head += "".join(f" {name + ' ms':>{_width(name)}} {'x faster':>8}" for name in peers)
+    lines = [head + (f" {'peak RSS MiB':>12}" if memory else "")]
+    lines += [_table_row(r, peers, floor, memory) for r in rows]
+    for r in rows:
+        where = f"n_samples={r['n_samples']} hidden={r['hidden']}"
+        if "tanh_floor_skipped" in r:
+            lines.append(f"tanh floor not run beside {where}: {r['tanh_floor_skipped']}")
+        for name in peers:
+            if f"{compare_key(name)}_skipped" in r:
+                lines.append(f"{name} not run beside {where}: {r[f'{compare_key(name)}_skipped']}")
+    for s in report["skipped"]:
+        lines.append(f"skipped  {s['backend']} {s['dtype']} n_samples={s['n_samples']} hidden={s['hidden']}: "
+                     f"{s['reason']}")
+    return "\n".join(lines)
+
+
+def _width(name: str) -> int:
+    return max(11, len(name) + 3)
+
+
+def _table_row(r: dict, peers: list, floor: bool, memory: bool) -> str:
+    def number(key, scale=1.0, spec=".2f", width=6):
+        return f"{r[key] * scale:>{width}{spec}}" if key in r else f"{'-':>{width}}"
+
+    line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} "
+            f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} {r['gflops']:>8.2f} "
+            f"{number('percent_of_matmul_peak', spec='.1f')} {r['gbytes_per_second']:>6.2f} "
+            f"{number('time_over_bandwidth_floor', width=9)}")
+    if floor:
+        line += " " + number("x_over_tanh_floor", spec=".3g", width=11)
+    for name in peers:
+        key = compare_key(name)
+        if f"{key}_seconds_per_epoch" in r:
+            line += f" {r[f'{key}_seconds_per_epoch'] * 1e3:>{_width(name)}.3f} {1 / r[f'xpnet_over_{key}']:>8.3g}"
+        else:
+            line += f" {'not run':>{_width(name)}} {'':>8}"
+    if memory:
+        line += " " + number("peak_rss_bytes", 1 / 2**20, ".0f", 12)
+    return line
