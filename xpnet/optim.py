@@ -34,12 +34,18 @@ Schedules give the learning rate of epoch ``t`` (0-based: the number of epochs a
 done; in full-batch training that is the update count, as in WildML) from the base
 rate ``lr0``:
 
-=============  =========================================================
-``constant``   ``lr0``
-``annealing``  ``lr0 / (1 + decay * t)``      (WildML's exercise)
-``step``       ``lr0 * gamma ** floor(t / step)``
-``cosine``     ``min_rate + (lr0 - min_rate) * (1 + cos(pi * t / T)) / 2``, T = epochs
-=============  =========================================================
+==============  =========================================================
+``constant``    ``lr0``
+``annealing``   ``lr0 / (1 + decay * t)``      (WildML's exercise)
+``step``        ``lr0 * gamma ** floor(t / step)``
+``cosine``      ``min_rate + (lr0 - min_rate) * (1 + cos(pi * t / T)) / 2``, T = epochs
+``invscaling``  ``lr0 / (t * N + 1) ** power_t``, N = samples per epoch (scikit-learn's)
+``adaptive``    ``lr0``, divided by 5 each time the training stalls (scikit-learn's; needs
+                ``tol``, see :class:`xpnet.train.TrainConfig`); training stops once it is at most 1e-6
+==============  =========================================================
+
+The optimizers multiply the scheduled rate by their ``rate_scale`` (1 unless ``adaptive``
+lowered it), which is part of their state, so a resumed run continues with it.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from dataclasses import dataclass
 
 from .errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
 
-SCHEDULES = ("constant", "annealing", "step", "cosine")
+SCHEDULES = ("constant", "annealing", "step", "cosine", "invscaling", "adaptive")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -57,11 +63,12 @@ OPTIMIZERS = ("sgd", "adam")
 class Schedule:
     """A learning-rate schedule by name, with its parameters (see the module docstring)."""
 
-    name: str = "constant"  # constant | annealing | step | cosine
+    name: str = "constant"  # constant | annealing | step | cosine | invscaling | adaptive
     decay: float = 0.001  # annealing: k in lr0 / (1 + k t)
     step: int = 100  # step: epochs between drops
     gamma: float = 0.5  # step: factor applied at each drop
     min_rate: float = 0.0  # cosine: the rate reached at the end
+    power_t: float = 0.5  # invscaling: the exponent
 
     def __post_init__(self):
         check_choice("schedule", self.name, SCHEDULES)
@@ -69,11 +76,15 @@ class Schedule:
         check_positive("lr_step", self.step, integer=True)
         check_positive("lr_gamma", self.gamma)
         _check_nonnegative("min_rate", self.min_rate)
+        _check_nonnegative("power_t", self.power_t)
 
-    def rate(self, learning_rate: float, epoch: int, epochs: int) -> float:
-        """The learning rate for epoch ``epoch`` (0-based) of ``epochs``, from base ``learning_rate``."""
-        if self.name == "constant":
+    def rate(self, learning_rate: float, epoch: int, epochs: int, samples: int = 1) -> float:
+        """The learning rate for epoch ``epoch`` (0-based) of ``epochs``, from base ``learning_rate``
+        (``samples``: rows per epoch, for ``invscaling``)."""
+        if self.name in ("constant", "adaptive"):
             return learning_rate
+        if self.name == "invscaling":
+            return learning_rate / (epoch * samples + 1) ** self.power_t
         if self.name == "annealing":
             return learning_rate / (1 + self.decay * epoch)
         if self.name == "step":
@@ -118,6 +129,7 @@ class SGD:
         self.momentum, self.nesterov = momentum, nesterov
         self.clip_value, self.clip_norm = clip_value, clip_norm
         self.velocity = None  # list of device arrays once momentum has seen a step
+        self.rate_scale = 1.0  # multiplies every learning rate (the adaptive schedule lowers it)
 
     def step(self, params: list, grads: list, learning_rate: float, l2_scale: float = 1.0) -> list:
         """New parameters after one update (``params`` are not modified in place).
@@ -129,22 +141,33 @@ class SGD:
             grads = self._with_l2(params, grads, self.l2 * l2_scale if l2_scale != 1.0 else self.l2)
             grads = clip_gradients(self.xp, grads, self.clip_value, self.clip_norm)
         directions = self._directions(grads) if self.momentum else grads
+        learning_rate *= self.rate_scale
         if learning_rate == 1:  # Trask's alpha 1: the same bits without a product per parameter
             return [p - d for p, d in zip(params, directions)]
         return [p - learning_rate * d for p, d in zip(params, directions)]
 
     def reset(self) -> None:
         """Forget the state (as if no update had been made)."""
-        self.velocity = None
+        self.velocity, self.rate_scale = None, 1.0
 
     def state(self) -> dict:
-        """The optimizer's arrays by name (``{"velocity_0": ..., ...}``; empty without momentum)."""
-        return {f"velocity_{i}": v for i, v in enumerate(self.velocity or [])}
+        """The optimizer's arrays by name (``{"velocity_0": ..., ...}``, and ``rate_scale`` when
+        it is not 1; empty for plain gradient descent)."""
+        return {**{f"velocity_{i}": v for i, v in enumerate(self.velocity or [])}, **self._scale_state()}
 
     def load_state(self, state: dict, backend) -> None:
         """Continue from :meth:`state` of an earlier run (arrays of any backend, or NumPy)."""
-        if state:
+        if any(name.startswith("velocity_") for name in state):
             self.velocity = _numbered(state, "velocity", backend)
+        self._load_scale(state)
+
+    def _scale_state(self) -> dict:
+        import numpy as np
+
+        return {} if self.rate_scale == 1.0 else {"rate_scale": np.asarray(self.rate_scale, dtype=np.float64)}
+
+    def _load_scale(self, state: dict) -> None:
+        self.rate_scale = float(_host(state["rate_scale"])) if "rate_scale" in state else 1.0
 
     def _with_l2(self, params, grads, l2):
         if not l2:
@@ -190,29 +213,30 @@ class Adam(SGD):
             self.m = [b1 * m + (1 - b1) * g for m, g in zip(self.m, grads)]
             self.v = [b2 * v + (1 - b2) * (g * g) for v, g in zip(self.v, grads)]
         self.t += 1
-        rate = learning_rate * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        rate = learning_rate * self.rate_scale * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         sqrt, eps = self.xp.sqrt, self.epsilon
         return [p - rate * m / (sqrt(v) + eps) for p, m, v in zip(params, self.m, self.v)]
 
     def reset(self) -> None:
         self.m = self.v = None
-        self.t = 0
+        self.t, self.rate_scale = 0, 1.0
 
     def state(self) -> dict:
         """``{"m_0": ..., "v_0": ..., "t": 0-d array}`` (empty before the first update)."""
         if self.m is None:
-            return {}
+            return self._scale_state()
         import numpy as np
 
         out = {f"m_{i}": m for i, m in enumerate(self.m)}
         out.update({f"v_{i}": v for i, v in enumerate(self.v)})
         out["t"] = np.asarray(self.t, dtype=np.int64)
-        return out
+        return {**out, **self._scale_state()}
 
     def load_state(self, state: dict, backend) -> None:
-        if state:
+        if "t" in state:
             self.m, self.v = _numbered(state, "m", backend), _numbered(state, "v", backend)
             self.t = int(_host(state["t"]))
+        self._load_scale(state)
 
 
 def make(config, xp, n_penalised: int) -> SGD:

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import fullbatch, layers, optim
 from .activations import overflow_quiet
-from .backend import itemsize
+from .backend import itemsize, to_numpy
 from .comm import Communicator
 from .errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
 from .kernels import CHOICES as KERNEL_CHOICES
@@ -86,8 +86,8 @@ class TrainConfig:
     early_stopping: bool = False  # stop when the validation loss has not improved for `patience` epochs
     validation_fraction: float = 0.1  # early stopping without validation_data: rows held out of X
     patience: int = 10  # epochs without a better validation loss before stopping
-    tol: float | None = None  # stop when the epoch's training loss improved by less than tol ...
-    n_iter_no_change: float = 10  # ... for more than this many epochs in a row (scikit-learn's rule)
+    tol: float | None = None  # stall: the epoch's training loss (or validation score) improved by less than tol ...
+    n_iter_no_change: float = 10  # ... for more than this many epochs in a row (scikit-learn's rule): stop
     l2_scaling: str = "objective"  # "objective": l2/2 ||W||^2 is part of the objective; "batch": of each batch's sum
     seed: int | None = None  # shuffling, dropout masks and the validation split (None: the model's seed)
     log_every: int | None = None  # epochs between logged losses (None: about 20 points)
@@ -116,6 +116,9 @@ class TrainConfig:
         check_positive("patience", self.patience, integer=True)
         if self.tol is not None:
             Interval(0, None).check("tol", self.tol)
+        if self.schedule.name == "adaptive" and self.tol is None:
+            raise XpnetValueError("schedule='adaptive' lowers the rate when training stalls, which needs tol "
+                                  "(e.g. tol=1e-4 with n_iter_no_change=10)")
         Interval(0, None, "neither", integer=True, inf=True).check("n_iter_no_change", self.n_iter_no_change)
         check_choice("l2_scaling", self.l2_scaling, L2_SCALINGS)
         if self.seed is not None:
@@ -167,13 +170,15 @@ class FitResult:
     diverged: bool = False
     message: str = ""  # why training stopped early, with the fix
     validation_history: list = field(default_factory=list)  # early stopping: validation loss after each epoch
-    best_epoch: int | None = None  # early stopping: epochs done by the restored weights
+    best_epoch: int | None = None  # early stopping: epochs done (since the run began) by the best weights
     stopped_early: bool = False  # early stopping (or tol): stopped before `epochs`
     interrupted: bool = False  # Ctrl-C (or SIGTERM/SIGHUP) stopped training after a complete epoch
     signal: int | None = None  # the signal that interrupted training
     epoch_losses: list = field(default_factory=list)  # with tol: each epoch's running training objective
+    validation_scores: list = field(default_factory=list)  # with validation_score: its value after each epoch
+    best_validation_score: float | None = None  # with validation_score: the best one (its weights are restored)
     kernels: str = ""  # what computed the full-batch gradients: a kernel's name, "generic" or "plain" (tiny)
-    optimizer_state: dict = field(default_factory=dict, repr=False)  # momentum/Adam state: pass back to resume
+    optimizer_state: dict = field(default_factory=dict, repr=False)  # optimizer and early-stopping state: to resume
 
     def to_dict(self) -> dict:
         return {
@@ -198,7 +203,7 @@ class FitResult:
 
 def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, validation_data=None,
         initial_epoch: int = 0, optimizer_state: dict | None = None, comm: Communicator | None = None,
-        global_rows=None, **options) -> FitResult:
+        global_rows=None, validation_score=None, **options) -> FitResult:
     """Train ``model`` in place by gradient descent: full batch or minibatches.
 
     Parameters
@@ -223,7 +228,8 @@ def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, v
         the schedule, the shuffling and the dropout masks carry on from there, so a resumed
         run equals an uninterrupted one. ``epochs`` still counts the epochs of this call.
     optimizer_state : dict, optional
-        ``FitResult.optimizer_state`` of an earlier fit (momentum, Adam), to continue exactly.
+        ``FitResult.optimizer_state`` of an earlier fit (momentum, Adam, the adaptive rate, early
+        stopping's best weights), to continue exactly.
     comm : xpnet.distributed.Communicator, optional
         Data-parallel training: ``X, y`` are this process's rows (any number, even none,
         while other processes hold rows) and ``validation_data`` its rows of the held-out
@@ -232,6 +238,11 @@ def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, v
     global_rows : array of int (N_local,), optional
         With ``comm``: the positions of this process's rows in the global row order
         (increasing); default: contiguous blocks in rank order.
+    validation_score : callable, optional
+        ``validation_score(model) -> float``, higher is better (scikit-learn's early stopping:
+        accuracy or R^2 on held-out rows). With ``tol`` it is what the stall rule watches
+        instead of the training loss; every epoch's value is in ``validation_scores`` and the
+        weights of the best one are restored at the end.
 
     Returns
     -------
@@ -239,8 +250,10 @@ def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, v
     """
     config = _config(config, options)
     Interval(0, None, integer=True).check("initial_epoch", initial_epoch, "the epochs already done")
+    if validation_score is not None and config.tol is None:
+        raise XpnetValueError("validation_score is watched by the stall rule: give tol too (e.g. tol=1e-4)")
     run = _Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
-               initial_epoch, optimizer_state)
+               initial_epoch, optimizer_state, validation_score)
     return run.train(callback)
 
 
@@ -262,7 +275,7 @@ class _Run:
     """The state of one :func:`fit`: data, optimizer, stopping rules, result."""
 
     def __init__(self, model, X, y, config: TrainConfig, comm: Communicator, validation_data, global_rows,
-                 initial_epoch, optimizer_state):
+                 initial_epoch, optimizer_state, validation_score=None):
         self.model, self.config, self.comm, self.initial_epoch = model, config, comm, initial_epoch
         self.seed = model.seed if config.seed is None else config.seed
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
@@ -285,13 +298,16 @@ class _Run:
         self.optimizer = optim.make(config, model.xp, len(model.W))
         if optimizer_state:
             self.optimizer.load_state(optimizer_state, model.backend)
+            if self.stopper is not None:
+                self.stopper.load_state(optimizer_state, model)
         self.log_every = config.log_every or max(1, config.epochs // 20)
         self.ops, self.backend = get_ops(model.backend), model.backend
         self.first = None  # gradients of the logged pass, reused by the next update (plain full batch)
         self.full_l2_scale = self._l2_scale(self.n)
         self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
-        self.loss_stopper = _LossStopper(config.tol, config.n_iter_no_change) if config.tol is not None else None
-        self.quick = self.plain and self.loss_stopper is None  # an epoch is one pass and one update
+        self.stall = _Stall(config.tol, config.n_iter_no_change, validation_score) if config.tol is not None else None
+        self.best = None  # with validation_score: the snapshot of its best epoch
+        self.quick = self.plain and self.stall is None  # an epoch is one pass and one update
         local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
         self.kernel = model.kernels if config.kernels is None else config.kernels
         self.full_pass = fullbatch.full_pass(self.ops, model.spec, X, T, local, self.kernel)
@@ -314,7 +330,7 @@ class _Run:
         start = time.perf_counter()
         try:
             with _deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
-                checks, last = self.stopper is not None or self.loss_stopper is not None or self.comm.size > 1, \
+                checks, last = self.stopper is not None or self.stall is not None or self.comm.size > 1, \
                     config.epochs
                 step, scale = self.optimizer.step, self.full_l2_scale
                 inline = self.quick and self.constant_rate and self.comm.size == 1
@@ -331,7 +347,7 @@ class _Run:
                         result.logged_epochs.append(epoch)
                         if callback is not None:
                             with quiet.outside():  # the caller's NumPy error state
-                                callback(TrainEvent(epoch, config.epochs, loss, model, self.optimizer.state()))
+                                callback(TrainEvent(epoch, config.epochs, loss, model, self._state()))
                     if stop:
                         break
                     if inline:  # one pass of all rows, one update (the tutorials)
@@ -351,10 +367,11 @@ class _Run:
     def _should_stop(self, epoch: int) -> bool:
         """Whether training ends before ``epoch``'s updates (and records why)."""
         result = self.result
-        if self.stopper is not None and self.stopper.update(epoch, self.model) and epoch < self.config.epochs:
+        if self.stopper is not None and self.stopper.update(self.initial_epoch + epoch, self.model) \
+                and epoch < self.config.epochs:
             result.stopped_early = True
             return True
-        if self.loss_stopper is not None and self.loss_stopper.done:
+        if self.stall is not None and self.stall.done:
             result.stopped_early = True
             return True
         if self.comm.interrupted:
@@ -365,7 +382,8 @@ class _Run:
     def _epoch(self, t: int) -> None:
         """One pass over the data (``t``: epochs done since the run began, across resumes)."""
         config = self.config
-        rate = self.constant_rate or config.schedule.rate(config.learning_rate, t, self.initial_epoch + config.epochs)
+        rate = self.constant_rate or config.schedule.rate(config.learning_rate, t, self.initial_epoch + config.epochs,
+                                                          self.n)
         if self.quick:  # one pass of all rows, one update
             grads, self.first = self.first or self._gradients(self.X, self.T, None).flat(), None
             self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads, rate, self.full_l2_scale))
@@ -379,12 +397,29 @@ class _Run:
                                                           self.model.xp.take(self.T, rows, axis=0))
             grads = self._gradients(X, T, masks_rng)
             l2_scale = self._l2_scale(size)
-            if self.loss_stopper is not None:
+            if self.stall is not None:
                 running += self._batch_objective(grads.data_loss, size, l2_scale)
             self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads.flat(), rate, l2_scale))
-        if self.loss_stopper is not None:
-            self.result.epoch_losses.append(running / self.n)
-            self.loss_stopper.update(running / self.n)
+        if self.stall is not None:
+            self._after_epoch(running / self.n, rate)
+
+    def _after_epoch(self, loss: float, rate: float) -> None:
+        """The stall rule after an epoch: record, keep the best weights, lower the rate or stop."""
+        result, stall = self.result, self.stall
+        result.epoch_losses.append(loss)
+        value = loss
+        if stall.score is not None:
+            value = float(stall.score(self.model))
+            result.validation_scores.append(value)
+        if stall.update(value):
+            self.best = _snapshot(self.model)
+        if not math.isfinite(loss):
+            stall.done = True  # the check that follows sees the blow-up
+        elif stall.stalled and self.config.schedule.name == "adaptive" and rate * self.optimizer.rate_scale > 1e-6:
+            self.optimizer.rate_scale /= 5
+            stall.stale = 0
+        elif stall.stalled:
+            stall.done = True
 
     def _gradients(self, X, T, masks_rng):
         """The gradients of one batch, summed over every process's rows of it (with their loss
@@ -398,7 +433,7 @@ class _Run:
             masks = [model.backend.asarray(m, model.dtype) for m in host]
         reduction = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
         grads = fullbatch.gradients(self.ops, model.spec, model.W, model.b, X, T, reduction,
-                                    with_loss=self.loss_stopper is not None, kernel=self.kernel, bn=model.bn,
+                                    with_loss=self.stall is not None, kernel=self.kernel, bn=model.bn,
                                     masks=masks)
         if grads.bn_stats is not None:
             model.bn = layers.update_running(model.bn, grads.bn_stats)
@@ -440,6 +475,10 @@ class _Run:
         grads = self.full_pass(self.model.W, self.model.b, with_loss=True)
         return _reduced(self.comm, self.backend, grads, self.config.reduction, X.shape[0])
 
+    def _state(self) -> dict:
+        """What a later fit needs to continue exactly: the optimizer's and early stopping's state."""
+        return {**self.optimizer.state(), **(self.stopper.state(self.model) if self.stopper is not None else {})}
+
     def _snapshot(self):
         """The weights and the optimizer's state, to go back to (never a non-finite state)."""
         return _snapshot(self.model), self.optimizer.state()
@@ -461,13 +500,19 @@ class _Run:
 
     def _finish(self, start: float) -> FitResult:
         result, model = self.result, self.model
-        result.optimizer_state = self.optimizer.state()
         self.backend.sync()
         result.seconds = time.perf_counter() - start
         result.final_loss = result.history[-1] if result.history else math.nan
         if self.stopper is not None and not result.diverged:
-            self.stopper.finish(result, model)
+            # an interrupted run keeps its last epoch's weights, so that it resumes exactly (the best
+            # ones travel in its state); a finished one ends with the best
+            self.stopper.finish(result, model, restore=not result.interrupted)
             result.final_loss = self._objective()
+        if self.best is not None and not result.diverged:  # scikit-learn restores its best validation score's
+            _restore(model, self.best)
+            result.best_validation_score = self.stall.best_value
+            result.final_loss = self._objective()
+        result.optimizer_state = self._state()
         return result
 
 
@@ -519,7 +564,7 @@ class _EarlyStopping:
     def __init__(self, patience: int, X_val, T_val, comm: Communicator):
         self.patience, self.X_val, self.T_val, self.comm = patience, X_val, T_val, comm
         self.history: list = []
-        self.best, self.best_epoch, self.best_state = math.inf, 0, None
+        self.best, self.best_epoch, self.best_state, self.last = math.inf, 0, None, None
 
     def update(self, epoch: int, model: MLP) -> bool:
         """Record the validation loss after ``epoch`` epochs; True when patience has run out."""
@@ -530,25 +575,89 @@ class _EarlyStopping:
             self.best, self.best_epoch, self.best_state = loss, epoch, _snapshot(model)
         return epoch - self.best_epoch >= self.patience
 
-    def finish(self, result: FitResult, model: MLP) -> None:
-        """Restore the best weights into ``model`` and the result."""
-        _restore(model, self.best_state)
+    def finish(self, result: FitResult, model: MLP, restore: bool = True) -> None:
+        """Report the validation losses and the best epoch; restore the best weights into ``model``
+        (remembering the last ones: a later fit continues from them, see :meth:`load_state`)."""
+        if restore:
+            self.last = _snapshot(model)
+            _restore(model, self.best_state)
         result.validation_history = list(self.history)
         result.best_epoch = self.best_epoch
 
+    def state(self, model: MLP) -> dict:
+        """What :meth:`load_state` needs to continue exactly, by name: the best loss, its epoch
+        and its weights, and, once they were restored, the weights of the last epoch."""
+        if self.best_state is None:
+            return {}
+        out = {"early_stopping_loss": np.asarray(self.best), "early_stopping_epoch": np.asarray(self.best_epoch)}
+        out.update(_named("early_stopping_best", self.best_state))
+        if self.last is not None:
+            out.update(_named("early_stopping_last", self.last))
+        return out
 
-class _LossStopper:
-    """scikit-learn's rule: stop when the epoch's training loss has not improved by ``tol`` for
-    more than ``n_iter_no_change`` epochs in a row."""
+    def load_state(self, state: dict, model: MLP) -> None:
+        """Continue from :meth:`state`: the model starts from the last epoch's weights when the
+        earlier run ended on its best ones."""
+        if "early_stopping_loss" not in state:
+            return
+        self.best = float(to_numpy(state["early_stopping_loss"]))
+        self.best_epoch = int(to_numpy(state["early_stopping_epoch"]))
+        self.best_state = _unnamed("early_stopping_best", state, model)
+        if "early_stopping_last_0" in state:
+            _restore(model, _unnamed("early_stopping_last", state, model))
 
-    def __init__(self, tol: float, n_iter_no_change: float):
-        self.tol, self.limit = tol, n_iter_no_change
-        self.best, self.stale, self.done = math.inf, 0, False
 
-    def update(self, loss: float) -> None:
-        self.stale = self.stale + 1 if loss > self.best - self.tol else 0
-        self.best = min(self.best, loss)
-        self.done = self.stale > self.limit or not math.isfinite(loss)  # the check that follows sees the blow-up
+def _named(prefix: str, snapshot) -> dict:
+    """A snapshot's arrays as ``<prefix>_<i>`` in :meth:`MLP.parameters` order; batch norm's running
+    statistics as ``<prefix>_mean_<i>`` / ``_var_<i>``, indexed like the scales whose shapes they have."""
+    params, bn = snapshot
+    out = {f"{prefix}_{i}": p for i, p in enumerate(params)}
+    if bn is not None:
+        first = len(params) - 2 * len(bn.gamma)
+        out.update({f"{prefix}_mean_{first + j}": m for j, m in enumerate(bn.mean)})
+        out.update({f"{prefix}_var_{first + j}": v for j, v in enumerate(bn.var)})
+    return out
+
+
+def _unnamed(prefix: str, state: dict, model: MLP):
+    """The snapshot :func:`_named` wrote, on ``model``'s backend."""
+    backend, n = model.backend, len(model.parameters())
+
+    def get(name):
+        return backend.asarray(to_numpy(state[name]), model.dtype)
+
+    params = [get(f"{prefix}_{i}") for i in range(n)]
+    bn = model.bn
+    if bn is not None:
+        first = n - 2 * len(bn.gamma)
+        k = range(first, first + len(bn.gamma))
+        bn = layers.BatchNorm(tuple(params[first:first + len(k)]), tuple(params[first + len(k):]),
+                              tuple(get(f"{prefix}_mean_{j}") for j in k), tuple(get(f"{prefix}_var_{j}") for j in k))
+    return params, bn
+
+
+class _Stall:
+    """scikit-learn's stall rule, on the epoch's training loss (lower is better) or on a validation
+    score (higher is better): an epoch that does not beat the best by ``tol`` counts, an epoch
+    that does resets the count, and more than ``n_iter_no_change`` in a row is a stall."""
+
+    def __init__(self, tol: float, n_iter_no_change: float, score=None):
+        self.tol, self.limit, self.score = tol, n_iter_no_change, score
+        self.sign = -1.0 if score is not None else 1.0  # compare as "lower is better"
+        self.best, self.stale, self.stalled, self.done = math.inf, 0, False, False
+
+    @property
+    def best_value(self) -> float:
+        return self.sign * self.best
+
+    def update(self, value: float) -> bool:
+        """Count ``value`` (sets :attr:`stalled`); True when it is the best so far."""
+        v = self.sign * value
+        self.stale = self.stale + 1 if not v < self.best - self.tol else 0
+        improved = v < self.best
+        self.best = min(self.best, v)
+        self.stalled = self.stale > self.limit
+        return improved
 
 
 def _snapshot(model: MLP):
