@@ -97,7 +97,8 @@ def get_schedule(schedule) -> Schedule:
     if isinstance(schedule, Schedule):
         return schedule
     if not isinstance(schedule, str):
-        raise XpnetTypeError(f"schedule={schedule!r} must be a name ({', '.join(SCHEDULES)}) or an xpnet.optim.Schedule")
+        raise XpnetTypeError(f"schedule={schedule!r} must be a name ({', '.join(SCHEDULES)}) "
+                             "or an xpnet.optim.Schedule")
     return Schedule(schedule)
 
 

@@ -92,7 +92,7 @@ class TrainConfig:
     seed: int | None = None  # shuffling, dropout masks and the validation split (None: the model's seed)
     log_every: int | None = None  # epochs between logged losses (None: about 20 points)
     kernels: str | None = None  # whole-pass kernels allowed: "auto" | "numpy" | "jit"; None: the model's
-    divergence_factor: float | None = 1e6  # a logged loss this many times the first counts as diverged (None: NaN/Inf only)
+    divergence_factor: float | None = 1e6  # a logged loss this many times the first is divergence (None: NaN/Inf)
 
     def __post_init__(self):
         if isinstance(self.schedule, str):
