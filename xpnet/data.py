@@ -71,7 +71,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import memory
-from .errors import XpnetValueError, check_choice
+from .errors import Interval, XpnetValueError, check_choice
 
 FORMATS = (".csv", ".npy", ".npz")
 CHUNK = 1 << 16  # bytes read (or decompressed) at a time: a .npz member, a pass over a CSV
@@ -1021,8 +1021,7 @@ def split_order(n: int, fraction: float, seed: int = 0):
     One permutation of ``range(n)`` drawn with ``seed``; the first ``round(n * fraction)``
     are held out. None when ``fraction`` is 0 (nothing held out, rows in file order).
     """
-    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
-        raise XpnetValueError(f"--validation-fraction {fraction!r} must be in [0, 1), e.g. 0.2")
+    Interval(0, 1, "left").check("--validation-fraction", fraction, "e.g. 0.2")
     n_held = int(round(n * fraction))
     if fraction and (n_held < 1 or n - n_held < 1):
         raise XpnetValueError(f"--validation-fraction {fraction} of {n} samples leaves an empty part; "

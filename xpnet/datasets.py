@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import memory
-from .errors import XpnetValueError, check_choice, check_positive
+from .errors import check_choice, check_number, check_positive
 
 # Trask's and Cavar's two 4x3 tables: the third column is a constant 1 (a bias input).
 TABLE_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
@@ -121,7 +121,5 @@ def load(name: str, n_samples: int | None = None, noise: float | None = None, se
                        f"generating {n_samples:,} samples of {name} (--n-samples)")
         kwargs["n_samples"] = n_samples
     if noise is not None:
-        if not (isinstance(noise, (int, float)) and noise >= 0 and np.isfinite(noise)):
-            raise XpnetValueError(f"noise={noise!r} must be a finite number >= 0")
-        kwargs["noise"] = noise
+        kwargs["noise"] = check_number("noise", noise, low=0)
     return GENERATED[name](**kwargs)

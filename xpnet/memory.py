@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import XpnetValueError, is_number
+from .errors import XpnetValueError, check_number
 
 HEADROOM = 0.9  # use at most this fraction of the free memory
 UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1
@@ -80,8 +80,7 @@ def require(nbytes, what: str, backend=None, *, fix: str = REQUIRE_FIX) -> None:
     fix : str
         How to get by with less, ending the message.
     """
-    if not is_number(nbytes, integer=True) or nbytes < 0:  # not check_number: Interval turns ints into floats
-        raise XpnetValueError(f"nbytes={nbytes!r} must be a whole number >= 0")
+    check_number("nbytes", nbytes, low=0, integer=True)
     free, source = available_bytes(backend)
     if free is None or nbytes <= HEADROOM * free:
         return
