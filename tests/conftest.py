@@ -8,6 +8,7 @@ skip with the reason. ``dtype`` is the most precise float the backend's device h
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -49,3 +50,22 @@ def run_cli(*args, env=None, timeout=300, check=None):
     if check is not None:
         assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     return proc
+
+
+def skip_reasons(reports) -> Counter:
+    """How many skipped tests gave each reason (``report.longrepr`` is (path, line, reason))."""
+    reasons: Counter = Counter()
+    for report in reports:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    return reasons
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each distinct skip reason once, with how many tests it skipped (pyproject's addopts
+    leave skips out of the short summary, where one missing library repeats per test)."""
+    reasons = skip_reasons(terminalreporter.stats.get("skipped", []))
+    if reasons:
+        terminalreporter.section("skipped tests, by reason", sep="-")
+        for reason, count in reasons.most_common():
+            terminalreporter.line(f"{count:4d} x {reason}")
