@@ -5,9 +5,9 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import run_cli
 
 import xpnet
-from conftest import run_cli
 
 TRAIN_KEYS = {"backend", "device", "dtype", "epochs", "final_loss", "accuracy", "seconds", "history"}
 
