@@ -42,13 +42,16 @@ def rtol_for(dtype):
     return 1e-10 if dtype == "float64" else 2e-4
 
 
-def run_cli(*args, env=None, timeout=300, check=None):
-    """Run ``python -m xpnet ARGS`` in a subprocess; return the CompletedProcess."""
+def run_cli(*args, env=None, timeout=300, check=None, stdout=subprocess.PIPE):
+    """Run ``python -m xpnet ARGS`` in a subprocess; return the CompletedProcess.
+
+    ``stdout``: where its stdout goes (default: captured), e.g. an open ``/dev/full``.
+    """
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, env=full_env, timeout=timeout)
     if check is not None:
-        assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        assert proc.returncode == check, (proc.returncode, (proc.stdout or "")[-2000:], proc.stderr[-2000:])
     return proc
 
 
