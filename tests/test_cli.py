@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,78 @@ def test_readme_proba_example_is_the_real_output(tmp_path):
         assert want.split(",")[0] == line.split(",")[0]
         np.testing.assert_allclose([float(v) for v in want.split(",")[1:]], [float(v) for v in line.split(",")[1:]],
                                    rtol=1e-3, atol=1e-6)
+
+
+# A regression dataset through the CLI's data preparation: y = 3 sin(x0) + x1^2 + 50, in the target's own units
+REGRESSION_PREPARE = """
+import numpy as np
+import xpnet.cli.prepare as p
+from xpnet.data import Scaler, split
+
+def prepare(config, comm=None):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(400, 2))
+    y = 3 * np.sin(X[:, 0]) + X[:, 1] ** 2 + 50
+    X, y, X_held, y_held = split(X, y, config.get("validation_fraction") or 0.0, 0)
+    target = Scaler.fit(y[:, None])
+    prepared = p.Prepared(X, (y - target.mean) / target.scale, X_held, (y_held - target.mean) / target.scale, 1, None,
+                          None, ["a", "b"], "generated", "price")
+    prepared.task, prepared.target_scaler = "regression", target
+    return prepared
+
+p.prepare = prepare
+"""
+
+
+def run_regression(*args, setup=""):
+    code = setup + REGRESSION_PREPARE + "\nimport sys\nfrom xpnet.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_regression_trains_predicts_and_evaluates_in_the_targets_units(tmp_path):
+    model = tmp_path / "reg.npz"
+    proc = run_regression("train", "--backend", "numpy", "--dtype", "float64", "--hidden", "16", "--epochs", "1500",
+                          "--validation-fraction", "0.25", "--save", model, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["task"] == "regression" and data["layer_sizes"] == [2, 16, 1] and "accuracy" not in data
+    assert data["r2"] > 0.95 and 0 < data["rmse"] < 0.5 and data["validation_samples"] == 100
+    assert data["validation_r2"] > 0.9 and 0 < data["validation_rmse"] < 0.6 and data["validation_loss"] > 0
+    assert "val_r2" in proc.stderr and "val_loss" in proc.stderr
+    from xpnet import checkpoint
+
+    ckpt = checkpoint.load(model, backend="numpy")
+    assert ckpt.config["task"] == "regression" and ckpt.model.spec.output == "identity"
+    assert 49 < ckpt.config["target_scaling"]["mean"][0] < 53
+    X = np.array([[0.0, 0.0], [1.0, -1.0], [-1.5, 1.5]])
+    np.save(tmp_path / "X.npy", X)
+    truth = 3 * np.sin(X[:, 0]) + X[:, 1] ** 2 + 50
+    lines = run_cli("predict", "--model", model, "--data", tmp_path / "X.npy", check=0).stdout.split()
+    np.testing.assert_allclose([float(v) for v in lines], truth, atol=0.5)  # numbers, in the target's units
+    assert "regressor" in run_cli("predict", "--model", model, "--data", tmp_path / "X.npy", "--proba", check=2).stderr
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-2, 2, size=(200, 2))
+    y = 3 * np.sin(X[:, 0]) + X[:, 1] ** 2 + 50
+    np.savez(tmp_path / "test.npz", X=X, y=y)
+    report = json.loads(run_cli("evaluate", "--model", model, "--data", tmp_path / "test.npz", "--json",
+                                check=0).stdout)
+    predicted = np.array([float(v) for v in run_cli("predict", "--model", model, "--data", tmp_path / "test.npz",
+                                                    check=0).stdout.split()])
+    assert report["task"] == "regression" and report["n_samples"] == 200
+    assert report["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - y) ** 2)), rel=1e-6)
+    assert report["mae"] == pytest.approx(np.mean(np.abs(predicted - y)), rel=1e-6)
+    assert report["r2"] == pytest.approx(1 - np.sum((predicted - y) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-6)
+    text = run_cli("evaluate", "--model", model, "--data", tmp_path / "test.npz", check=0).stdout
+    assert f"r2        {report['r2']:.4f}" in text and "rmse" in text and "mae" in text
+
+
+def test_regression_plot_draws_predicted_against_true(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "reg.svg"
+    code = "import matplotlib; matplotlib.rcParams['svg.fonttype'] = 'none'\n"
+    proc = run_regression("train", "--backend", "numpy", "--epochs", "200", "--validation-fraction", "0.25", "--quiet",
+                          "--plot", path, setup=code)
+    assert proc.returncode == 0, proc.stderr
+    text = path.read_text()
+    for words in (">true price<", ">predicted price<", ">exact prediction<", ">R^2<", ">validation<"):
+        assert words in text, words
