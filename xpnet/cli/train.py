@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +37,9 @@ from .args import (
     check_destination,
     say,
 )
+
+if TYPE_CHECKING:
+    from .prepare import Prepared
 
 DEFAULT_EPOCHS = 2000
 DEFAULT_RATE = 0.5
@@ -190,11 +195,44 @@ def _fit_options(args) -> dict:
                 patience=args.patience)
 
 
-def cmd_train(args) -> int:
-    from .prepare import prepare
+@dataclass
+class _Run:
+    """One `xpnet train` run once its data and model are ready."""
 
+    comm: distributed.Communicator | None  # with --distributed
+    prepared: Prepared  # this process's rows
+    model: MLP
+    task: str  # "classification" or "regression"
+    scaling: tuple | None  # (mean, scale) of a regression's targets
+    done: int  # epochs a resumed run had already done
+    history: dict  # their logged epochs and losses
+
+    @property
+    def root(self) -> bool:
+        return self.comm is None or self.comm.is_root  # only rank 0 prints and writes files
+
+
+def cmd_train(args) -> int:
     comm = distributed.active() if args.distributed else None  # launched in main()
-    root = comm is None or comm.is_root  # only rank 0 prints and writes files
+    ckpt, config, fit_options = _settings(args, comm)
+    run = _start(args, comm, ckpt, config)
+    if args.early_stopping:
+        fit_options["validation_data"] = (run.prepared.X_held, run.prepared.y_held)
+    if ckpt and ckpt.optimizer_state:
+        fit_options["optimizer_state"] = ckpt.optimizer_state
+    saver = _Saver(args.save, run.model, config, run.history, run.prepared, run.done) if args.save and run.root \
+        else None
+    progress = _Progress(args, run.model, run.prepared, run.done, comm, run.task, run.scaling, saver)
+    result = _fit(comm, run.model, run.prepared, epochs=args.epochs - run.done, initial_epoch=run.done,
+                  learning_rate=args.learning_rate, l2=args.l2, reduction=args.reduction,
+                  log_every=progress.fit_every, callback=progress, **fit_options)
+    progress.close()
+    return _finish(args, run, result, saver, progress)
+
+
+def _settings(args, comm) -> tuple:
+    """The run's settings from the flags (and --resume's checkpoint), checked before any work:
+    ``(checkpoint or None, config, fit options)``."""
     ckpt = _resume(args) if args.resume else None  # first: it restores the saved run's flags
     fit_options = _fit_options(args)
     _check_flags(args)
@@ -207,11 +245,18 @@ def cmd_train(args) -> int:
     config = _run_config(args)
     if comm is not None:
         _check_same_settings(comm, args)
-    if root:
+    if comm is None or comm.is_root:
         _check_outputs(args)
         if saving_back and not args.quiet:
             _progress(f"xpnet: no --save given: the run will be saved back to {args.save} (atomically)")
-    prepared = prepare(config, comm)  # with --distributed: this process's rows only
+    return ckpt, config, fit_options
+
+
+def _start(args, comm, ckpt, config) -> _Run:
+    """Prepare the data (this process's rows) and build or restore the model."""
+    from .prepare import prepare
+
+    prepared = prepare(config, comm)
     task = _task(args, prepared)
     config["task"] = task
     scaling = _target_scaling(prepared)
@@ -219,40 +264,34 @@ def cmd_train(args) -> int:
         config["target_scaling"] = {"mean": scaling[0].tolist(), "scale": scaling[1].tolist()}
     model = _model(args, ckpt, prepared, task, comm)
     done = ckpt.epochs_done if ckpt else 0
-    history = dict(ckpt.history) if ckpt else {"epochs": [], "losses": []}
     if args.epochs <= done:
         raise XpnetValueError(f"--epochs {args.epochs} is not more than the {done} epochs {args.resume!r} already "
                               f"ran; --epochs counts the total, so ask for more than {done}")
-    if args.early_stopping:
-        fit_options["validation_data"] = (prepared.X_held, prepared.y_held)
-    if ckpt and ckpt.optimizer_state:
-        fit_options["optimizer_state"] = ckpt.optimizer_state
-    if not args.json and not args.quiet and root:
+    run = _Run(comm, prepared, model, task, scaling, done, dict(ckpt.history) if ckpt else {"epochs": [], "losses": []})
+    if not args.json and not args.quiet and run.root:
         _progress(f"xpnet: training {model} on {prepared.source} ({prepared.n_samples} samples"
                   f"{f', {prepared.n_held} held out' if prepared.n_held else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
-    saver = _Saver(args.save, model, config, history, prepared, done) if args.save and root else None
-    progress = _Progress(args, model, prepared, done, comm, task, scaling, saver)
-    result = _fit(comm, model, prepared, epochs=args.epochs - done, initial_epoch=done,
-                  learning_rate=args.learning_rate, l2=args.l2, reduction=args.reduction,
-                  log_every=progress.fit_every, callback=progress, **fit_options)
-    progress.close()
-    epochs_done = done + result.epochs
+    return run
+
+
+def _finish(args, run: _Run, result, saver, progress) -> int:
+    """Save (rank 0), draw, score and report; the exit status, the same on every rank."""
+    comm = run.comm
     save_ok, rescue = True, None
     if args.save:  # rank 0 writes; every rank learns whether it worked
-        rescue = saver.final(progress, epochs_done, result.optimizer_state) if saver is not None else None
+        rescue = saver.final(progress, run.done + result.epochs, result.optimizer_state) if saver else None
         save_ok = _agree(comm, rescue is None)
     saved = args.save if args.save and save_ok else None
-    plotted = _plot(args, comm, model, prepared, task, scaling, history, progress) if args.plot else None
-    scores = _scores(comm, model, prepared, task, scaling)  # on every process: with --distributed they are collectives
-    code = _exit_code(result, not save_ok, plotted is False)
-    if root:
-        _report(args, model, prepared, result, done, scores, task, saved, rescue, plotted)
+    plotted = _plot(args, run, progress) if args.plot else None
+    scores = _scores(comm, run.model, run.prepared, run.task, run.scaling)  # collectives with --distributed
+    if run.root:
+        _report(args, run, result, scores, saved, rescue, plotted)
     if comm is not None:  # python -m mpi4py aborts the job at a non-zero exit: not before rank 0 is done
         sys.stdout.flush()
         sys.stderr.flush()
         comm.barrier()
-    return code
+    return _exit_code(result, not save_ok, plotted is False)
 
 
 def _check_flags(args) -> None:
@@ -496,10 +535,10 @@ def _scores(comm, model, prepared, task: str, scaling) -> dict:
 
 # -- report -----------------------------------------------------------------------------------
 
-def _report(args, model, prepared, result, done, scores, task, saved, rescue, plotted) -> None:
+def _report(args, run: _Run, result, scores, saved, rescue, plotted) -> None:
     """What rank 0 prints at the end: the results, then why training stopped early, if it did."""
-    _print_training(args, model, prepared, result, done, scores, task, saved, rescue, plotted)
-    epochs = done + result.epochs
+    _print_training(args, run, result, scores, saved, plotted)
+    epochs = run.done + result.epochs
     if result.interrupted:
         name = signal.Signals(_signal_number(result)).name
         by = "" if name == "SIGINT" else f" by {name}"
@@ -513,8 +552,9 @@ def _report(args, model, prepared, result, done, scores, task, saved, rescue, pl
         _progress(f"xpnet: error: could not draw {args.plot} (see above)")
 
 
-def _print_training(args, model, prepared, result, done, scores, task, saved, rescue, plotted) -> None:
+def _print_training(args, run: _Run, result, scores, saved, plotted) -> None:
     """The results of `xpnet train` on stdout: a few aligned lines, or one JSON object."""
+    model, prepared, task, done = run.model, run.prepared, run.task, run.done
     split = _held_name(args)
     training, held = scores["training"], scores.get("held")
     summary = {**result.to_dict(), "task": task, "dataset": args.data or args.dataset,
@@ -613,11 +653,12 @@ class _Saver:
 PLOT_POINTS = 10_000  # with --distributed, --plot draws every k-th training row, at most this many
 
 
-def _plot(args, comm, model, prepared, task, scaling, history, progress) -> bool | None:
+def _plot(args, run: _Run, progress) -> bool:
     """Draw the run (rank 0, from a sample of every process's rows); True when drawn, False
     when it failed (on every rank: rank 0's outcome is broadcast)."""
     from .. import plot
 
+    comm, model, prepared, task, scaling = run.comm, run.model, run.prepared, run.task, run.scaling
     points = (prepared.X, prepared.y) if comm is None else comm.sample(prepared.X, prepared.y, PLOT_POINTS)
     confusion = None
     if task == "classification" and prepared.X.shape[1] != 2:
@@ -626,7 +667,7 @@ def _plot(args, comm, model, prepared, task, scaling, history, progress) -> bool
     ok = True
     if points is not None:
         try:
-            fig = plot.training_figure(_curves(history, progress, task, _held_name(args)),
+            fig = plot.training_figure(_curves(run.history, progress, task, _held_name(args)),
                                        **_first_panel(model, points, task, scaling, prepared, confusion))
             plot.save(fig, args.plot)
         except (OSError, ValueError, XpnetError) as exc:
@@ -692,7 +733,8 @@ class _Progress:
         self.task, self.scaling, self.saver, self.save_every = task, scaling, saver, args.save_every
         self.measure = not args.quiet or bool(args.plot)
         self.show = not args.quiet and (comm is None or comm.is_root)
-        self.epochs, self.losses = [], []  # every logged point of this run (epochs counted from its start)
+        self.epochs: list[int] = []  # every logged point of this run (epochs counted from its start)
+        self.losses: list[float] = []  # and its training objective
         self.points: list = []  # (epoch since the run began, {score: value}) where scores were measured
         self.bar = None
         if self.show and sys.stderr.isatty():
