@@ -103,9 +103,10 @@ def _run(argv: list) -> int:
 def _load_backend_library(args) -> None:
     """Import torch (through xpnet.backend) before the thread limit is applied, so that the
     limit reaches its thread pool too: limit_threads only sets the libraries already loaded."""
-    name = getattr(args, "backend", None) or os.environ.get(ENV_VAR) or ""
-    if name.split(":")[0].strip() == "torch":
-        get_backend(name)
+    names = getattr(args, "backend", None) or os.environ.get(ENV_VAR) or ""
+    for name in names if isinstance(names, (list, tuple)) else str(names).split(","):  # bench takes several
+        if name.split(":")[0].strip() == "torch":
+            get_backend(name.strip())
 
 
 def _fail(message: str, debug: bool, stdout_failed: bool = False) -> int:
