@@ -5,9 +5,9 @@ import re
 
 import numpy as np
 import pytest
+from conftest import available_backend, run_cli
 
 import xpnet
-from conftest import available_backend, run_cli
 from xpnet import backend as backend_module
 
 PACKAGE = pathlib.Path(xpnet.__file__).parent
@@ -109,3 +109,76 @@ def test_same_result_whatever_the_thread_count():
             model.fit(X, y, epochs=5, learning_rate=0.1)
         weights.append([xpnet.to_numpy(w) for w in model.W])
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
+
+
+# -- names: only array-API namespaces are imported; devices must exist; pickling by name ------
+
+def test_a_module_that_is_not_an_array_namespace_is_never_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys, xpnet\n"
+            "try:\n    xpnet.get_backend('this')\n"
+            "except xpnet.BackendUnavailableError as exc:\n    print('refused:', exc)\n"
+            "print('imported' if 'this' in sys.modules else 'not imported')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Beautiful is better than ugly" not in proc.stdout  # `import this` prints the Zen of Python
+    assert "refused: backend 'this'" in proc.stdout and "array-API" in proc.stdout
+    assert proc.stdout.rstrip().endswith("not imported")
+
+
+def test_an_importable_module_with_side_effects_is_refused_without_running_it(tmp_path, monkeypatch):
+    (tmp_path / "xpnet_test_side_effect.py").write_text(
+        f"open({str(tmp_path / 'ran')!r}, 'w').close()\nasarray = lambda x: x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(xpnet.BackendUnavailableError, match="not an array-API namespace"):
+        xpnet.get_backend("xpnet_test_side_effect")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_module_declaring_the_array_api_is_accepted(tmp_path, monkeypatch):
+    pytest.importorskip("array_api_strict")
+    (tmp_path / "xpnet_test_namespace.py").write_text(
+        "from array_api_strict import *\nfrom array_api_strict import __array_namespace_info__\n"
+        "__array_api_version__ = '2023.12'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    b = xpnet.get_backend("xpnet_test_namespace")
+    assert b.name == "xpnet_test_namespace" and xpnet.to_numpy(b.asarray([1.0, 2.0])).tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["os;rm", "numpy..linalg", "1numpy", "numpy/../x"])
+def test_names_that_are_not_module_names_are_refused(name):
+    with pytest.raises(xpnet.BackendUnavailableError, match="not a module name"):
+        xpnet.get_backend(name)
+
+
+@pytest.mark.parametrize("name, devices", [("numpy:gpu7", "cpu"), ("torch:gpu7", "cpu"), ("torch:meta", "cpu"),
+                                           ("array_api_strict:gpu7", "no_float64")])
+def test_a_device_that_does_not_exist_names_those_that_do(name, devices):
+    lib = name.split(":")[0]
+    pytest.importorskip(lib)
+    with pytest.raises(xpnet.BackendUnavailableError) as info:
+        xpnet.get_backend(name)
+    message = str(info.value)
+    assert name.split(":")[1] in message and devices in message and "\n" not in message
+
+
+def test_numpy_cpu_is_a_device_name():
+    assert xpnet.get_backend("numpy:cpu").describe() == "numpy on cpu"
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict:no_float64", "torch", "torch:cpu"])
+def test_backends_pickle_and_copy_by_name(name):
+    import copy
+    import pickle
+
+    b = available_backend(name)
+    for clone in (pickle.loads(pickle.dumps(b)), copy.deepcopy(b), copy.copy(b)):
+        assert (clone.name, clone.device_name(), clone.dtype_names()) == (b.name, b.device_name(), b.dtype_names())
+        assert clone.xp is b.xp and clone.reason == b.reason
+
+
+def test_qualified_name_round_trips():
+    for name in ("numpy", "array_api_strict:no_float64", "torch"):
+        b = available_backend(name)
+        assert xpnet.get_backend(b.qualified_name()).device_name() == b.device_name()

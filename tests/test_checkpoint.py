@@ -9,12 +9,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import available_backend, rtol_for, run_cli
 
 import xpnet
 from xpnet import checkpoint
+from xpnet.activations import Activation
 from xpnet.errors import XpnetValueError
-
-from conftest import available_backend, rtol_for, run_cli
 
 X, Y = xpnet.datasets.load("moons", n_samples=64, noise=0.2, seed=0)
 
@@ -133,6 +133,7 @@ def test_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
 KILLER = """
 import sys, numpy as np, xpnet
 from xpnet import checkpoint
+from xpnet.activations import Activation
 model = xpnet.MLP([2, 400, 400, 2], backend="numpy", dtype="float64")
 print("ready", flush=True)
 for i in range(1000000):
@@ -142,7 +143,7 @@ for i in range(1000000):
 
 def test_kill_during_writes_leaves_a_loadable_file(tmp_path):
     path = tmp_path / "m.npz"
-    checkpoint.save(path, xpnet.MLP([2, 400, 400, 2], backend="numpy", dtype="float64"), epochs_done=-1)
+    checkpoint.save(path, xpnet.MLP([2, 400, 400, 2], backend="numpy", dtype="float64"), epochs_done=0)
     torn = 0
     for attempt in range(8):  # until a kill has landed mid-write (a temporary file is left behind)
         with subprocess.Popen([sys.executable, "-c", KILLER, str(path)], stdout=subprocess.PIPE, text=True) as proc:
@@ -150,14 +151,15 @@ def test_kill_during_writes_leaves_a_loadable_file(tmp_path):
             time.sleep(0.2 + 0.05 * attempt)  # ~1.3 MB writes back to back
             proc.kill()
         ckpt = checkpoint.load(path, backend="numpy")  # the destination is always a whole checkpoint
-        assert ckpt.model.layer_sizes == (2, 400, 400, 2) and ckpt.epochs_done >= -1
+        assert ckpt.model.layer_sizes == (2, 400, 400, 2) and ckpt.epochs_done >= 0
         torn = len([name for name in os.listdir(tmp_path) if name.endswith(".tmp")])
         if torn:
             break
     assert torn, "no kill landed during a write; the test proved nothing"
 
 
-def test_refuses_bad_files(tmp_path):
+def test_refuses_bad_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the failed save at the end puts its rescue file
     np.savez(tmp_path / "plain.npz", W0=np.zeros(2))
     with pytest.raises(XpnetValueError, match="not an xpnet checkpoint"):
         checkpoint.load(tmp_path / "plain.npz")
@@ -175,7 +177,7 @@ def test_refuses_bad_files(tmp_path):
     np.savez(tmp_path / "pickled.npz", **dict(arrays, W0=np.array([{"evil": 1}], dtype=object)))
     with pytest.raises(XpnetValueError, match="not a valid xpnet checkpoint"):
         checkpoint.load(tmp_path / "pickled.npz")  # allow_pickle=False: object arrays are refused
-    with pytest.raises(XpnetValueError, match="does not exist"):
+    with pytest.raises(checkpoint.SaveError, match="does not exist"):  # the weights are rescued elsewhere
         checkpoint.save(tmp_path / "no" / "dir.npz", trained("numpy", "float64", epochs=1))
 
 
@@ -197,3 +199,54 @@ def test_resume_equals_an_uninterrupted_run_with_training_options(tmp_path, flag
     xpnet_json(*common, "--epochs", "3", "--save", path)
     resumed = xpnet_json("train", "--resume", path, "--epochs", "6", "--json", "--quiet")
     assert resumed["final_loss"] == whole["final_loss"]
+
+
+# -- user-defined activations (issue 13) ------------------------------------------------------
+
+def softsign_forward(xp, Z):
+    return Z / (1 + xp.abs(Z))
+
+
+def softsign_backward(xp, dY, Y):
+    return dY * (1 - xp.abs(Y)) ** 2
+
+
+softsign = Activation("softsign", softsign_forward, softsign_backward)
+
+
+def test_user_defined_activation_is_recorded_and_must_be_passed_again(tmp_path):
+    model = xpnet.MLP([2, 6, 5, 2], activation=[softsign, "tanh"], backend="numpy", dtype="float64")
+    model.fit(X, Y, epochs=20, learning_rate=0.5)
+    path = tmp_path / "x.npz"
+    checkpoint.save(path, model)
+    meta = json.loads(np.load(path)["meta"].tobytes())
+    assert meta["architecture"]["activation"] == ["softsign", "tanh"]
+    assert meta["architecture"]["user_activations"] == ["softsign"]
+    with pytest.raises(XpnetValueError) as info:
+        checkpoint.load(path)
+    assert str(info.value) == (f"the model in {str(path)!r} uses the activation 'softsign' defined in your code; "
+                               f"pass it again: checkpoint.load({str(path)!r}, activations=[softsign])")
+    expected = xpnet.to_numpy(model.predict_proba(X))
+    for given in ([softsign], {"softsign": softsign}, (softsign, xpnet.activations.HIDDEN["relu"])):
+        loaded = checkpoint.load(path, backend="numpy", activations=given).model
+        assert loaded.spec.hidden[0] is softsign and loaded.spec.hidden[1] is xpnet.activations.HIDDEN["tanh"]
+        np.testing.assert_array_equal(xpnet.to_numpy(loaded.predict_proba(X)), expected)
+
+
+def test_a_user_activation_named_like_a_builtin_is_not_replaced_by_it(tmp_path):
+    mine = Activation("tanh", softsign_forward, softsign_backward)
+    checkpoint.save(tmp_path / "m.npz", xpnet.MLP([2, 4, 2], activation=mine, backend="numpy"))
+    with pytest.raises(XpnetValueError, match="uses the activation 'tanh' defined in your code"):
+        checkpoint.load(tmp_path / "m.npz")
+    assert checkpoint.load(tmp_path / "m.npz", activations=[mine]).model.spec.hidden[0] is mine
+
+
+def test_bad_activations_arguments(tmp_path):
+    checkpoint.save(tmp_path / "m.npz", xpnet.MLP([2, 4, 2], activation=softsign, backend="numpy"))
+    for bad in ("softsign", [softsign_forward], {"other": softsign}, [softsign, softsign._replace(forward=abs)]):
+        with pytest.raises(xpnet.XpnetError, match="activations="):
+            checkpoint.load(tmp_path / "m.npz", activations=bad)
+    twins = xpnet.MLP([2, 4, 4, 2], activation=[softsign, softsign._replace(forward=softsign_backward)],
+                      backend="numpy")
+    with pytest.raises(XpnetValueError, match="two different activations are called 'softsign'"):
+        checkpoint.save(tmp_path / "twins.npz", twins)

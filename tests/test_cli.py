@@ -116,6 +116,12 @@ def test_digits_report_their_test_split():
     data = json.loads(run_cli("train", "--backend", "numpy", "--dataset", "digits", "--epochs", "50", "--json",
                               "--quiet", check=0).stdout)
     assert data["test_samples"] == 449 and 0 < data["test_accuracy"] <= 1 and data["test_loss"] > 0
+    assert "validation_samples" not in data
+    # early stopping watches validation rows from the training part; the test rows are only reported
+    data = json.loads(run_cli("train", "--backend", "numpy", "--dataset", "digits", "--epochs", "50",
+                              "--early-stopping", "--json", "--quiet", check=0).stdout)
+    assert data["test_samples"] == 449 and data["validation_samples"] == 135 and data["n_samples"] == 1213
+    assert data["validation_loss"] > 0 and data["test_loss"] > 0
 
 
 def flowers_model(tmp_path):
@@ -219,36 +225,20 @@ def test_readme_proba_example_is_the_real_output(tmp_path):
                                    rtol=1e-3, atol=1e-6)
 
 
-# A regression dataset through the CLI's data preparation: y = 3 sin(x0) + x1^2 + 50, in the target's own units
-REGRESSION_PREPARE = """
-import numpy as np
-import xpnet.cli.prepare as p
-from xpnet.data import Scaler, split
-
-def prepare(config, comm=None):
-    rng = np.random.default_rng(0)
-    X = rng.uniform(-2, 2, size=(400, 2))
+def regression_csv(path, n, seed):
+    """A CSV whose target, price = 3 sin(a) + b^2 + 50, holds fractional numbers: --task auto picks regression."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 2))
     y = 3 * np.sin(X[:, 0]) + X[:, 1] ** 2 + 50
-    X, y, X_held, y_held = split(X, y, config.get("validation_fraction") or 0.0, 0)
-    target = Scaler.fit(y[:, None])
-    prepared = p.Prepared(X, (y - target.mean) / target.scale, X_held, (y_held - target.mean) / target.scale, 1, None,
-                          None, ["a", "b"], "generated", "price")
-    prepared.task, prepared.target_scaler = "regression", target
-    return prepared
-
-p.prepare = prepare
-"""
-
-
-def run_regression(*args, setup=""):
-    code = setup + REGRESSION_PREPARE + "\nimport sys\nfrom xpnet.cli import main\nsys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
+    path.write_text("a,b,price\n" + "".join(f"{float(a)!r},{float(b)!r},{float(v)!r}\n" for (a, b), v in zip(X, y)))
+    return X, y
 
 
 def test_regression_trains_predicts_and_evaluates_in_the_targets_units(tmp_path):
-    model = tmp_path / "reg.npz"
-    proc = run_regression("train", "--backend", "numpy", "--dtype", "float64", "--hidden", "16", "--epochs", "1500",
-                          "--validation-fraction", "0.25", "--save", model, "--json")
+    model, data = tmp_path / "reg.npz", tmp_path / "reg.csv"
+    regression_csv(data, 400, 0)
+    proc = run_cli("train", "--backend", "numpy", "--data", data, "--dtype", "float64", "--hidden", "16", "--epochs",
+                   "1500", "--validation-fraction", "0.25", "--save", model, "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["task"] == "regression" and data["layer_sizes"] == [2, 16, 1] and "accuracy" not in data
@@ -266,46 +256,44 @@ def test_regression_trains_predicts_and_evaluates_in_the_targets_units(tmp_path)
     lines = run_cli("predict", "--model", model, "--data", tmp_path / "X.npy", check=0).stdout.split()
     np.testing.assert_allclose([float(v) for v in lines], truth, atol=0.5)  # numbers, in the target's units
     assert "regressor" in run_cli("predict", "--model", model, "--data", tmp_path / "X.npy", "--proba", check=2).stderr
-    rng = np.random.default_rng(1)
-    X = rng.uniform(-2, 2, size=(200, 2))
-    y = 3 * np.sin(X[:, 0]) + X[:, 1] ** 2 + 50
-    np.savez(tmp_path / "test.npz", X=X, y=y)
-    report = json.loads(run_cli("evaluate", "--model", model, "--data", tmp_path / "test.npz", "--json",
-                                check=0).stdout)
-    predicted = np.array([float(v) for v in run_cli("predict", "--model", model, "--data", tmp_path / "test.npz",
+    test = tmp_path / "test.csv"
+    X, y = regression_csv(test, 200, 1)
+    report = json.loads(run_cli("evaluate", "--model", model, "--data", test, "--json", check=0).stdout)
+    predicted = np.array([float(v) for v in run_cli("predict", "--model", model, "--data", test,
                                                     check=0).stdout.split()])
     assert report["task"] == "regression" and report["n_samples"] == 200
     assert report["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - y) ** 2)), rel=1e-6)
     assert report["mae"] == pytest.approx(np.mean(np.abs(predicted - y)), rel=1e-6)
     assert report["r2"] == pytest.approx(1 - np.sum((predicted - y) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-6)
-    text = run_cli("evaluate", "--model", model, "--data", tmp_path / "test.npz", check=0).stdout
+    text = run_cli("evaluate", "--model", model, "--data", test, check=0).stdout
     assert f"r2        {report['r2']:.4f}" in text and "rmse" in text and "mae" in text
 
 
 def test_regression_plot_draws_predicted_against_true(tmp_path):
     pytest.importorskip("matplotlib")
-    path = tmp_path / "reg.svg"
-    code = "import matplotlib; matplotlib.rcParams['svg.fonttype'] = 'none'\n"
-    proc = run_regression("train", "--backend", "numpy", "--epochs", "200", "--validation-fraction", "0.25", "--quiet",
-                          "--plot", path, setup=code)
+    path, data = tmp_path / "reg.svg", tmp_path / "reg.csv"
+    regression_csv(data, 200, 0)
+    code = ("import sys, matplotlib; matplotlib.rcParams['svg.fonttype'] = 'none'; from xpnet.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, "train", "--backend", "numpy", "--data", str(data), "--epochs",
+                           "200", "--validation-fraction", "0.25", "--quiet", "--plot", str(path)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     text = path.read_text()
     for words in (">true price<", ">predicted price<", ">exact prediction<", ">R^2<", ">validation<"):
         assert words in text, words
 
 
-def test_docs_cli_names_every_flag_and_json_key(tmp_path):
-    from xpnet.cli import build_parser
-    from xpnet.cli.args import command_parser, long_options
-
-    docs = (Path(DOCS) / "cli.md").read_text()
-    parser = build_parser()
-    for command in ("train", "predict", "evaluate", "tutorial", "bench"):
-        for flag in long_options(command_parser(parser, [command])):
-            assert f"`{flag}" in docs or f"{flag}`" in docs or f"`{flag} " in docs, (command, flag)
-    model = tmp_path / "m.npz"
-    keys = json.loads(run_cli("train", "--backend", "numpy", "--epochs", "5", "--validation-fraction", "0.2",
-                              "--json", "--quiet", "--save", model, check=0).stdout)
-    keys.update(json.loads(run_cli("evaluate", "--model", model, "--json", check=0).stdout))
-    for key in keys:
-        assert f"`{key}`" in docs, key
+def test_task_flag_decides_integer_targets(tmp_path):
+    data = tmp_path / "counts.csv"
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 3, size=(120, 2))
+    counts = np.rint(X.sum(axis=1) * 2).astype(int)  # whole numbers: auto reads class labels
+    data.write_text("a,b,count\n" + "".join(f"{a},{b},{c}\n" for (a, b), c in zip(X, counts)))
+    auto = json.loads(run_cli("train", "--backend", "numpy", "--data", data, "--epochs", "50", "--json", "--quiet",
+                              check=0).stdout)
+    forced = json.loads(run_cli("train", "--backend", "numpy", "--data", data, "--epochs", "50", "--task",
+                                "regression", "--json", "--quiet", check=0).stdout)
+    assert auto["task"] == "classification" and auto["layer_sizes"][-1] == len(set(counts))
+    assert forced["task"] == "regression" and forced["layer_sizes"][-1] == 1 and "r2" in forced
+    assert forced["learning_rate"] == 0.1 and auto["learning_rate"] == 0.5  # the regression default

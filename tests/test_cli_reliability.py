@@ -40,11 +40,11 @@ def test_skip_reasons_are_printed_once_each_with_a_count(tmp_path):
     assert "   1 x another reason" in out and "1 passed, 6 skipped" in out
 
 
-def run_patched(setup: str, *args, stdout=subprocess.PIPE, timeout=300):
+def run_patched(setup: str, *args, stdout=subprocess.PIPE, timeout=300, cwd=None):
     """``xpnet ARGS`` in a subprocess after running the Python ``setup`` (which patches something)."""
     code = f"{setup}\nimport sys\nfrom xpnet.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=ROOT))
+                          text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=ROOT), cwd=cwd)
 
 
 def assert_one_error_line(proc, *words, code=2):
@@ -211,6 +211,25 @@ def test_a_failed_final_save_is_reported_and_exits_1(tmp_path):
              "    raise OSError(errno.ENOSPC, 'No space left on device')\nc.save = full")
     proc = run_patched(setup, "train", "--backend", "numpy", "--n-samples", "100", "--epochs", "20", "--json",
                        "--quiet", "--save", tmp_path / "run.npz")
-    assert_one_error_line(proc, "could not save to", "No space left on device", code=1)
+    assert_one_error_line(proc, "could not save the checkpoint to", "No space left on device", code=1)
     data = json.loads(proc.stdout)  # the results are still reported
     assert "saved" not in data and data["epochs"] == 20
+
+
+def test_a_final_save_that_fails_names_the_rescue_file_and_exits_1(tmp_path):
+    from xpnet import checkpoint
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    work.mkdir()
+    # the destination's directory disappears during training (checked, and fine, before it)
+    setup = (f"import shutil, xpnet.cli.train as t\ncall = t._Progress.__call__\n"
+             f"def remove(self, event):\n    shutil.rmtree({str(out)!r}, ignore_errors=True)\n"
+             f"    return call(self, event)\nt._Progress.__call__ = remove")
+    proc = run_patched(setup, "train", "--backend", "numpy", "--n-samples", "100", "--epochs", "20", "--quiet",
+                       "--save", out / "run.npz", cwd=work)
+    line = assert_one_error_line(proc, "could not save the checkpoint", "saved to", code=1)
+    rescued = list(work.glob("xpnet-rescue-*run.npz"))
+    assert len(rescued) == 1 and str(rescued[0]) in line
+    assert checkpoint.load(rescued[0], backend="numpy").epochs_done == 20  # the trained weights are kept
+    assert "saved     " not in proc.stdout and "accuracy" in proc.stdout

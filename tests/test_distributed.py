@@ -449,10 +449,10 @@ with comm.abort_on_error():
         prepared = prepare(config, comm)
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-        np.savez(f"{out}/{i}-{comm.rank}.npz", X=prepared.X, y=prepared.y, X_held=prepared.X_held,
-                 y_held=prepared.y_held, rows=prepared.rows, mean=prepared.scaler.mean, scale=prepared.scaler.scale)
+        np.savez(f"{out}/{i}-{comm.rank}.npz", X=prepared.X, y=prepared.y, X_val=prepared.X_val,
+                 y_val=prepared.y_val, rows=prepared.rows, mean=prepared.scaler.mean, scale=prepared.scaler.scale)
         if comm.is_root:
-            print(json.dumps({"classes": prepared.labels.classes, "n": [prepared.n_samples, prepared.n_held],
+            print(json.dumps({"classes": prepared.labels.classes, "n": [prepared.n_samples, prepared.n_val],
                               "n_classes": prepared.n_classes}))
 peaks = comm.allgather(peaks)
 if comm.is_root:
@@ -473,8 +473,8 @@ def test_each_rank_reads_and_prepares_only_its_rows_of_a_data_file(tmp_path):
         want = prepare({"data": str(path), "standardize": True, "validation_fraction": 0.2, "seed": 3})
         assert summary == {"classes": want.labels.classes, "n": [8001, 2000], "n_classes": want.n_classes}, path.name
         parts = [np.load(tmp_path / f"{i}-{rank}.npz") for rank in range(3)]
-        assert sum(len(part["y"]) + len(part["y_held"]) for part in parts) == N_ROWS
-        assert max(len(part["y"]) + len(part["y_held"]) for part in parts) == 3334  # each rank: its block only
+        assert sum(len(part["y"]) + len(part["y_val"]) for part in parts) == N_ROWS
+        assert max(len(part["y"]) + len(part["y_val"]) for part in parts) == 3334  # each rank: its block only
         X, y = np.empty_like(want.X), np.empty_like(want.y)
         for part in parts:  # the training rows go where `rows` says
             X[part["rows"]], y[part["rows"]] = part["X"], part["y"]
@@ -482,8 +482,8 @@ def test_each_rank_reads_and_prepares_only_its_rows_of_a_data_file(tmp_path):
             np.testing.assert_allclose(part["scale"], want.scaler.scale, rtol=1e-13)
         np.testing.assert_allclose(X, want.X, rtol=1e-12, atol=1e-13)
         np.testing.assert_array_equal(y, want.y)
-        held = np.concatenate([np.column_stack([part["X_held"], part["y_held"]]) for part in parts])
-        expected = np.column_stack([want.X_held, want.y_held])
+        held = np.concatenate([np.column_stack([part["X_val"], part["y_val"]]) for part in parts])
+        expected = np.column_stack([want.X_val, want.y_val])
         np.testing.assert_allclose(held[np.argsort(held[:, 0])], expected[np.argsort(expected[:, 0])],
                                    rtol=1e-12, atol=1e-13)  # the same held-out rows, spread over the ranks
     # a third of the rows per rank: its block, then the block's training and held-out copies (about two
@@ -623,5 +623,5 @@ def test_a_failed_save_on_rank_zero_gives_every_rank_the_same_exit_status(tmp_pa
     proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save", tmp_path / "ck.npz",
                          "--json", "fail"]))
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert proc.stderr.count("could not save to") == 1 and "No space left on device" in proc.stderr
+    assert proc.stderr.count("could not save the checkpoint") == 1 and "No space left on device" in proc.stderr
     assert json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))["epochs"] == 30

@@ -85,3 +85,121 @@ def test_out_of_memory_during_training_keeps_the_weights_and_says_what_to_do(mon
         model.fit(np.zeros((50, 2)), np.zeros(50, dtype=int), epochs=10, log_every=1, batch_size=batch_size)
     assert all(np.all(np.isfinite(w)) for w in model.parameters())
     assert not all(np.array_equal(a, b) for a, b in zip(before, model.parameters()))  # 3 epochs were kept
+
+
+# -- the memory a process may really use: MemAvailable, the cgroup limit, RLIMIT_AS ----------
+
+GiB = 1 << 30
+
+
+def fake_limits(monkeypatch, meminfo=None, cgroup=None, rlimit=None):
+    monkeypatch.setattr(memory, "meminfo_available", lambda: meminfo)
+    monkeypatch.setattr(memory, "cgroup_available", lambda: cgroup)
+    monkeypatch.setattr(memory, "rlimit_available", lambda: rlimit)
+
+
+@pytest.mark.parametrize("limits, expected, source", [
+    ({"meminfo": 8 * GiB, "cgroup": 2 * GiB, "rlimit": 4 * GiB}, 2 * GiB, "cgroup limit"),
+    ({"meminfo": 8 * GiB, "cgroup": None, "rlimit": 3 * GiB}, 3 * GiB, "RLIMIT_AS"),
+    ({"meminfo": 1 * GiB, "cgroup": 2 * GiB, "rlimit": None}, 1 * GiB, "MemAvailable"),
+])
+def test_available_bytes_is_the_smallest_limit_and_says_which(monkeypatch, limits, expected, source):
+    fake_limits(monkeypatch, **limits)
+    free, described = memory.available_bytes()
+    assert free == expected and source in described
+
+
+def test_available_bytes_unknown_everywhere(monkeypatch):
+    fake_limits(monkeypatch)
+    assert memory.available_bytes()[0] is None
+    memory.require(10**15, "anything")  # nothing known: nothing refused
+
+
+def test_cpu_backends_see_the_cgroup_limit(monkeypatch):
+    fake_limits(monkeypatch, meminfo=8 * GiB, cgroup=1 << 20)
+    assert xpnet.get_backend("numpy").available_memory() == 1 << 20
+    model = xpnet.MLP([2, 512, 2], backend="numpy")
+    with pytest.raises(memory.XpnetMemoryError, match="1.0 MiB free"):
+        model.fit(np.zeros((10_000, 2)), np.zeros(10_000, dtype=int), epochs=1)
+
+
+def test_require_names_what_the_need_the_limit_and_the_fix(monkeypatch):
+    fake_limits(monkeypatch, meminfo=8 * GiB, cgroup=GiB)
+    memory.require(GiB // 2, "a small thing")
+    with pytest.raises(memory.XpnetMemoryError) as info:
+        memory.require(3 * GiB, "the data (1e9 x 3 float64)", fix="use fewer samples")
+    message = str(info.value)
+    assert message.startswith("the data (1e9 x 3 float64) would need about 3.0 GiB but only 1.0 GiB is available")
+    assert "(cgroup limit)" in message and message.endswith("use fewer samples") and "\n" not in message
+    assert isinstance(info.value, MemoryError) and isinstance(info.value, ValueError)
+
+
+def test_require_refuses_sizes_beyond_any_float():
+    with pytest.raises(memory.XpnetMemoryError, match="would need about"):
+        memory.require(10**400, "a model from a hostile file")
+    with pytest.raises(xpnet.XpnetValueError, match="whole number"):
+        memory.require(-5, "a negative size")
+
+
+def cgroup_tree(tmp_path, version, limits, usages, inactive=0, path="/job/step"):
+    """A fake /proc/self/cgroup, /proc/self/mountinfo and cgroup mount with a limit per level."""
+    mount = tmp_path / "sys" / "fs" / "cgroup"
+    files = ("memory.max", "memory.current", "inactive_file") if version == 2 else (
+        "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+    level = mount
+    for depth, part in enumerate([""] + path.strip("/").split("/")):
+        level = level / part if part else level
+        level.mkdir(parents=True, exist_ok=True)
+        if depth < len(limits) and limits[depth] is not None:
+            (level / files[0]).write_text(f"{limits[depth]}\n")
+            (level / files[1]).write_text(f"{usages[depth]}\n")
+            (level / "memory.stat").write_text(f"anon 1\n{files[2]} {inactive}\nactive_file 7\n")
+    (tmp_path / "cgroup").write_text(
+        f"0::{path}\n" if version == 2 else f"5:cpu,cpuacct:/\n4:memory:{path}\n1:name=systemd:/\n")
+    fstype = "cgroup2 cgroup2 rw" if version == 2 else "cgroup cgroup rw,memory"
+    (tmp_path / "mountinfo").write_text(
+        "22 1 0:20 / / rw - ext4 /dev/sda1 rw\n"
+        f"31 22 0:28 / {mount} rw,nosuid - {fstype}\n")
+    return str(tmp_path / "cgroup"), str(tmp_path / "mountinfo")
+
+
+def test_cgroup_v2_limit_minus_usage_of_the_tightest_level(tmp_path):
+    # root: no memory.max; /job: 4 GiB with 1 GiB used; /job/step: "max" (unlimited)
+    files = cgroup_tree(tmp_path, 2, [None, 4 * GiB, "max"], [None, GiB, 10], inactive=GiB // 4)
+    assert memory.cgroup_available(*files) == 3 * GiB + GiB // 4  # inactive file cache is reclaimable
+
+
+def test_cgroup_v1_limit_and_the_unlimited_sentinel(tmp_path):
+    files = cgroup_tree(tmp_path, 1, [9223372036854771712, 2 * GiB, 9223372036854771712], [5 * GiB, GiB // 2, 0])
+    assert memory.cgroup_available(*files) == GiB + GiB // 2
+    unlimited = cgroup_tree(tmp_path / "u", 1, [9223372036854771712] * 3, [5 * GiB, 0, 0])
+    assert memory.cgroup_available(*unlimited) is None
+
+
+def test_cgroup_files_missing_or_garbage_mean_unknown(tmp_path):
+    assert memory.cgroup_available(str(tmp_path / "none"), str(tmp_path / "none")) is None
+    files = cgroup_tree(tmp_path, 2, [None, "garbage"], [None, "x"])
+    assert memory.cgroup_available(*files) is None
+
+
+RLIMIT_CHILD = """
+import resource, xpnet
+from xpnet import memory
+vm = memory.virtual_size()
+resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))
+free, source = memory.available_bytes()
+assert "RLIMIT_AS" in source and 0 < free <= 256 << 20, (free, source)
+try:
+    memory.require(1 << 30, "one GiB")
+except memory.XpnetMemoryError as exc:
+    print(exc)
+"""
+
+
+def test_rlimit_as_bounds_what_is_available():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", RLIMIT_CHILD], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "one GiB would need about 1.0 GiB" in proc.stdout and "RLIMIT_AS" in proc.stdout

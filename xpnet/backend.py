@@ -10,16 +10,23 @@ imports an array library itself.
     'numpy on cpu'
 
 Names: ``numpy``, ``cupy``, ``auto`` (CuPy when it imports and a CUDA device works, else
-NumPy), ``torch``, ``array_api_strict``, or any importable array-API module. A device may
-follow a colon: ``array_api_strict:no_float64``, ``torch:cpu``, ``cupy:1``.
+NumPy), ``torch``, ``array_api_strict``, or another installed array-API namespace (see
+:func:`get_backend` for the rule: nothing else is imported). A device may follow a colon:
+``array_api_strict:no_float64``, ``torch:cpu``, ``cupy:1``; it must exist.
+
+A :class:`Backend` pickles and copies by name (:meth:`Backend.qualified_name`), so models
+holding one go through ``pickle``, ``copy.deepcopy`` and joblib.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import math
 import os
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,13 +102,21 @@ class Backend:
             self._module.cuda.synchronize(self.device)
 
     def available_memory(self) -> int | None:
-        """Bytes free for new arrays: device memory for CuPy/CUDA torch, host RAM otherwise."""
+        """Bytes free for new arrays: device memory for CuPy/CUDA torch; otherwise what the
+        process may still use of the host (:func:`xpnet.memory.available_bytes`: the smallest
+        of MemAvailable, the cgroup limit and RLIMIT_AS)."""
         if self.name == "cupy":
             with self.device:
                 return int(self._module.cuda.runtime.memGetInfo()[0])
         if self.name == "torch" and str(self.device).startswith("cuda"):
             return int(self._module.cuda.mem_get_info(self.device)[0])
-        return host_available_memory()
+        from .memory import available_bytes
+
+        return available_bytes()[0]
+
+    def uses_host_memory(self) -> bool:
+        """Whether arrays live in host RAM (every backend but CuPy and CUDA torch)."""
+        return not (self.name == "cupy" or (self.name == "torch" and str(self.device).startswith("cuda")))
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         """Whether ``exc`` is this backend's out-of-memory error."""
@@ -117,27 +132,41 @@ class Backend:
         """A short human description, e.g. ``'numpy on cpu'``."""
         return f"{self.name} on {self.device_name()}"
 
+    def qualified_name(self) -> str:
+        """The name :func:`get_backend` turns back into this backend: ``"torch:cuda:0"``, ``"cupy:1"``..."""
+        return f"{self.name}:{self.device.id if self.name == 'cupy' else self.device_name()}"
+
+    # -- copies: by name, since a module cannot be pickled --------------------------------
+    def __reduce__(self):
+        return _restore, (self.qualified_name(), self.reason)
+
+    def __copy__(self):
+        return self  # frozen, and the modules it holds are process-wide singletons
+
+    def __deepcopy__(self, memo):
+        return self
+
     def device_name(self) -> str:
         if self.name == "cupy":
             return f"cuda:{self.device.id}"
-        if self.name == "array_api_strict":
-            return str(self.device).split("'")[1] if "'" in str(self.device) else str(self.device)
-        return str(self.device)
+        return _device_label(self.device)
+
+
+def _restore(name: str, reason: str) -> Backend:
+    """Unpickle a :class:`Backend`: the same library and device in this process."""
+    backend = get_backend(name)
+    return backend if backend.reason == reason else dataclasses.replace(backend, reason=reason)
 
 
 def host_available_memory() -> int | None:
-    """Available host RAM in bytes (``MemAvailable`` on Linux), or None when unknown."""
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return None
+    """Available host RAM in bytes (``MemAvailable`` on Linux), or None when unknown.
+
+    What a process may really use is :func:`xpnet.memory.available_bytes` (it also counts
+    the cgroup limit and RLIMIT_AS).
+    """
+    from .memory import meminfo_available
+
+    return meminfo_available()
 
 
 def to_numpy(x) -> np.ndarray:
@@ -159,11 +188,19 @@ def to_numpy(x) -> np.ndarray:
 def get_backend(name: str | None = None) -> Backend:
     """Return the backend called ``name`` (default: ``$XPNET_BACKEND``, else ``auto``).
 
+    ``name`` is a library, optionally followed by ``:device``. Only array-API namespaces
+    are imported: the libraries array-api-compat knows (numpy, cupy, torch,
+    array_api_strict, jax.numpy, dask.array, sparse, ndonnx, dpnp) and modules whose source
+    declares ``__array_api_version__`` (read from the file without running it, then checked
+    on the imported module). Anything else is refused before it is imported, so a name
+    such as ``this`` runs no code. A device must be one the library has.
+
     Raises
     ------
     BackendUnavailableError
-        When the library is not installed or has no usable device. Never falls back:
-        only ``auto`` chooses, and it records why on :attr:`Backend.reason`.
+        When the library is not installed, is not an array-API namespace, or has no such
+        (usable) device. Never falls back: only ``auto`` chooses, and it records why on
+        :attr:`Backend.reason`.
     """
     if isinstance(name, Backend):
         return name
@@ -174,15 +211,27 @@ def get_backend(name: str | None = None) -> Backend:
     if not isinstance(name, str) or not name.strip():
         raise XpnetValueError(f"backend={name!r} must be a library name such as 'numpy' or 'auto'")
     lib, _, device = name.strip().partition(":")
+    lib = ALIASES.get(lib, lib)
     if lib == "auto":
         return _auto()
     if lib == "numpy":
+        if device not in ("", "cpu"):
+            raise BackendUnavailableError(f"backend 'numpy' has no device {device!r}; its only device is cpu")
         return Backend("numpy", _compat("numpy"), "cpu", f"numpy ({source})", np)
     if lib == "cupy":
         return _cupy(device or "0", source)
     if lib == "torch":
         return _torch(device or "cpu", source)
     return _generic(lib, device, source)
+
+
+KNOWN_NAMESPACES = ("numpy", "cupy", "torch", "array_api_strict", "jax.numpy", "dask.array", "sparse", "ndonnx",
+                    "dpnp")  # the libraries array-api-compat knows: imported without the declaration check
+ALIASES = {"jax": "jax.numpy", "dask": "dask.array"}
+CHOICES = "numpy, cupy, auto, torch, array_api_strict, or an installed module implementing the Python array API"
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_DECLARATION = b"__array_api_version__"
+_SOURCE_LIMIT = 64 << 20  # bytes of a module file searched for the declaration
 
 
 def _compat(lib: str):
@@ -202,7 +251,8 @@ def _cupy(device: str, source: str) -> Backend:
     try:
         import cupy
     except ImportError as exc:
-        raise BackendUnavailableError(f"backend 'cupy' needs CuPy, which is not installed ({exc}); {CUDA_HINT}") from None
+        raise BackendUnavailableError(
+            f"backend 'cupy' needs CuPy, which is not installed ({exc}); {CUDA_HINT}") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
         index = int(device)
@@ -231,36 +281,102 @@ def _torch(device: str, source: str) -> Backend:
         ) from None
     try:
         dev = torch.device(device)
+        if dev.type == "meta":  # shapes without values: nothing could be computed there
+            raise RuntimeError("the meta device holds no data")
         torch.zeros(1, device=dev)
     except (RuntimeError, AssertionError) as exc:
-        raise BackendUnavailableError(f"backend 'torch' cannot use device {device!r}: {exc}") from None
+        raise BackendUnavailableError(
+            f"backend 'torch' has no usable device {device!r} ({' '.join(str(exc).split())[:200]}); "
+            f"its devices here are: {', '.join(_torch_devices(torch))}") from None
     return Backend("torch", _compat("torch"), dev, f"torch ({source})", torch)
 
 
-def _generic(lib: str, device: str, source: str) -> Backend:
+def _torch_devices(torch) -> list[str]:
+    devices = ["cpu"]
     try:
-        module = importlib.import_module(lib)
-    except ImportError:
-        raise BackendUnavailableError(
-            f"backend {lib!r} is not an importable module; install it or choose one of "
-            "numpy, cupy, auto, torch, array_api_strict"
-        ) from None
+        if torch.cuda.is_available():
+            devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        if torch.backends.mps.is_available():
+            devices.append("mps")
+    except Exception:  # pragma: no cover - a broken driver: the CPU is still there
+        pass
+    return devices
+
+
+def _generic(lib: str, device: str, source: str) -> Backend:
+    module = _import_namespace(lib)
     try:
         xp = array_api_compat.array_namespace(module.asarray(0.0))
     except Exception:
-        raise BackendUnavailableError(f"backend {lib!r} is not an array-API library") from None
+        if not hasattr(module, "__array_namespace_info__"):
+            raise BackendUnavailableError(f"backend {lib!r} is not an array-API library; choose {CHOICES}") from None
+        xp = module  # a namespace array-api-compat does not know: used as it is
     if device:
-        dev = _named_device(xp, device)
+        dev = _named_device(lib, xp, device)
     else:
         dev = array_api_compat.device(xp.asarray(0.0))
     return Backend(lib, xp, dev, f"{lib} ({source})", module)
 
 
-def _named_device(xp, device: str):
-    for dev in xp.__array_namespace_info__().devices():
-        if device in (str(dev), repr(dev)) or f"'{device}'" in repr(dev):
+def _import_namespace(lib: str):
+    """Import ``lib`` if it is an array-API namespace (see :func:`get_backend`); else refuse."""
+    if not _MODULE_NAME.fullmatch(lib):
+        raise BackendUnavailableError(f"backend {lib!r} is not a module name; choose {CHOICES}")
+    known = lib in KNOWN_NAMESPACES
+    if not known and lib not in sys.modules:
+        declared = _declares_array_api(lib)
+        if declared is None:
+            raise BackendUnavailableError(
+                f"backend {lib!r} is not an importable module; install it or choose {CHOICES}")
+        if not declared:
+            raise BackendUnavailableError(
+                f"backend {lib!r} is not an array-API namespace (its source does not declare "
+                f"__array_api_version__), so it was not imported; choose {CHOICES}")
+    try:
+        module = importlib.import_module(lib)
+    except ImportError:
+        raise BackendUnavailableError(f"backend {lib!r} is not an importable module; install it or choose {CHOICES}") \
+            from None
+    if not known and not isinstance(getattr(module, "__array_api_version__", None), str):
+        raise BackendUnavailableError(
+            f"backend {lib!r} is not an array-API namespace (it has no __array_api_version__); choose {CHOICES}")
+    return module
+
+
+def _declares_array_api(lib: str) -> bool | None:
+    """Whether the file of module ``lib`` mentions ``__array_api_version__``, found without
+    importing it or its parent packages; None when there is no such module file."""
+    from importlib.machinery import PathFinder
+
+    spec, path = None, None
+    for part in lib.split("."):
+        spec = PathFinder.find_spec(part, path)
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+    origin = getattr(spec, "origin", None)
+    if not origin or not os.path.isfile(origin):
+        return False  # a namespace package: no file could declare anything
+    try:
+        with open(origin, "rb") as f:
+            return _DECLARATION in f.read(_SOURCE_LIMIT)
+    except OSError:
+        return False
+
+
+def _named_device(lib: str, xp, device: str):
+    devices = xp.__array_namespace_info__().devices()
+    for dev in devices:
+        if device in (str(dev), repr(dev), _device_label(dev)):
             return dev
-    raise BackendUnavailableError(f"device {device!r} is not one of {xp.__array_namespace_info__().devices()}")
+    raise BackendUnavailableError(
+        f"backend {lib!r} has no device {device!r}; its devices are: {', '.join(_device_label(d) for d in devices)}")
+
+
+def _device_label(dev) -> str:
+    """``array_api_strict.Device('no_float64')`` -> ``no_float64``; others as ``str``."""
+    text = str(dev)
+    return text.split("'")[1] if text.count("'") >= 2 else text
 
 
 _THREADS: list = []  # stack of --threads limits in force (empty: all cores)
@@ -316,8 +432,6 @@ def blas_single_threaded():
 
 
 def _loaded(name: str):
-    import sys
-
     return sys.modules.get(name)
 
 

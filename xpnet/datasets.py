@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import memory
 from .errors import XpnetValueError, check_choice, check_positive
 
 # Trask's and Cavar's two 4x3 tables: the third column is a constant 1 (a bias input).
@@ -101,6 +102,13 @@ TABLES = {"first-column": first_column, "xor": xor}
 NAMES = tuple(GENERATED) + tuple(TABLES)
 
 
+def generation_bytes(n_samples: int, n_features: int = 2) -> int:
+    """Bytes a generator holds at its peak for ``n_samples`` rows: the float64 inputs about three
+    times over (points, noise, the shuffled copy) and a few int64 / float64 columns (labels,
+    angles, the permutation)."""
+    return 8 * n_samples * (3 * n_features + 4)
+
+
 def load(name: str, n_samples: int | None = None, noise: float | None = None, seed: int = 0, **options):
     """Generate the dataset called ``name`` (see :data:`NAMES`); ``None`` keeps each default."""
     check_choice("dataset", name, NAMES)
@@ -109,6 +117,8 @@ def load(name: str, n_samples: int | None = None, noise: float | None = None, se
     kwargs = dict(options, seed=seed)
     if n_samples is not None:
         check_positive("n_samples", n_samples, integer=True)
+        memory.require(generation_bytes(n_samples, options.get("n_features", 2)),
+                       f"generating {n_samples:,} samples of {name} (--n-samples)")
         kwargs["n_samples"] = n_samples
     if noise is not None:
         if not (isinstance(noise, (int, float)) and noise >= 0 and np.isfinite(noise)):

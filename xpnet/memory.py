@@ -1,23 +1,212 @@
-"""Memory estimates: fail early, with the estimate and the fix, instead of running out.
+"""Memory: what a process may really use, and early, clear failures instead of running out.
+
+:func:`available_bytes` is the smallest of the limits that bind a process on Linux: the
+host's ``MemAvailable``, its cgroup's memory limit minus what the cgroup uses (v2
+``memory.max``/``memory.current``, v1 ``memory.limit_in_bytes``/``usage_in_bytes``, at
+every level of the hierarchy; the inactive page cache counts as free, since the kernel
+reclaims it before it kills), and ``RLIMIT_AS`` (``ulimit -v``) minus the process's
+current virtual size. :func:`require` refuses a size read from outside (a flag, a file
+header, a checkpoint's meta) before anything of that size is allocated.
 
 :func:`estimate_bytes` counts what a training run holds at its peak: the data (inputs and
 one-hot targets), the parameters with their gradients and an update's temporaries, and the
 activations of the rows processed at once (each layer's input, logits and delta).
 :func:`check_fits` compares it with what the backend's device has free
-(:meth:`xpnet.Backend.available_memory`: host RAM for CPU backends, free device memory for
-CuPy) and raises :class:`XpnetMemoryError` when it does not fit.
+(:meth:`xpnet.Backend.available_memory`: :func:`available_bytes` for CPU backends, free
+device memory for CuPy and CUDA torch) and raises :class:`XpnetMemoryError` when it does
+not fit.
 """
 
 from __future__ import annotations
 
-from .errors import XpnetValueError
+import os
+
+from .errors import XpnetValueError, is_number
 
 HEADROOM = 0.9  # use at most this fraction of the free memory
+UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1
+REQUIRE_FIX = "free some memory or ask for less"
 
 
 class XpnetMemoryError(XpnetValueError, MemoryError):
     """A run would not fit in the device's memory (also raised for a device out-of-memory error)."""
 
+
+# -- what the process may use ------------------------------------------------------------------
+
+def available_bytes(backend=None) -> tuple[int | None, str]:
+    """Bytes this process may still allocate, and which limit bound it.
+
+    Parameters
+    ----------
+    backend : Backend or str, optional
+        Where the arrays will live. A GPU backend (CuPy, CUDA torch) reports its free device
+        memory; CPU backends and None report the host limits.
+
+    Returns
+    -------
+    (bytes, source) : (int or None, str)
+        ``bytes`` is None when no limit is known. ``source`` names the binding limit:
+        ``"MemAvailable"``, ``"cgroup limit"``, ``"RLIMIT_AS (ulimit -v)"`` or
+        ``"free memory on <backend>"``.
+    """
+    if backend is not None:
+        from .backend import get_backend
+
+        backend = get_backend(backend)
+        if not backend.uses_host_memory():
+            return backend.available_memory(), f"free memory on {backend.describe()}"
+    found = [(free, source) for source, free in (("MemAvailable", meminfo_available()),
+                                                 ("cgroup limit", cgroup_available()),
+                                                 ("RLIMIT_AS (ulimit -v)", rlimit_available()))
+             if free is not None]
+    if not found:
+        return None, "unknown"
+    free, source = min(found, key=lambda pair: pair[0])
+    return max(int(free), 0), source
+
+
+def require(nbytes, what: str, backend=None, *, fix: str = REQUIRE_FIX) -> None:
+    """Raise :class:`XpnetMemoryError` unless ``nbytes`` fit in what :func:`available_bytes` gives.
+
+    Call it before allocating anything whose size comes from outside (a flag, a file header,
+    a checkpoint's meta). At most :data:`HEADROOM` of the available memory is used.
+
+    Parameters
+    ----------
+    nbytes : int
+        The allocation's size (any whole number: a hostile header may claim 10**400 bytes).
+    what : str
+        What would be allocated, for the message (``"the model in 'm.npz' ([2, 1000000000, 2])"``).
+    backend : Backend or str, optional
+        Where it will live (see :func:`available_bytes`).
+    fix : str
+        How to get by with less, ending the message.
+    """
+    if not is_number(nbytes, integer=True) or nbytes < 0:  # not check_number: Interval turns ints into floats
+        raise XpnetValueError(f"nbytes={nbytes!r} must be a whole number >= 0")
+    free, source = available_bytes(backend)
+    if free is None or nbytes <= HEADROOM * free:
+        return
+    usable = "" if nbytes > free else f", of which xpnet uses at most {HEADROOM:.0%}"
+    raise XpnetMemoryError(f"{what} would need about {format_bytes(nbytes)} but only {format_bytes(free)} is "
+                           f"available ({source}{usable}); {fix}")
+
+
+def meminfo_available(path: str = "/proc/meminfo") -> int | None:
+    """``MemAvailable`` of the host in bytes (sysconf's free pages where there is no /proc)."""
+    try:
+        with open(path) as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def cgroup_available(proc_cgroup: str = "/proc/self/cgroup", mountinfo: str = "/proc/self/mountinfo") -> int | None:
+    """The tightest cgroup memory limit minus usage over this process's cgroup and its parents.
+
+    Usage leaves out the inactive page cache (``inactive_file`` of ``memory.stat``), which
+    the kernel reclaims before it reaches the limit. None when no limit applies or the
+    files cannot be read (not Linux, no memory controller).
+    """
+    found = []
+    for directory, top, version in _cgroup_directories(proc_cgroup, mountinfo):
+        names = (("memory.max", "memory.current", "inactive_file") if version == 2 else
+                 ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
+        while True:
+            free = _cgroup_level(directory, *names)
+            if free is not None:
+                found.append(free)
+            if os.path.normpath(directory) == os.path.normpath(top):
+                break
+            directory = os.path.dirname(directory)
+    return min(found) if found else None
+
+
+def _cgroup_directories(proc_cgroup: str, mountinfo: str) -> list[tuple[str, str, int]]:
+    """``(directory of this process's cgroup, mount point, version)`` per memory hierarchy."""
+    try:
+        with open(proc_cgroup) as f:
+            memberships = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+        with open(mountinfo) as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return []
+    found = []
+    for fields in mounts:
+        if "-" not in fields:
+            continue
+        dash = fields.index("-")
+        if len(fields) < dash + 4 or dash < 5:
+            continue
+        root, point, fstype, options = fields[3], fields[4], fields[dash + 1], fields[dash + 3].split(",")
+        for hierarchy, controllers, path in memberships:
+            v2 = fstype == "cgroup2" and hierarchy == "0" and controllers == ""
+            v1 = fstype == "cgroup" and "memory" in options and "memory" in controllers.split(",")
+            if v2 or v1:
+                # inside a mount of a sub-tree (containers) the path is relative to its root
+                relative = path[len(root):] if root != "/" and path.startswith(root) else path
+                directory = os.path.join(point, relative.lstrip("/"))
+                found.append((directory if os.path.isdir(directory) else point, point, 2 if v2 else 1))
+    return found
+
+
+def _cgroup_level(directory: str, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
+    try:
+        with open(os.path.join(directory, limit_file)) as f:
+            text = f.read().strip()
+        if text == "max":
+            return None
+        limit = int(text)
+        if limit >= UNLIMITED:
+            return None
+        with open(os.path.join(directory, usage_file)) as f:
+            usage = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    inactive = 0
+    try:
+        with open(os.path.join(directory, "memory.stat")) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == inactive_key:
+                    inactive = int(value)
+                    break
+    except (OSError, ValueError):
+        pass
+    return max(limit - max(usage - inactive, 0), 0)
+
+
+def rlimit_available() -> int | None:
+    """``RLIMIT_AS`` (the soft limit) minus the current virtual size; None when unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    size = virtual_size()
+    return max(soft - (size or 0), 0)
+
+
+def virtual_size() -> int | None:
+    """This process's virtual memory size in bytes (what ``RLIMIT_AS`` counts), or None."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+# -- training runs ----------------------------------------------------------------------------
 
 def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None) -> int:
     """Bytes a training run needs at its peak.
@@ -44,6 +233,9 @@ def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int
 
 
 def format_bytes(n: float) -> str:
+    """``1536`` -> ``"1.5 KiB"``; any size, even one no float can hold (a hostile header's)."""
+    if n >= 1 << 60:
+        return f"{float(min(n, 10**300)) / (1 << 40):.3g} TiB"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
@@ -73,19 +265,3 @@ def out_of_memory(backend, exc: BaseException, layer_sizes, n_samples: int, item
         "minibatches (--batch-size)"
     )
 
-
-def available_bytes(backend=None) -> tuple[int | None, str]:
-    """Bytes this process may still allocate, and what bounds it (host RAM for CPU backends)."""
-    if backend is not None:
-        return backend.available_memory(), backend.describe()
-    from .backend import host_available_memory
-
-    return host_available_memory(), "available memory"
-
-
-def require(nbytes: int, what: str, backend=None) -> None:
-    """Raise :class:`XpnetMemoryError` before allocating ``nbytes`` for ``what`` when they cannot fit."""
-    free, source = available_bytes(backend)
-    if free is not None and nbytes > HEADROOM * free:
-        raise XpnetMemoryError(f"{what} would need about {format_bytes(nbytes)} but only {format_bytes(free)} is "
-                               f"available ({source}); use a smaller size or a machine with more memory")

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import stat
 import sys
 
 from ..backend import ENV_VAR
@@ -297,25 +296,12 @@ def _progress(message: str) -> None:
 # -- output files ---------------------------------------------------------------------------
 
 def check_destination(flag: str, path) -> str:
-    """Refuse ``path`` as an output file before any work: an existing directory, device, FIFO
-    or socket (an atomic write would replace it with a regular file), or a directory that is
-    missing or not writable. Returns ``path`` as a string."""
-    path = os.fspath(path)
+    """Refuse ``path`` as an output file before any work (:func:`xpnet.checkpoint.check_destination`:
+    a directory, device, FIFO or socket, a dangling link, a missing or unwritable directory),
+    the message naming ``flag``. Returns the file that will really be written."""
+    from ..checkpoint import check_destination as check
+
     try:
-        mode = os.stat(path).st_mode  # follows a symlink: its target is what gets replaced
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise XpnetValueError(f"{flag} {path!r}: cannot check it ({exc.strerror or exc})") from None
-    if mode is not None and stat.S_ISDIR(mode):
-        raise XpnetValueError(f"{flag} {path!r} is a directory; give a file name inside it")
-    if mode is not None and not stat.S_ISREG(mode):
-        raise XpnetValueError(f"{flag} {path!r} exists and is not a regular file (a device, FIFO or socket); "
-                              "xpnet writes files atomically by renaming over them, so give another file name")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise XpnetValueError(f"{flag} {path!r}: the directory {directory!r} does not exist; create it first")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise XpnetValueError(f"{flag} {path!r}: the directory {directory!r} is not writable; "
-                              "choose a directory you can write to")
-    return path
+        return check(path)
+    except XpnetValueError as exc:
+        raise XpnetValueError(f"{flag}: {exc}") from None

@@ -9,6 +9,7 @@ of a large file never live at once.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -29,8 +30,9 @@ def add_parser(commands) -> None:
                                               "number in the target's own units for a regression model.")
     _model_flags(predict)
     predict.add_argument("--data", required=True, metavar="FILE",
-                         help="rows to predict: .csv with a header (the training columns are picked by name; "
+                         help="rows to predict: .csv (the training columns are picked by name when it has a header; "
                               "a label column is ignored), .npy (n_samples, n_features) or .npz with X")
+    _header_flag(predict)
     predict.add_argument("--proba", action="store_true",
                          help="also give the probability of each class (classifiers)")
     predict.add_argument("--output", default=None, metavar="FILE",
@@ -52,7 +54,15 @@ def add_parser(commands) -> None:
                                "default: the saved run's own held-out data")
     evaluate.add_argument("--target", default=None, metavar="COLUMN",
                           help="the label column of --data (default: the training run's label column, else the last)")
+    _header_flag(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+
+def _header_flag(parser) -> None:
+    """--header / --no-header, as `xpnet train` has it (default: the training run's choice, else detected)."""
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the first row of a .csv names its columns (default: as for training, else "
+                             "detected: a first row of numbers is data, the columns are then named 0, 1, ...)")
 
 
 def _model_flags(parser) -> None:
@@ -100,6 +110,11 @@ def _chunked(method, X) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0,))
 
 
+def _header(args, ckpt):
+    """--header / --no-header, else the training run's choice (None: detect)."""
+    return args.header if args.header is not None else ckpt.config.get("header")
+
+
 def cmd_predict(args) -> int:
     from .. import checkpoint, data
 
@@ -109,7 +124,7 @@ def cmd_predict(args) -> int:
     task = _task(ckpt)
     if args.proba and task != "classification":
         raise XpnetValueError("--proba gives class probabilities; this model is a regressor (it predicts numbers)")
-    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False)
+    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
     X = _features(ckpt, table, args.data)
     if task == "regression":
         return _print_values(args, _in_units(_chunked(ckpt.model.predict, X), _scaling(ckpt.config)), ckpt)
@@ -171,19 +186,21 @@ def cmd_evaluate(args) -> int:
     ckpt = checkpoint.load(args.model, backend=args.backend)
     task, scaling = _task(ckpt), _scaling(ckpt.config)
     if args.data:
-        table = data.load_file(args.data, args.target or ckpt.config.get("target"))
+        table = data.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt))
         X = _features(ckpt, table, args.data)
+        if table.y is None:
+            raise XpnetValueError(f"--data {args.data!r} has no target column to evaluate against")
         if task == "regression":
-            y = _standardized(np.asarray(table.y, dtype=np.float64), scaling)
+            y = _standardized(data.regression_targets(table.y, f"--data {args.data!r}"), scaling)
         else:
             y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
         split, source = "given", args.data
-    else:
+    else:  # the run's own rows: its test rows (only ever reported), else its validation rows, else its training rows
         prepared = prepare(ckpt.config)
-        held = prepared.X_held.shape[0] > 0
-        X, y = (prepared.X_held, prepared.y_held) if held else (prepared.X, prepared.y)
-        split, source = ("test" if ckpt.config.get("dataset") == "digits" and not ckpt.config.get("data")
-                         else "validation") if held else "training", prepared.source
+        split, X, y = next((name, X, y) for name, X, y in (("test", prepared.X_test, prepared.y_test),
+                                                            ("validation", prepared.X_val, prepared.y_val),
+                                                            ("training", prepared.X, prepared.y)) if X.shape[0])
+        source = prepared.source
     summary = {"model": args.model, "data": source, "split": split, "n_samples": int(X.shape[0]), "task": task,
                "epochs": ckpt.epochs_done, "loss": _mean_loss(ckpt.model, X, y)}
     if task == "regression":

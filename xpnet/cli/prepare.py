@@ -1,9 +1,17 @@
 """The data of `xpnet train` (and of `xpnet evaluate` without --data): from the run's settings
-to training and held-out arrays, encoded, split and standardized; with --distributed, this
-process's rows only.
+to training, validation and test arrays, encoded, split and standardized; with --distributed,
+this process's rows only.
 
     >>> from xpnet.cli.prepare import prepare
     >>> prepared = prepare({"dataset": "moons", "validation_fraction": 0.2, "standardize": True})
+    >>> prepared.task, prepared.X.shape, prepared.X_val.shape, prepared.X_test.shape
+    ('classification', (160, 2), (40, 2), (0, 2))
+
+Held-out rows, honestly: the **test** rows (``--dataset digits``: a fixed 25%) are set
+aside first and are only ever reported; the **validation** rows (``--validation-fraction``,
+or 10% with ``--early-stopping``) come from what is left, the training part, and may steer
+training (early stopping). Both standardizations (the inputs' with ``--standardize``, a
+regression target's always) are fitted on the training rows only.
 
 The files themselves are read by :mod:`xpnet.data`.
 """
@@ -15,131 +23,228 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import LabelMap, Scaler, _label_kind, _labels, _numeric, _read, load_digits, load_file, split, split_order
+from ..data import (
+    LabelMap,
+    Scaler,
+    TargetScaler,
+    _label_kind,
+    _numeric,
+    _read,
+    check_task,
+    infer_task,
+    load_digits,
+    load_file,
+    regression_targets,
+    split,
+    split_order,
+    typed_labels,
+)
+from ..errors import XpnetValueError
 
 # The settings that decide which data a run trains on (saved in checkpoints, reused by
 # --resume and `xpnet evaluate`). None means "the default".
-DATA_KEYS = ("dataset", "data", "target", "standardize", "validation_fraction", "n_samples", "noise", "seed",
-             "classes")
+DATA_KEYS = ("dataset", "data", "target", "header", "task", "standardize", "validation_fraction", "early_stopping",
+             "n_samples", "noise", "seed", "classes")
+DIGITS_TEST_FRACTION = 0.25  # --dataset digits: the test rows, set aside before anything else
+EARLY_STOPPING_FRACTION = 0.1  # the validation rows --early-stopping takes when --validation-fraction is not given
 
 
 @dataclass
 class Prepared:
-    """Training data ready for a classifier, and the mapping needed to predict on new data.
+    """Data ready for training, held-out rows, and the mappings needed to predict on new data.
+
+    Three disjoint sets of rows: training (``X``, ``y``), validation (``X_val``, ``y_val``:
+    may steer training, e.g. early stopping) and test (``X_test``, ``y_test``: only ever
+    reported; ``--dataset digits`` only). Either held-out set may be empty (0 rows).
+
+    ``y`` holds class indices 0..C-1 (int64) for ``task == "classification"``, and
+    standardized float64 targets for ``"regression"``: ``target_scaler.inverse_transform``
+    gives them (and a model's predictions) back in the target's own units.
 
     In a data-parallel run (``prepare(config, comm)``) the arrays hold this process's rows
     only; ``rows`` says where they stand in the training order of all processes' rows,
-    and ``n_samples`` and ``n_held`` count the rows of all processes.
+    and ``n_samples``, ``n_val`` and ``n_test`` count the rows of all processes.
     """
 
-    X: np.ndarray  # (N, F) float64, standardized if asked
-    y: np.ndarray  # (N,) int64 class indices 0..C-1
-    X_held: np.ndarray  # (M, F) held-out rows (M may be 0)
-    y_held: np.ndarray  # (M,)
-    n_classes: int
-    labels: LabelMap | None  # original labels (file data), None for built-in datasets
-    scaler: Scaler | None
+    X: np.ndarray  # (N, F) float64 training rows, standardized if asked
+    y: np.ndarray  # (N,) int64 class indices 0..C-1, or float64 standardized regression targets
+    X_val: np.ndarray  # (V, F) validation rows, from the training part (V may be 0)
+    y_val: np.ndarray  # (V,)
+    X_test: np.ndarray  # (T, F) test rows, never used in training (T may be 0)
+    y_test: np.ndarray  # (T,)
+    task: str  # "classification" or "regression"
+    n_classes: int  # classes of a classifier (at least 2); 0 for regression (see n_outputs)
+    labels: LabelMap | None  # original labels (file data, classification), None for built-in datasets
+    scaler: Scaler | None  # the inputs' standardization (--standardize), fitted on the training rows
+    target_scaler: TargetScaler | None  # regression: the target's standardization, fitted on the training rows
     feature_names: list | None
     source: str  # what the data is, for messages
     target: str | None = None  # the label column of a data file
     rows: np.ndarray | None = None  # positions of X's rows in the global training order (None: all, in order)
     n_samples: int = -1  # training rows of all processes (-1: X.shape[0])
-    n_held: int = -1  # held-out rows of all processes (-1: X_held.shape[0])
+    n_val: int = -1  # validation rows of all processes (-1: X_val.shape[0])
+    n_test: int = -1  # test rows of all processes (-1: X_test.shape[0])
 
     def __post_init__(self):
         self.n_samples = self.X.shape[0] if self.n_samples < 0 else self.n_samples
-        self.n_held = self.X_held.shape[0] if self.n_held < 0 else self.n_held
+        self.n_val = self.X_val.shape[0] if self.n_val < 0 else self.n_val
+        self.n_test = self.X_test.shape[0] if self.n_test < 0 else self.n_test
+
+    @property
+    def n_outputs(self) -> int:
+        """The model's output width: the number of classes, or 1 for regression."""
+        return 1 if self.task == "regression" else self.n_classes
+
+    # The validation rows under their former names (read by the train and evaluate commands
+    # until they move to X_val / y_val / n_val). They never hold test rows.
+    @property
+    def X_held(self) -> np.ndarray:
+        return self.X_val
+
+    @property
+    def y_held(self) -> np.ndarray:
+        return self.y_val
+
+    @property
+    def n_held(self) -> int:
+        return self.n_val
 
 
 def prepare(config: dict, comm=None) -> Prepared:
     """Load, encode, split and standardize the data described by ``config`` (keys :data:`DATA_KEYS`).
 
-    ``data`` (a file) wins over ``dataset``; ``dataset="digits"`` holds out 25% as a test
-    split unless ``validation_fraction`` says otherwise; the split is drawn with ``seed``
-    and the standardization is fitted on the training part only.
+    ``data`` (a file, read with ``header`` and ``target``) wins over ``dataset``. ``task``
+    (``"auto"``, the default, ``"classification"`` or ``"regression"``) decides how the
+    target is encoded; auto means regression when a file's target column holds numbers
+    that are not all whole (:func:`xpnet.data.infer_task`), and the built-in datasets are
+    classification. ``dataset="digits"`` sets a test split aside (25%); the validation
+    rows (``validation_fraction``, default 0, or 0.1 with ``early_stopping``) come from
+    the rest. Splits are drawn with ``seed``; standardizations are fitted on the training
+    rows only.
 
     With ``comm`` (a :class:`xpnet.distributed.Communicator` of several processes) the
     result holds this process's rows only, and the data of all processes together equals
-    what one process gets (up to rounding in the standardization): a data file is read
+    what one process gets (up to rounding in the standardizations): a data file is read
     a block per process (:func:`xpnet.data.load_file` with ``block=comm.bounds``; see
     :func:`_prepare_shard`); a built-in dataset is generated and prepared whole, then each
-    process keeps its contiguous block of the training and of the held-out rows.
+    process keeps its contiguous block of the training, validation and test rows.
     """
+    check_task(config.get("task") or "auto")
     if comm is None or comm.size == 1:
         return _prepare_whole(config)
     if config.get("data"):
         return _prepare_shard(config, comm)
     whole = _prepare_whole(config)
-    start, stop = comm.bounds(whole.X.shape[0])
-    first, last = comm.bounds(whole.X_held.shape[0], allow_empty=True)
-    return dataclasses.replace(whole, X=whole.X[start:stop], y=whole.y[start:stop], X_held=whole.X_held[first:last],
-                               y_held=whole.y_held[first:last], rows=np.arange(start, stop),
-                               n_samples=whole.X.shape[0], n_held=whole.X_held.shape[0])
+    parts = {}
+    for name in ("", "_val", "_test"):
+        X, y = getattr(whole, "X" + name), getattr(whole, "y" + name)
+        start, stop = comm.bounds(X.shape[0], allow_empty=bool(name))
+        parts.update({"X" + name: X[start:stop], "y" + name: y[start:stop]})
+        if not name:
+            parts["rows"] = np.arange(start, stop)
+    return dataclasses.replace(whole, **parts, n_samples=whole.n_samples, n_val=whole.n_val, n_test=whole.n_test)
+
+
+def _validation_fraction(config: dict) -> float:
+    fraction = config.get("validation_fraction")
+    if fraction is None:
+        return EARLY_STOPPING_FRACTION if config.get("early_stopping") else 0.0
+    return fraction
 
 
 def _prepare_whole(config: dict) -> Prepared:
     from .. import datasets
 
     seed = int(config.get("seed") or 0)
-    fraction = config.get("validation_fraction")
+    task = config.get("task") or "auto"
+    test_fraction = 0.0
     labels = feature_names = target = None
     if config.get("data"):
-        table = load_file(config["data"], config.get("target"))
-        labels = LabelMap.fit(table.y)
-        X, y, feature_names, target = table.X, labels.encode(table.y), table.feature_names, table.target
-        source = _file_source(config["data"], table.target, labels)
-    elif config.get("dataset") == "digits":
-        X, y = load_digits()
-        fraction = 0.25 if fraction is None else fraction
-        source = "digits (8x8 handwritten digits, pixels / 16)"
+        table = load_file(config["data"], config.get("target"), header=config.get("header"))
+        X, cells, feature_names, target = table.X, table.y, table.feature_names, table.target
+        task = infer_task(cells) if task == "auto" else task
+        if task == "classification":
+            labels = LabelMap.fit(cells)
+            y = labels.encode(cells)
+        else:
+            y = regression_targets(cells, f"the target column {target!r} of {config['data']!r}")
+        source = _file_source(config["data"], target, labels)
     else:
-        name = config.get("dataset") or "moons"
-        options = {"classes": config["classes"]} if config.get("classes") else {}
-        X, y = datasets.load(name, n_samples=config.get("n_samples"), noise=config.get("noise"), seed=seed, **options)
-        if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
-            y = y[:, 0].astype(np.int64)
-        source = name
-    n_classes = max(int(y.max()) + 1, 2)
-    X, y, X_held, y_held = split(X, y, fraction or 0.0, seed)
-    scaler = None
+        X, y, source = _builtin(config, seed, datasets)
+        if task == "regression":
+            raise XpnetValueError(f"--task regression needs a --data file with a numeric target; the built-in "
+                                  f"dataset {config.get('dataset') or 'moons'!r} has class labels")
+        task = "classification"
+        test_fraction = DIGITS_TEST_FRACTION if config.get("dataset") == "digits" else 0.0
+    n_classes = max(int(y.max()) + 1, 2) if task == "classification" else 0
+    X, y, X_test, y_test = split(X, y, test_fraction, seed)  # the test rows first: nothing else sees them
+    X, y, X_val, y_val = split(X, y, _validation_fraction(config), seed)
+    scaler = target_scaler = None
     if config.get("standardize"):
         scaler = Scaler.fit(X)
-        X, X_held = scaler.transform(X), scaler.transform(X_held)
-    return Prepared(X, y, X_held, y_held, n_classes, labels, scaler, feature_names, source, target)
+        X, X_val, X_test = scaler.transform(X), scaler.transform(X_val), scaler.transform(X_test)
+    if task == "regression":
+        target_scaler = TargetScaler.fit(y)
+        y, y_val, y_test = target_scaler.transform(y), target_scaler.transform(y_val), target_scaler.transform(y_test)
+    return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=X_test, y_test=y_test, task=task, n_classes=n_classes,
+                    labels=labels, scaler=scaler, target_scaler=target_scaler, feature_names=feature_names,
+                    source=source, target=target)
+
+
+def _builtin(config: dict, seed: int, datasets) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(X, y, source)`` of a built-in dataset: digits, or a generated one."""
+    if config.get("dataset") == "digits":
+        X, y = load_digits()
+        return X, y, f"digits (8x8 handwritten digits, pixels / 16; {DIGITS_TEST_FRACTION:.0%} test rows set aside)"
+    name = config.get("dataset") or "moons"
+    options = {"classes": config["classes"]} if config.get("classes") else {}
+    X, y = datasets.load(name, n_samples=config.get("n_samples"), noise=config.get("noise"), seed=seed, **options)
+    if y.ndim == 2:  # the tutorial tables: a 0/1 column becomes class labels
+        y = y[:, 0].astype(np.int64)
+    return X, y, name
 
 
 def _file_source(path, target, labels) -> str:
+    if labels is None:
+        return f"{path} (target {target!r}, regression)"
     return f"{path} (target {target!r}, classes {labels.classes})"
 
 
 def _prepare_shard(config: dict, comm) -> Prepared:
     """This process's part of a data file, prepared as one process prepares the whole file.
 
-    Each process reads only its block of file rows (``comm.bounds``). The classes are the
-    union of every block's labels (gathered: a few values per process); the validation
-    split is the permutation one process draws, of which each process keeps the positions
-    whose file rows it holds (so its training rows need not be contiguous in the training
-    order: ``Prepared.rows`` says where they stand); the standardization statistics come
-    from :meth:`xpnet.data.Scaler.fit` over all processes.
+    Each process reads only its block of file rows (``comm.bounds``). The task and the
+    classes come from every block's labels (gathered: a few values per process); the
+    validation split is the permutation one process draws, of which each process keeps
+    the positions whose file rows it holds (so its training rows need not be contiguous
+    in the training order: ``Prepared.rows`` says where they stand); the standardization
+    statistics come from :meth:`xpnet.data.Scaler.fit` over all processes.
     """
-    table, ext = _read(config["data"], config.get("target"), True, comm.bounds)
-    labels, y_block = _shared_labels(table.y, ext, comm)
+    table, ext = _read(config["data"], config.get("target"), True, comm.bounds, config.get("header"))
+    task, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm,
+                                            f"the target column {table.target!r} of {config['data']!r}")
     n_rows = table.n_rows
     assert n_rows is not None  # a block read counts the file's rows
-    order = split_order(n_rows, config.get("validation_fraction") or 0.0, int(config.get("seed") or 0))
+    order = split_order(n_rows, _validation_fraction(config), int(config.get("seed") or 0))
     kept, held = order if order is not None else (np.arange(n_rows), np.arange(0))
     rows, mine = _own_positions(kept, table.start, table.X.shape[0])
     held_mine = _own_positions(held, table.start, table.X.shape[0])[1]
-    X, y, X_held, y_held = table.X[mine], y_block[mine], table.X[held_mine], y_block[held_mine]
+    X, y, X_val, y_val = table.X[mine], y_block[mine], table.X[held_mine], y_block[held_mine]
     feature_names, target = table.feature_names, table.target
-    del table  # the block's rows now live in X and X_held only
-    scaler = None
+    del table  # the block's rows now live in X and X_val only
+    scaler = target_scaler = None
     if config.get("standardize"):
         scaler = Scaler.fit(X, comm)
-        X, X_held = scaler.transform(X), scaler.transform(X_held)
-    return Prepared(X, y, X_held, y_held, max(len(labels.classes), 2), labels, scaler, feature_names,
-                    _file_source(config["data"], target, labels), target, rows=rows,
-                    n_samples=len(kept), n_held=len(held))
+        X, X_val = scaler.transform(X), scaler.transform(X_val)
+    if task == "regression":
+        target_scaler = TargetScaler.fit(y, comm)
+        y, y_val = target_scaler.transform(y), target_scaler.transform(y_val)
+    n_features = X.shape[1]
+    return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=np.zeros((0, n_features)), y_test=y[:0], task=task,
+                    n_classes=max(len(labels.classes), 2) if labels is not None else 0, labels=labels, scaler=scaler,
+                    target_scaler=target_scaler, feature_names=feature_names,
+                    source=_file_source(config["data"], target, labels), target=target, rows=rows,
+                    n_samples=len(kept), n_val=len(held), n_test=0)
 
 
 def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,16 +254,22 @@ def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarra
     return positions, order[positions] - start
 
 
-def _shared_labels(cells, ext: str, comm) -> tuple[LabelMap, np.ndarray]:
-    """The :class:`LabelMap` of all processes' labels (the classes one process finds in the
-    whole file) and this block's labels encoded with it.
+def _shared_targets(cells, ext: str, task: str, comm, where: str) -> tuple[str, LabelMap | None, np.ndarray]:
+    """``(task, labels, y)``: the task and the :class:`LabelMap` that one process finds in the
+    whole file, and this block's targets (class indices, or float64 regression targets).
 
-    CSV and NPY cells are typed alike everywhere (:func:`xpnet.data._labels`: words as soon as one
-    process has a word); then the sorted distinct labels of every block are gathered
-    (a few values per process) and merged.
+    CSV and NPY cells are typed alike everywhere (:func:`xpnet.data.typed_labels`: words as
+    soon as one process has a word, fractional numbers as soon as one has one, so "auto"
+    decides as over the whole column); then a classifier's sorted distinct labels of every
+    block are gathered (a few values per process) and merged.
     """
+    kinds = comm.allgather(_label_kind(_numeric(cells)) if ext != ".npz" or cells.dtype.kind in "biuf" else "U")
+    kind = "U" if "U" in kinds else "f" if "f" in kinds else "i"
     if ext != ".npz":
-        kinds = comm.allgather(_label_kind(_numeric(cells)))
-        cells = _labels(cells, "U" if "U" in kinds else "f" if "f" in kinds else "i")
+        cells = typed_labels(cells, kind)
+    if task == "auto":
+        task = "regression" if kind == "f" else "classification"
+    if task == "regression":
+        return task, None, regression_targets(cells, where)
     labels = LabelMap.fit(np.concatenate(comm.allgather(np.unique(cells))))
-    return labels, labels.encode(cells)
+    return task, labels, labels.encode(cells)

@@ -43,9 +43,10 @@ if TYPE_CHECKING:
 
 DEFAULT_EPOCHS = 2000
 DEFAULT_RATE = 0.5
+REGRESSION_RATE = 0.1  # the default for regression: 0.5 can diverge on unstandardized inputs with the squared loss
 DEFAULTS_WHY = ("xpnet.fit's defaults are a rate of 0.1 and 1,000 epochs, safe for any data and for minibatches; "
-                "the command line's 0.5 and 2,000 full-batch epochs are tuned for its small built-in datasets, so "
-                "that `xpnet train` alone converges")
+                "the command line's 0.5 (0.1 for regression) and 2,000 full-batch epochs are tuned for its small "
+                "built-in datasets, so that `xpnet train` alone converges")
 TASKS = ("auto", "classification", "regression")
 
 
@@ -77,8 +78,8 @@ def add_parser(commands) -> None:
                             f"{DEFAULT_EPOCHS}; with --resume: the total of the saved run, counting the epochs "
                             f"already done)")
     train.add_argument("--learning-rate", type=_positive_float, default=DEFAULT_RATE, metavar="RATE",
-                       help=f"gradient step size, Trask's alpha / WildML's epsilon (default: {DEFAULT_RATE}; "
-                            f"xpnet.fit's is 0.1: see the description)")
+                       help=f"gradient step size, Trask's alpha / WildML's epsilon (default: {DEFAULT_RATE}, and "
+                            f"{REGRESSION_RATE} for regression; xpnet.fit's is 0.1: see the description)")
     train.add_argument("--l2", type=_non_negative_float, default=0.0,
                        help="L2 strength on the weights, WildML's reg_lambda (default: 0)")
     train.add_argument("--reduction", choices=("mean", "sum"), default="mean",
@@ -149,22 +150,26 @@ def _training_options(train: argparse.ArgumentParser) -> None:
 def _user_flags(train) -> None:
     """The train flags of the users' side: own data, checkpoints, pictures, quiet."""
     train.add_argument("--data", default=None, metavar="FILE",
-                       help="train on your own data instead of --dataset: a .csv (labels or numeric targets in the "
-                            "--target column), or .npy / .npz (arrays X and y). With --distributed each process "
-                            "reads only its block of rows (.npy and np.savez members by offset, np.savez_compressed "
-                            "members as a stream, a CSV in two streaming passes: count, then parse its rows); the "
-                            "labels, --validation-fraction split and --standardize statistics are agreed over the "
-                            "processes and equal one process's")
+                       help="train on your own data instead of --dataset: a .csv (comma, semicolon or tab separated; "
+                            "a header row is detected, see --header; labels in the --target column: words or whole "
+                            "numbers for classes, other numbers for regression (see --task); missing values are "
+                            "refused), or .npy / .npz (arrays X and y); see docs/data.md. With "
+                            "--distributed each process reads only its block of rows (.npy and np.savez members by "
+                            "offset, np.savez_compressed members as a stream, a CSV after a first pass that finds "
+                            "where its rows start); the labels, --validation-fraction split and --standardize "
+                            "statistics are agreed over the processes and equal one process's")
     train.add_argument("--target", default=None, metavar="COLUMN",
-                       help="the label column of --data: a CSV header name or a column index "
+                       help="the label column of --data: a CSV header name or a column index counting from 0 "
                             "(default: the last column)")
+    _header_flag(train)
     train.add_argument("--standardize", action="store_true",
                        help="rescale every feature to mean 0, standard deviation 1 (fitted on the training part; "
                             "saved with --save and applied by predict/evaluate)")
     train.add_argument("--validation-fraction", type=float, default=None, metavar="F",
-                       help="hold out this fraction of the rows (shuffled with --seed) and report loss and accuracy "
-                            "on it; with --early-stopping its loss decides when to stop (default: 0; 0.25 for "
-                            "--dataset digits; 0.1 with --early-stopping)")
+                       help="hold out this fraction of the training rows (shuffled with --seed) as validation rows "
+                            "and report loss and accuracy (or R^2) on them; with --early-stopping their loss decides "
+                            "when to stop (default: 0; 0.1 with --early-stopping). --dataset digits also sets 25%% "
+                            "of its rows aside as test rows, which are only reported")
     train.add_argument("--save", default=None, metavar="FILE",
                        help="write the trained model to FILE (.npz + JSON metadata, written atomically; the "
                             "destination is checked before training). On Ctrl-C, SIGTERM or SIGHUP the epoch in "
@@ -217,7 +222,7 @@ def cmd_train(args) -> int:
     ckpt, config, fit_options = _settings(args, comm)
     run = _start(args, comm, ckpt, config)
     if args.early_stopping:
-        fit_options["validation_data"] = (run.prepared.X_held, run.prepared.y_held)
+        fit_options["validation_data"] = (run.prepared.X_val, run.prepared.y_val)
     if ckpt and ckpt.optimizer_state:
         fit_options["optimizer_state"] = ckpt.optimizer_state
     saver = _Saver(args.save, run.model, config, run.history, run.prepared, run.done) if args.save and run.root \
@@ -259,6 +264,8 @@ def _start(args, comm, ckpt, config) -> _Run:
     prepared = prepare(config, comm)
     task = _task(args, prepared)
     config["task"] = task
+    if task == "regression" and ckpt is None and "learning_rate" not in getattr(args, "given", ()):
+        args.learning_rate = config["learning_rate"] = REGRESSION_RATE
     scaling = _target_scaling(prepared)
     if scaling is not None:
         config["target_scaling"] = {"mean": scaling[0].tolist(), "scale": scaling[1].tolist()}
@@ -270,7 +277,8 @@ def _start(args, comm, ckpt, config) -> _Run:
     run = _Run(comm, prepared, model, task, scaling, done, dict(ckpt.history) if ckpt else {"epochs": [], "losses": []})
     if not args.json and not args.quiet and run.root:
         _progress(f"xpnet: training {model} on {prepared.source} ({prepared.n_samples} samples"
-                  f"{f', {prepared.n_held} held out' if prepared.n_held else ''}); "
+                  f"{f', {prepared.n_val} for validation' if prepared.n_val else ''}"
+                  f"{f', {prepared.n_test} for testing' if prepared.n_test else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
     return run
 
@@ -374,6 +382,13 @@ def _check_same_settings(comm, args) -> None:
                               "and data")
 
 
+def _header_flag(parser) -> None:
+    """--header / --no-header: whether a CSV's first row names its columns (shared with predict and evaluate)."""
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether the first row of a .csv names its columns (default: detected; a first row of "
+                             "numbers is data, and the columns are then named by index 0, 1, ...)")
+
+
 def _resume(args):
     """Load the checkpoint and put its configuration into ``args``.
 
@@ -427,15 +442,9 @@ def _target_scaling(prepared):
         np.atleast_1d(np.asarray(scaler.scale, dtype=np.float64))
 
 
-def _n_outputs(prepared, task: str) -> int:
-    if task == "classification":
-        return prepared.n_classes
-    return 1 if prepared.y.ndim == 1 else prepared.y.shape[1]
-
-
 def _model(args, ckpt, prepared, task, comm) -> MLP:
     """The model to train: the checkpoint's with --resume, else a new one from the flags."""
-    n_out = _n_outputs(prepared, task)
+    n_out = prepared.n_outputs
     if ckpt is not None:
         _check_resumable(args.resume, ckpt.model, prepared, n_out)
         return ckpt.model
@@ -519,17 +528,14 @@ def _measure(comm, model, X, y, task: str, scaling) -> dict:
     return {**scores, "loss": _mean_loss(comm, model, X, y)}
 
 
-def _held_name(args) -> str:
-    """What the held-out rows are: digits' test split, else validation rows."""
-    return "test" if args.dataset == "digits" and not args.data else "validation"
-
-
 def _scores(comm, model, prepared, task: str, scaling) -> dict:
-    """``{"training": {...}, "validation" or "test": {...}}`` over all processes' rows."""
+    """``{"training": {...}, "validation": {...}, "test": {...}}`` over all processes' rows; the
+    held-out sets only when they have rows (validation: may steer training; test: only reported)."""
     scores = {"training": _measure(comm, model, prepared.X, prepared.y, task, scaling)}
-    if prepared.n_held:
-        held = _measure(comm, model, prepared.X_held, prepared.y_held, task, scaling)
-        scores["held"] = {**held, "samples": int(prepared.n_held)}
+    for name, X, y, n in (("validation", prepared.X_val, prepared.y_val, prepared.n_val),
+                          ("test", prepared.X_test, prepared.y_test, prepared.n_test)):
+        if n:
+            scores[name] = {**_measure(comm, model, X, y, task, scaling), "samples": int(n)}
     return scores
 
 
@@ -555,14 +561,13 @@ def _report(args, run: _Run, result, scores, saved, rescue, plotted) -> None:
 def _print_training(args, run: _Run, result, scores, saved, plotted) -> None:
     """The results of `xpnet train` on stdout: a few aligned lines, or one JSON object."""
     model, prepared, task, done = run.model, run.prepared, run.task, run.done
-    split = _held_name(args)
-    training, held = scores["training"], scores.get("held")
+    training = scores["training"]
     summary = {**result.to_dict(), "task": task, "dataset": args.data or args.dataset,
                "n_samples": int(prepared.n_samples), "layer_sizes": list(model.layer_sizes),
                "learning_rate": args.learning_rate, "l2": args.l2, "epochs_total": done + result.epochs}
     summary.update({key: value for key, value in training.items() if key != "loss"})
-    if held:
-        summary.update({f"{split}_{key}": value for key, value in held.items()})
+    for split in ("validation", "test"):
+        summary.update({f"{split}_{key}": value for key, value in scores.get(split, {}).items()})
     comm = distributed.active() if args.distributed else None  # launched in main()
     if comm is not None:
         summary["processes"] = comm.size
@@ -580,9 +585,8 @@ def _print_training(args, run: _Run, result, scores, saved, plotted) -> None:
     say(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
         + f"   time {result.seconds:.3f} s")
     say(f"loss      {result.final_loss:.6f} (training objective)")
-    for name, values, n in (("training", training, None), (split, held, held and held["samples"])):
-        if not values:
-            continue
+    for name, values in scores.items():
+        n = values.get("samples")
         where = f"{name}, {n} samples" if n else name
         if task == "classification":
             say(f"accuracy  {values['accuracy']:.4f} ({where})")
@@ -619,6 +623,7 @@ class _Saver:
     def __init__(self, path, model, config, history, prepared, done):
         self.path, self.model, self.config, self.history, self.prepared, self.done = \
             path, model, config, history, prepared, done
+        self.failed = False  # a periodic save failed: no more of them
 
     def save(self, progress, epochs_done: int, state) -> None:
         from .. import checkpoint
@@ -631,23 +636,36 @@ class _Saver:
                         scaler=prepared.scaler, feature_names=prepared.feature_names)
 
     def periodic(self, progress, epochs_done: int, state) -> None:
-        """A --save-every checkpoint; a failure is a warning (the final save is what must succeed)."""
+        """A --save-every checkpoint. A failure is a warning, and the last periodic save of the
+        run (each failure may leave a rescue file): the final save is what must succeed."""
+        if self.failed:
+            return
         try:
             self.save(progress, epochs_done, state)
         except (OSError, XpnetError) as exc:
-            _progress(f"xpnet: warning: could not save epoch {epochs_done} to {self.path}: "
-                      f"{' '.join(str(exc).split())}; training goes on")
+            self.failed = True
+            _progress(f"xpnet: warning: epoch {epochs_done}: {_one_line(exc)}; training goes on without periodic "
+                      "saves (the final save tries again)")
 
     def final(self, progress, epochs_done: int, state) -> str | None:
         """The checkpoint at the end; None when written, else what went wrong (and where the
-        weights were rescued, when the checkpoint module could rescue them)."""
+        checkpoint module rescued the weights, when it could)."""
         try:
             self.save(progress, epochs_done, state)
         except (OSError, XpnetError) as exc:
-            rescue = getattr(exc, "rescue_path", None)
-            where = f"; the trained weights were written to {rescue} instead" if rescue else ""
-            return f"could not save to {self.path}: {' '.join(str(exc).split())}{where}"
+            from ..checkpoint import SaveError
+
+            if isinstance(exc, SaveError):  # it names the destination, the cause and the rescue file
+                return _one_line(exc)
+            return f"could not save the checkpoint to {self.path!r}: {_one_line(exc)}"
         return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line; a plain OSError by its reason ("No space left on device")."""
+    if isinstance(exc, OSError) and not isinstance(exc, XpnetError) and exc.strerror:
+        return exc.strerror
+    return " ".join(str(exc).split())
 
 
 PLOT_POINTS = 10_000  # with --distributed, --plot draws every k-th training row, at most this many
@@ -662,12 +680,12 @@ def _plot(args, run: _Run, progress) -> bool:
     points = (prepared.X, prepared.y) if comm is None else comm.sample(prepared.X, prepared.y, PLOT_POINTS)
     confusion = None
     if task == "classification" and prepared.X.shape[1] != 2:
-        X, y = (prepared.X_held, prepared.y_held) if prepared.n_held else (prepared.X, prepared.y)
+        X, y = (prepared.X_val, prepared.y_val) if prepared.n_val else (prepared.X, prepared.y)
         confusion = _confusion(comm, model, X, y, prepared.n_classes)
     ok = True
     if points is not None:
         try:
-            fig = plot.training_figure(_curves(run.history, progress, task, _held_name(args)),
+            fig = plot.training_figure(_curves(run.history, progress, task),
                                        **_first_panel(model, points, task, scaling, prepared, confusion))
             plot.save(fig, args.plot)
         except (OSError, ValueError, XpnetError) as exc:
@@ -697,20 +715,20 @@ def _confusion(comm, model, X, y, n_classes: int) -> np.ndarray:
     return np.rint(comm.sum_floats(local.ravel())).astype(np.int64).reshape(n_classes, n_classes)
 
 
-def _curves(history, progress, task: str, held: str) -> dict:
+def _curves(history, progress, task: str) -> dict:
     """The panels of training curves: the loss (all logged epochs, the saved run's too) and
-    the held-out loss and the accuracy or R^2 where this run measured them."""
+    the validation loss and the accuracy or R^2 where this run measured them."""
     merged = _merged(history, progress, progress.done, progress.done + (progress.epochs[-1] if progress.epochs else 0))
     curves = {"loss": {"training": (merged["epochs"], merged["losses"])}}
     metric = "accuracy" if task == "classification" else "r2"
     points = progress.points
     epochs = [epoch for epoch, _ in points]
     if any("val_loss" in stats for _, stats in points):
-        curves["loss"][held] = (epochs, [stats["val_loss"] for _, stats in points])
-    curves[metric if metric == "accuracy" else "R^2"] = {
-        "training": (epochs, [stats[metric] for _, stats in points]),
-        **({held: (epochs, [stats["val_" + metric] for _, stats in points])}
-           if any("val_" + metric in stats for _, stats in points) else {})}
+        curves["loss"]["validation"] = (epochs, [stats["val_loss"] for _, stats in points])
+    panel = {"training": (epochs, [stats[metric] for _, stats in points])}
+    if any("val_" + metric in stats for _, stats in points):
+        panel["validation"] = (epochs, [stats["val_" + metric] for _, stats in points])
+    curves["accuracy" if metric == "accuracy" else "R^2"] = panel
     return curves
 
 
@@ -783,8 +801,8 @@ class _Progress:
             stats = {"accuracy": _accuracy(comm, model, prepared.X, prepared.y)}
         else:
             stats = {"r2": _regression_scores(comm, model, prepared.X, prepared.y, self.scaling)["r2"]}
-        if prepared.n_held:
-            held = _measure(comm, model, prepared.X_held, prepared.y_held, self.task, self.scaling)
+        if prepared.n_val:
+            held = _measure(comm, model, prepared.X_val, prepared.y_val, self.task, self.scaling)
             metric = "accuracy" if self.task == "classification" else "r2"
             stats.update({"val_loss": held["loss"], "val_" + metric: held[metric]})
         return stats
