@@ -199,7 +199,7 @@ def training_figure(curves: dict, *, predict=None, X=None, y=None, class_names=N
     predict, X, y : optional
         A classifier (host (M, F) -> labels) and its data: with 2 features the decision
         boundary comes first, with ``class_names`` in the legend and ``feature_names`` on the axes.
-    confusion : array (C, C), optional
+    confusion : array (C, C), or (array, title), optional
         Otherwise a confusion matrix comes first (rows true, columns predicted).
     regression : (y_true, y_pred), optional
         A regressor's values in the targets' units: predicted against true comes first.
@@ -215,7 +215,8 @@ def training_figure(curves: dict, *, predict=None, X=None, y=None, class_names=N
         panels.append(partial(decision_boundary, predict=predict, X=X, y=y, title="decision boundary",
                               class_names=class_names, feature_names=feature_names))
     elif confusion is not None:
-        panels.append(partial(confusion_panel, matrix=confusion, class_names=class_names))
+        matrix, title = confusion if isinstance(confusion, tuple) else (confusion, "confusion matrix")
+        panels.append(partial(confusion_panel, matrix=matrix, class_names=class_names, title=title))
     panels += [partial(curves_panel, name=name, series=series, log=name == "loss") for name, series in curves.items()]
     fig = new_figure(PANEL[0] * len(panels), PANEL[1])
     for ax, draw in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):

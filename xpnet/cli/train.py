@@ -680,8 +680,9 @@ def _plot(args, run: _Run, progress) -> bool:
     points = (prepared.X, prepared.y) if comm is None else comm.sample(prepared.X, prepared.y, PLOT_POINTS)
     confusion = None
     if task == "classification" and prepared.X.shape[1] != 2:
-        X, y = (prepared.X_val, prepared.y_val) if prepared.n_val else (prepared.X, prepared.y)
-        confusion = _confusion(comm, model, X, y, prepared.n_classes)
+        name, X, y = ("test", prepared.X_test, prepared.y_test) if prepared.n_test else \
+            ("validation", prepared.X_val, prepared.y_val) if prepared.n_val else ("training", prepared.X, prepared.y)
+        confusion = (_confusion(comm, model, X, y, prepared.n_classes), f"confusion matrix ({name} rows)")
     ok = True
     if points is not None:
         try:
