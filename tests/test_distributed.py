@@ -294,8 +294,8 @@ def test_rows_anywhere_train_like_one_process_with_one_buffer_per_step():
     # full batch, 6 epochs: 7 step buffers (6 updates and the final loss) of n_params + 3 values, plus
     # 3 one-number reductions: the global row count, the positions check, the final bitwise check
     assert (got["full"]["calls"], got["full"]["values"]) == (7 + 3, 7 * (n_params + 3) + 3)
-    # minibatch: 4 batches x 6 epochs step buffers, and at the 4 logging points a 2-number loss exchange
-    assert (got["minibatch"]["calls"], got["minibatch"]["values"]) == (24 + 4 + 3, 24 * (n_params + 3) + 4 * 2 + 3)
+    # minibatch: 4 batches x 6 epochs step buffers, and at the 4 logging points a 1-number loss exchange
+    assert (got["minibatch"]["calls"], got["minibatch"]["values"]) == (24 + 4 + 3, 24 * (n_params + 3) + 4 * 1 + 3)
     np.testing.assert_array_equal(got["sample"][0], X[::11])  # 100 points of 1001: every 11th, in order
     np.testing.assert_array_equal(got["sample"][1], y[::11])
     assert "do not cover the 1001 global rows once each" in got["overlap"]

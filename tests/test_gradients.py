@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.mlp import backward, forward
+from xpnet.mlp import gradients
+from xpnet.ops import get_ops
 
 CASES = [  # (hidden activation, output, loss)
     *((act, "softmax", "cross_entropy") for act in ("sigmoid", "tanh", "relu")),
@@ -17,8 +18,7 @@ CASES = [  # (hidden activation, output, loss)
 
 
 def objective(model, X, T, l2, reduction):
-    Y, (_, Z) = forward(model.spec, model.xp, model.W, model.b, X)
-    return float(model._objective(Z, Y, T, l2, reduction))
+    return float(model.objective(model.summed_loss(X, T), X.shape[0], l2, reduction))
 
 
 def numeric_gradient(model, X, T, l2, reduction, params, eps=1e-6):
@@ -62,8 +62,9 @@ def test_backprop_matches_finite_differences(backend, act, output, loss, l2, bia
     if act == "relu":  # keep pre-activations away from the kink at 0
         model.b = [b + 0.05 for b in model.b] if bias else None
     for reduction in ("mean", "sum"):
-        Y, cache = forward(model.spec, model.xp, model.W, model.b, X)
-        dW, db = backward(model.spec, model.xp, model.W, cache, Y, T, reduction)
+        grads = gradients(get_ops(model.backend), model.spec, model.W, model.b, X, T,
+                          X.shape[0] if reduction == "mean" else None)
+        dW, db = grads.dW, grads.db
         analytic = [xpnet.to_numpy(g + l2 * W) for g, W in zip(dW, model.W)]
         analytic += [xpnet.to_numpy(g) for g in (db or [])]
         # With reduction="sum" the reported value is J/N, J = sum_n loss_n + l2/2 ||W||^2,

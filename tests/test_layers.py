@@ -6,7 +6,8 @@ import pytest
 import xpnet
 from conftest import rtol_for
 from xpnet import layers, to_numpy
-from xpnet.mlp import backward, forward
+from xpnet.mlp import forward, gradients
+from xpnet.ops import get_ops
 
 SIZES = [3, 5, 4, 3]
 
@@ -32,15 +33,14 @@ def _problem(backend, activation, batch_norm, dropout):
 
 
 def _loss(model, X, T, masks):
-    Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
-    return float(model.spec.loss.total(model.xp, cache[1], Y, T, True)) / X.shape[0]
+    Z, _ = forward(get_ops(model.backend), model.spec, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
+    Y = xpnet.activations.output_forward(model.xp, model.spec.output, Z)
+    return float(model.spec.loss.total(model.xp, Z, Y, T, True)) / X.shape[0]
 
 
 def _analytic(model, X, T, masks):
-    Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
-    grads = backward(model.spec, model.xp, model.W, cache, Y, T, "mean", bn=model.bn)
-    flat = grads[0] + grads[1] + (grads[2][0] + grads[2][1] if len(grads) == 3 else [])
-    return [np.asarray(to_numpy(g)) for g in flat]
+    grads = gradients(get_ops(model.backend), model.spec, model.W, model.b, X, T, X.shape[0], bn=model.bn, masks=masks)
+    return [np.asarray(to_numpy(g)) for g in grads.flat()]
 
 
 def _numeric(model, X, T, masks, eps=1e-6):

@@ -56,7 +56,8 @@ from .activations import get_hidden
 from .backend import Backend, get_backend, native_module, to_numpy
 from .errors import XpnetError, XpnetValueError, check_choice, check_positive
 from .mlp import MLP
-from .ops import LANES, NumpyOps, Ops, get_ops
+from . import fullbatch
+from .ops import NumpyOps, Ops, get_ops
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 COMPARE = ("torch", "tutorial")  # baselines: PyTorch eager; the WildML tutorial's own NumPy float64 step
@@ -216,8 +217,8 @@ def estimate_memory(case: Case, *, compare=None) -> int:
     N, d, h, c = case.n_samples, case.input_dim, case.hidden, case.classes
     params = d * h + h * c + h + c
     ops = NumpyOps(None) if case.backend.partition(":")[0] == "numpy" else Ops(None)
-    rows = min(N, LANES * ops.chunk_rows(case.layer_sizes, item))
-    need = item * (2 * N * d + 6 * N * c + 4 * rows * h + (4 + LANES) * params) + 8 * N
+    rows = fullbatch.rows_at_once(ops, case.layer_sizes, item, N)
+    need = item * (2 * N * d + 6 * N * c + 4 * rows * h + (4 + fullbatch.LANES) * params) + 8 * N
     return need + sum(baseline_memory(case, name) for name in compare_names(compare))
 
 
@@ -336,7 +337,7 @@ class EpochRunner:
     def step(self) -> None:
         """One epoch: forward, backward, update -- exactly as :func:`xpnet.train.fit` does it."""
         lr, l2 = self.case.learning_rate, self.case.l2
-        dW, db, _ = self.ops.gradients(self.spec, self.W, self.b, self.X, self.T, "mean")
+        dW, db = fullbatch.gradients(self.ops, self.spec, self.W, self.b, self.X, self.T, "mean")[:2]
         self.W = [Wi - lr * (g + l2 * Wi if l2 else g) for Wi, g in zip(self.W, dW)]
         self.b = [bi - lr * g for bi, g in zip(self.b, db)]
 

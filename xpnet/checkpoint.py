@@ -630,16 +630,14 @@ def _require_memory(path: str, layout: _Layout, target, dtype_name: str) -> None
 
 def _build(path: str, layout: _Layout, hidden: list, arrays: dict, target, dtype_name: str) -> MLP:
     """The model on ``target`` with the checked arrays as its weights."""
-    try:
+    n = len(layout.sizes) - 1
+    weights = ([arrays[f"W{i}"] for i in range(n)], [arrays[f"b{i}"] for i in range(n)] if layout.bias else None)
+    try:  # built from the checked arrays: no random weights drawn first
         model = MLP(list(layout.sizes), activation=hidden, output=layout.output, loss=layout.loss, bias=layout.bias,
                     init=layout.init, dtype=dtype_name, backend=target, seed=layout.seed, numerics=layout.numerics,
-                    dropout=layout.dropout, batch_norm=layout.batch_norm)
+                    dropout=layout.dropout, batch_norm=layout.batch_norm, weights=weights)
     except (XpnetError, ValueError, TypeError, OverflowError) as exc:  # e.g. a loss that does not fit the output
         raise _bad(path, _reason(exc)) from None
-    n = len(layout.sizes) - 1
-    model.W = [target.asarray(arrays[f"W{i}"], model.dtype) for i in range(n)]
-    if layout.bias:
-        model.b = [target.asarray(arrays[f"b{i}"], model.dtype) for i in range(n)]
     if layout.batch_norm:
         model.bn = BatchNorm(*(tuple(target.asarray(arrays[f"bn_{f}{i}"], model.dtype) for i in range(n - 1))
                                for f in ("gamma", "beta", "mean", "var")))

@@ -68,8 +68,8 @@ class Interval:
     def __contains__(self, value) -> bool:
         if not is_number(value, integer=self.integer) and not (self.inf and _is_inf(value)):
             return False
-        if math.isnan(value) or (math.isinf(value) and not self.inf):
-            return False
+        if not isinstance(value, numbers.Integral) and (math.isnan(value) or (math.isinf(value) and not self.inf)):
+            return False  # (whole numbers are never NaN; math.isnan would overflow on 10**400)
         left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
         if self.low is not None and (value < self.low or (value == self.low and not left)):
             return False

@@ -12,12 +12,12 @@ A hidden layer with both options computes, in training::
 NumPy (:func:`dropout_masks`) and copied to the device. At inference there is no dropout
 and batch norm uses the running statistics, updated after every training batch as
 ``running = 0.9 * running + 0.1 * batch`` (``var_batch`` is the biased variance).
+:func:`xpnet.mlp.forward` and :func:`xpnet.mlp.backward` run both in their one loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -36,17 +36,6 @@ class BatchNorm:
     beta: tuple  # trained shift, starts at 0
     mean: tuple  # running mean of the pre-normalization Z, starts at 0
     var: tuple  # running (biased) variance, starts at 1
-
-
-class Record(NamedTuple):
-    """What backprop needs from one hidden layer run with dropout and/or batch norm."""
-
-    A: object  # activation output before dropout (N, width)
-    mask: object  # dropout multiplier (N, width) or None
-    Zhat: object  # normalized pre-activation (N, width) or None
-    inv_std: object  # 1 / sqrt(var_batch + eps) (width,) or None
-    mean: object  # batch mean (width,) or None
-    var: object  # batch variance (width,) or None
 
 
 def batch_norm_init(xp, widths, dtype, device) -> BatchNorm:
@@ -83,11 +72,12 @@ def batch_norm_backward(xp, dY, gamma, Zhat, inv_std):
     return dZ, dgamma, dbeta
 
 
-def update_running(bn: BatchNorm, records) -> BatchNorm:
-    """New state with the running statistics moved towards this batch's."""
+def update_running(bn: BatchNorm, stats) -> BatchNorm:
+    """New state with the running statistics moved towards this batch's ``stats``: one
+    ``(mean, var)`` per hidden layer (:attr:`xpnet.ops.Gradients.bn_stats`)."""
     m = BN_MOMENTUM
-    mean = tuple(m * old + (1 - m) * r.mean for old, r in zip(bn.mean, records))
-    var = tuple(m * old + (1 - m) * r.var for old, r in zip(bn.var, records))
+    mean = tuple(m * old + (1 - m) * s[0] for old, s in zip(bn.mean, stats))
+    var = tuple(m * old + (1 - m) * s[1] for old, s in zip(bn.var, stats))
     return BatchNorm(bn.gamma, bn.beta, mean, var)
 
 
@@ -95,28 +85,3 @@ def dropout_masks(rng: np.random.Generator, n: int, widths, rate: float) -> list
     """Host float64 multipliers (n, width) per hidden layer: 0 w.p. ``rate``, else 1/(1-rate)."""
     keep = 1.0 - rate
     return [(rng.random((n, w)) >= rate) / keep for w in widths]
-
-
-def hidden_forward(activation, xp, Z, *, gamma=None, beta=None, stats=None, mask=None):
-    """One hidden layer after ``Z = H @ W + b``: [batch norm] -> activation -> [dropout].
-
-    ``gamma``/``beta`` switch batch norm on; ``stats = (mean, var)`` selects inference
-    (running statistics) instead of batch statistics. Returns ``(H, Record)``.
-    """
-    Zhat = inv_std = mean = var = None
-    if gamma is not None and stats is not None:
-        Z = batch_norm_inference(xp, Z, gamma, beta, *stats)
-    elif gamma is not None:
-        Z, Zhat, inv_std, mean, var = batch_norm_train(xp, Z, gamma, beta)
-    A = activation.forward(xp, Z)
-    H = A if mask is None else A * mask
-    return H, Record(A, mask, Zhat, inv_std, mean, var)
-
-
-def hidden_backward(activation, xp, dH, record: Record, gamma=None):
-    """Backprop ``dH`` through :func:`hidden_forward`: ``(dZ, dgamma, dbeta)`` (None without batch norm)."""
-    dA = dH if record.mask is None else dH * record.mask
-    dZ = activation.backward(xp, dA, record.A)
-    if record.Zhat is None:
-        return dZ, None, None
-    return batch_norm_backward(xp, dZ, gamma, record.Zhat, record.inv_std)

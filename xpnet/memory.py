@@ -39,7 +39,7 @@ def available_bytes(backend=None) -> tuple[int | None, str]:
 
     Parameters
     ----------
-    backend : Backend or str, optional
+    backend : Backend, optional
         Where the arrays will live. A GPU backend (CuPy, CUDA torch) reports its free device
         memory; CPU backends and None report the host limits.
 
@@ -50,10 +50,7 @@ def available_bytes(backend=None) -> tuple[int | None, str]:
         ``"MemAvailable"``, ``"cgroup limit"``, ``"RLIMIT_AS (ulimit -v)"`` or
         ``"free memory on <backend>"``.
     """
-    if backend is not None:
-        from .backend import get_backend
-
-        backend = get_backend(backend)
+    if backend is not None:  # a Backend (this module sits below xpnet.backend: no import of it)
         if not backend.uses_host_memory():
             return backend.available_memory(), f"free memory on {backend.describe()}"
     found = [(free, source) for source, free in (("MemAvailable", meminfo_available()),
@@ -78,7 +75,7 @@ def require(nbytes, what: str, backend=None, *, fix: str = REQUIRE_FIX) -> None:
         The allocation's size (any whole number: a hostile header may claim 10**400 bytes).
     what : str
         What would be allocated, for the message (``"the model in 'm.npz' ([2, 1000000000, 2])"``).
-    backend : Backend or str, optional
+    backend : Backend, optional
         Where it will live (see :func:`available_bytes`).
     fix : str
         How to get by with less, ending the message.

@@ -1,8 +1,11 @@
-"""The multi-layer perceptron: parameters, forward pass, manual backprop.
+"""The multi-layer perceptron: its parameters, and ONE forward and ONE backward pass.
 
 Parameters are lists ``W[i]`` of shape ``(n_in, n_out)`` and ``b[i]`` of shape ``(n_out,)``
-on the model's backend. :func:`forward` returns the output together with the cache that
-:func:`backward` needs (the layer inputs and the logits); no autograd is involved.
+on the model's backend. :func:`forward` and :func:`backward` are written once against the
+primitives of :mod:`xpnet.ops` and used by every backend, every row count, minibatches, the
+tutorials and data-parallel training; dropout and batch norm ride in the same loop. The
+operation order is the tutorials' (``Z = H @ W``, then ``+ b``; the activation's slope from
+its output), so their printed digits reproduce bit for bit. No autograd is involved.
 
     >>> import xpnet
     >>> model = xpnet.MLP([2, 16, 2], activation="tanh", output="softmax", backend="numpy")
@@ -14,20 +17,22 @@ on the model's backend. :func:`forward` returns the output together with the cac
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-import array_api_compat
-
-from . import activations, layers, losses
-from .backend import Backend, get_backend, to_numpy
-from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
+from . import activations, inputs, layers, losses, memory
+from .backend import Backend, get_backend, itemsize
+from .errors import Interval, XpnetValueError, check_bool, check_choice, check_positive
 from .init import initial_weights
-from .ops import weight_gradient
+from .ops import Gradients, Ops, get_ops
 
 NUMERICS = ("stable", "tutorial")
+KERNEL_CHOICES = ("auto", "numpy", "jit")  # xpnet.kernels.CHOICES (kernels sit above this module)
+_new = tuple.__new__  # makes a NamedTuple without a Python call: a tiny net's pass is mostly calls
+SEEDS = Interval(0, 2**32 - 1, integer=True)  # NumPy's legacy RandomState (the tutorials' inits) takes these
+PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
 
 
 @dataclass(frozen=True)
@@ -44,100 +49,78 @@ class Spec:
     batch_norm: bool = False  # batch normalization before each hidden activation
 
 
-def forward(spec: Spec, xp, W, b, X, *, bn=None, train=False, masks=None):
-    """Run the network on ``X`` (N, n_in); return ``(Y, cache)`` with cache = (inputs, Z_out).
+class Tape(NamedTuple):
+    """What :func:`forward` keeps for :func:`backward`."""
 
-    ``bn`` (a :class:`~xpnet.layers.BatchNorm`, for models with ``batch_norm``) normalizes
-    each hidden layer: with the batch statistics when ``train``, else the running ones.
-    ``masks`` are dropout multipliers per hidden layer (N, width), training only. With
-    either, the cache gains a third entry, the per-layer :class:`~xpnet.layers.Record`.
+    inputs: list  # each layer's input: X, then the hidden layers' outputs (after dropout)
+    outputs: list  # each hidden layer's activation output, before dropout (its slope comes from it)
+    masks: list | None  # dropout multipliers per hidden layer (training only)
+    norms: list | None  # batch norm, per hidden layer: (Zhat, inv_std, mean, var) of the batch
+
+
+def forward(ops: Ops, spec: Spec, W, b, X, *, bn=None, train: bool = False, masks=None):
+    """The logits ``Z`` of the output layer for ``X`` (N, n_in), and the :class:`Tape`.
+
+    ``bn`` (a :class:`~xpnet.layers.BatchNorm`, for models with ``batch_norm``) normalizes each
+    hidden layer: with the batch statistics when ``train``, else the running ones. ``masks``
+    are dropout multipliers per hidden layer (N, width), training only.
     """
-    if bn is None and masks is None:
-        return forward_plain(spec, xp, W, b, X)
-    inputs, records = [], []
+    inputs, outputs, norms = [], [], [] if bn is not None and train else None
     H = X
-    last = len(W) - 1
-    for i, Wi in enumerate(W):
+    for i, act in enumerate(spec.hidden):
         inputs.append(H)
-        Z = H @ Wi
-        if b is not None:
-            Z = Z + b[i]
-        if i == last:
-            H = activations.output_forward(xp, spec.output, Z, spec.stable)
-            break
-        norm = {} if bn is None else {"gamma": bn.gamma[i], "beta": bn.beta[i],
-                                      "stats": None if train else (bn.mean[i], bn.var[i])}
-        H, record = layers.hidden_forward(spec.hidden[i], xp, Z, mask=None if masks is None else masks[i], **norm)
-        records.append(record)
-    return H, (inputs, Z, records)
-
-
-def forward_plain(spec: Spec, xp, W, b, X):
-    """The tutorials' forward pass (no dropout, no batch norm): ``(Y, (inputs, Z_out))``."""
-    inputs = []
-    H = X
+        Z = ops.affine(i, H, W[i], None if b is None else b[i])
+        if bn is not None:
+            Z = _normalize(ops.xp, Z, bn, i, norms)
+        A = ops.activate(act, Z)
+        outputs.append(A)
+        H = A if masks is None else A * masks[i]
+    inputs.append(H)
     last = len(W) - 1
-    for i, Wi in enumerate(W):
-        inputs.append(H)
-        Z = H @ Wi
-        if b is not None:
-            Z = Z + b[i]
-        H = spec.hidden[i].forward(xp, Z) if i < last else activations.output_forward(xp, spec.output, Z, spec.stable)
-    return H, (inputs, Z)
+    return ops.affine(last, H, W[last], None if b is None else b[last]), _new(Tape, (inputs, outputs, masks, norms))
 
 
-def backward(spec: Spec, xp, W, cache, Y, T, reduction: str, *, bn=None):
-    """Gradients ``(dW, db)`` of the summed (or mean) loss, by manual backprop.
+def _normalize(xp, Z, bn, i: int, norms):
+    """Batch norm of layer ``i``: batch statistics (recorded in ``norms``) or, without ``norms``, running ones."""
+    if norms is None:
+        return layers.batch_norm_inference(xp, Z, bn.gamma[i], bn.beta[i], bn.mean[i], bn.var[i])
+    Y, Zhat, inv_std, mean, var = layers.batch_norm_train(xp, Z, bn.gamma[i], bn.beta[i])
+    norms.append((Zhat, inv_std, mean, var))
+    return Y
+
+
+def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None, data_loss=None) -> Gradients:
+    """The gradients from the output layer's ``dZ`` (the loss's delta) and :func:`forward`'s tape.
 
     Same operations, same order as the tutorials: ``dW = H.T @ dZ``, ``db = sum(dZ, 0)``,
-    ``dZ_prev = act'(dZ @ W.T)``. The input layer's dX is never computed.
-
-    When the cache holds dropout / batch-norm records (see :func:`forward`), returns
-    ``(dW, db, (dgamma, dbeta))`` instead, the last two lists empty without batch norm.
+    ``dZ_prev = act'(dZ @ W.T)`` (from the activation's output). The input's gradient is
+    never computed. ``data_loss`` is passed through to the result.
     """
-    if len(cache) == 3:
-        return _backward_layers(spec, xp, W, cache, Y, T, reduction, bn)
-    inputs, _ = cache
-    dZ = spec.loss.delta(xp, spec.output, Y, T)
-    if reduction == "mean":
-        dZ = dZ / Y.shape[0]
-    return backward_from_delta(spec, xp, W, inputs, dZ)
-
-
-def backward_from_delta(spec: Spec, xp, W, inputs, dZ, product=weight_gradient):
-    """``(dW, db)`` from the output layer's ``dZ`` and the layer inputs of :func:`forward`.
-
-    ``product(xp, H, dZ)`` computes ``H.T @ dZ`` (default: :func:`xpnet.ops.weight_gradient`).
-    """
-    n = len(W)
+    inputs, outputs, masks, norms = tape
+    n, bias = len(W), spec.bias
     dW, db = [None] * n, [None] * n
+    dgamma, dbeta = ([None] * (n - 1), [None] * (n - 1)) if norms is not None else (None, None)
     for i in range(n - 1, -1, -1):
-        H = inputs[i]
-        dW[i] = product(xp, H, dZ)
-        if spec.bias:  # Trask's nets have none: no column sums to throw away
-            db[i] = xp.sum(dZ, axis=0)
+        dW[i], db[i], dH = ops.affine_backward(i, inputs[i], dZ, W[i], bias)
         if i:
-            dZ = spec.hidden[i - 1].backward(xp, dZ @ W[i].T, H)
-    return dW, (db if spec.bias else None)
+            if masks is not None:
+                dH = dH * masks[i - 1]
+            dZ = ops.activate_backward(spec.hidden[i - 1], dH, outputs[i - 1])
+            if norms is not None:
+                Zhat, inv_std = norms[i - 1][:2]
+                dZ, dgamma[i - 1], dbeta[i - 1] = layers.batch_norm_backward(ops.xp, dZ, bn.gamma[i - 1], Zhat,
+                                                                             inv_std)
+    stats = None if norms is None else [norm[2:] for norm in norms]
+    return _new(Gradients, (dW, db if bias else None, data_loss, dgamma, dbeta, stats))
 
 
-def _backward_layers(spec: Spec, xp, W, cache, Y, T, reduction, bn):
-    inputs, _, records = cache
-    dZ = spec.loss.delta(xp, spec.output, Y, T)
-    if reduction == "mean":
-        dZ = dZ / Y.shape[0]
-    n = len(W)
-    dW, db = [None] * n, [None] * n
-    dgamma, dbeta = [None] * (n - 1), [None] * (n - 1)
-    for i in range(n - 1, -1, -1):
-        dW[i] = inputs[i].T @ dZ
-        db[i] = xp.sum(dZ, axis=0)
-        if i:
-            gamma = None if bn is None else bn.gamma[i - 1]
-            dZ, dgamma[i - 1], dbeta[i - 1] = layers.hidden_backward(spec.hidden[i - 1], xp, dZ @ W[i].T,
-                                                                     records[i - 1], gamma)
-    norm = (dgamma, dbeta) if bn is not None else ([], [])
-    return dW, (db if spec.bias else None), norm
+def gradients(ops: Ops, spec: Spec, W, b, X, T, scale=None, with_loss: bool = False, *, bn=None,
+              masks=None) -> Gradients:
+    """One training pass on ``(X, T)``: forward, the loss's delta divided by ``scale`` (the row
+    count for a mean; None for a sum), backward; with ``with_loss`` also the summed data loss."""
+    Z, tape = forward(ops, spec, W, b, X, bn=bn, train=True, masks=masks)
+    _, dZ, loss = ops.output_delta(spec, Z, T, scale, with_loss)
+    return backward(ops, spec, W, tape, dZ, bn=bn, data_loss=loss)
 
 
 def l2_penalty(xp, W, l2: float):
@@ -155,9 +138,10 @@ class MLP:
     ----------
     layer_sizes : sequence of int
         ``[n_inputs, hidden_1, ..., n_outputs]``; at least two entries.
-    activation : str or sequence of str, default "tanh"
-        Hidden activation(s): ``"sigmoid"``, ``"tanh"``, ``"relu"``; one name for all
-        hidden layers or one per hidden layer.
+    activation : str, Activation, or a sequence of them, default "tanh"
+        Hidden activation(s): ``"sigmoid"``, ``"tanh"``, ``"relu"``, or your own
+        :class:`xpnet.activations.Activation` (``forward(xp, Z) -> Y``, ``backward(xp, dY, Y)
+        -> dZ``, written with the array API); one for all hidden layers or one per layer.
     output : {"softmax", "sigmoid", "identity"}, default "softmax"
         Output activation. Softmax expects integer class labels ``y`` of shape (N,).
     loss : {"cross_entropy", "squared", "binary_cross_entropy"}, optional
@@ -172,7 +156,7 @@ class MLP:
     backend : str or Backend, optional
         ``"numpy"``, ``"cupy"``, ``"auto"``, ``"torch"``, ``"array_api_strict"``...;
         default ``$XPNET_BACKEND`` or ``"auto"``.
-    seed : int, default 0
+    seed : int in [0, 2**32), default 0
         Seeds the weight initialisation.
     numerics : {"stable", "tutorial"}, default "stable"
         ``"tutorial"`` keeps WildML's plain softmax and ``-log(p)`` loss so its printed
@@ -183,6 +167,14 @@ class MLP:
     batch_norm : bool, default False
         Batch normalization before every hidden activation; inference (predict, loss,
         accuracy) uses the running statistics.
+    kernels : {"auto", "numpy", "jit"}, default "auto"
+        Which whole-pass kernels full-batch training may use (:mod:`xpnet.kernels`): any that
+        supports the case, the NumPy ones only, or the compiled ones only; the generic pass
+        runs where none does. Results are the same up to float rounding.
+    weights : (W, b), optional
+        Start from these weights (lists of arrays of shapes ``(n_in, n_out)`` and
+        ``(n_out,)``, ``b`` None without bias units; host or backend arrays) instead of
+        drawing them with ``init``.
 
     Attributes
     ----------
@@ -196,7 +188,7 @@ class MLP:
 
     def __init__(self, layer_sizes, *, activation="tanh", output="softmax", loss=None, bias=True,
                  init="auto", dtype="float32", backend=None, seed=0, numerics="stable", dropout=0.0,
-                 batch_norm=False):
+                 batch_norm=False, weights=None, kernels="auto"):
         sizes = tuple(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else ()
         if len(sizes) < 2:
             raise XpnetValueError(f"layer_sizes={layer_sizes!r} needs at least [n_inputs, n_outputs]")
@@ -212,12 +204,10 @@ class MLP:
             )
         check_choice("output", output, activations.OUTPUTS)
         check_choice("numerics", numerics, NUMERICS)
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise XpnetValueError(f"seed={seed!r} must be a whole number >= 0")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise XpnetValueError(f"dropout={dropout!r} must be a rate in [0, 1), e.g. 0.2; 0 turns it off")
-        if not isinstance(batch_norm, bool):
-            raise XpnetTypeError(f"batch_norm={batch_norm!r} must be True or False")
+        SEEDS.check("seed", seed)
+        Interval(0, 1, "left").check("dropout", dropout, "e.g. 0.2; 0 turns it off")
+        check_bool("batch_norm", batch_norm)
+        check_choice("kernels", kernels, KERNEL_CHOICES)
         if output == "softmax" and sizes[-1] < 2:
             raise XpnetValueError("output='softmax' needs at least 2 output units; use output='sigmoid' for 1")
         self.spec = Spec(
@@ -233,12 +223,30 @@ class MLP:
         self.backend: Backend = get_backend(backend)
         self.dtype_name = dtype
         self.dtype = self.backend.dtype(dtype)
-        self.init, self.seed, self.numerics = init, int(seed), numerics
-        host = initial_weights(init, self.spec.layer_sizes, self.seed, "relu" if "relu" in names else "tanh")
-        self.W = [self.backend.asarray(w, self.dtype) for w in host]
-        self.b = [self.xp.zeros((w.shape[1],), dtype=self.dtype, device=self.backend.device) for w in host] if bias else None
+        self.init, self.seed, self.numerics, self.kernels = init, int(seed), numerics, kernels
+        shapes = list(zip(self.spec.layer_sizes[:-1], self.spec.layer_sizes[1:]))
+        n_params = sum((a + 1) * c for a, c in shapes)  # checked before anything of that size exists
+        memory.require(n_params * (8 + itemsize(dtype)), f"the weights of layers {list(self.spec.layer_sizes)}",
+                       self.backend, fix="use narrower --hidden layers")
+        if weights is None:
+            relu = any(a.name == "relu" for a in self.spec.hidden)
+            host = initial_weights(init, self.spec.layer_sizes, self.seed, "relu" if relu else "tanh")
+            weights = (host, [np.zeros(c) for _, c in shapes] if bias else None)
+        self.W, self.b = self._checked_weights(weights, shapes)
         self.bn = (layers.batch_norm_init(self.xp, sizes[1:-1], self.dtype, self.backend.device)
                    if batch_norm else None)
+
+    def _checked_weights(self, weights, shapes) -> tuple:
+        """``(W, b)`` from ``weights``, each array of the right shape, on the backend in the model's dtype."""
+        W, b = weights
+        if len(W) != len(shapes) or (b is None) != (not self.spec.bias) or (b is not None and len(b) != len(shapes)):
+            raise XpnetValueError(f"weights must be (W, b) with {len(shapes)} arrays each (b None without bias)")
+        W = [inputs.to_device(self.backend, self.dtype, w, f"W[{i}]") for i, w in enumerate(W)]
+        b = None if b is None else [inputs.to_device(self.backend, self.dtype, c, f"b[{i}]") for i, c in enumerate(b)]
+        for i, (a, c) in enumerate(shapes):
+            if tuple(W[i].shape) != (a, c) or (b is not None and tuple(b[i].shape) != (c,)):
+                raise XpnetValueError(f"weights of layer {i} must have shapes ({a}, {c}) and ({c},)")
+        return W, b
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -256,78 +264,28 @@ class MLP:
 
     # -- data ----------------------------------------------------------------------------
     def as_inputs(self, X, *, allow_empty: bool = False):
-        """``X`` as a 2-D array of the model's dtype on its device (validated).
-
-        ``allow_empty``: zero rows are fine (a process of a data-parallel run may hold none).
-        """
-        X = self._to_device(X, "X")
-        if X.ndim != 2 or X.shape[1] != self.layer_sizes[0]:
-            raise XpnetValueError(
-                f"X has shape {tuple(X.shape)}; the model expects (n_samples, {self.layer_sizes[0]})"
-            )
-        if X.shape[0] == 0 and not allow_empty:
-            raise XpnetValueError("X is empty; pass at least one sample")
-        return X
+        """``X`` as a 2-D array of the model's dtype on its device (validated; see :mod:`xpnet.inputs`)."""
+        return inputs.as_inputs(self.backend, self.dtype, self.layer_sizes[0], X, allow_empty=allow_empty)
 
     def as_targets(self, y, n: int):
         """Targets in the form the loss needs: one-hot (N, C) for softmax, else (N, n_out)."""
-        n_out = self.layer_sizes[-1]
-        if self.spec.output == "softmax":
-            labels = to_numpy(y) if not isinstance(y, np.ndarray) else y
-            labels = np.asarray(labels)
-            if labels.ndim == 2 and labels.shape[1] == 1:
-                labels = labels[:, 0]
-            if labels.ndim != 1 or labels.shape[0] != n:
-                raise XpnetValueError(f"y has shape {labels.shape}; expected ({n},) class labels for {n} samples")
-            if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
-                raise XpnetValueError("y must hold integer class labels 0..n_classes-1 for output='softmax'")
-            if labels.dtype.kind not in "iuf" or (labels.size and (labels.min() < 0 or labels.max() >= n_out)):
-                raise XpnetValueError(f"y must hold class labels in 0..{n_out - 1} (the model has {n_out} outputs)")
-            onehot = np.zeros((n, n_out))
-            onehot[np.arange(n), labels.astype(np.int64)] = 1.0
-            return self.backend.asarray(onehot, self.dtype)
-        T = self._to_device(y, "y")
-        if T.ndim == 1:
-            T = self.xp.reshape(T, (T.shape[0], 1))
-        if T.ndim != 2 or T.shape != (n, n_out):
-            raise XpnetValueError(f"y has shape {tuple(T.shape)}; expected ({n}, {n_out}) or ({n},) targets")
-        return T
-
-    def _to_device(self, a, name):
-        """``a`` as an array of the model's dtype on its device, checked finite and in range."""
-        xp = self.xp
-        if _is_native(a, self.backend) and not isinstance(a, np.ndarray):
-            if a.dtype != self.dtype:
-                self._check_range(float(xp.max(xp.abs(a))) if math.prod(a.shape) else 0.0, name)
-                a = xp.astype(a, self.dtype)
-            if not bool(xp.all(xp.isfinite(a))):
-                raise XpnetValueError(f"{name} contains NaN or Inf; clean or impute those values first")
-            return a
-        try:
-            host = np.asarray(a if isinstance(a, (list, tuple, np.ndarray)) else to_numpy(a))
-            if host.dtype.kind not in "biuf":
-                raise TypeError(f"dtype {host.dtype} is not numeric")
-            host = host.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise XpnetTypeError(f"{name} must be a numeric array, got {type(a).__name__}: {exc}") from None
-        if not np.all(np.isfinite(host)):
-            raise XpnetValueError(f"{name} contains NaN or Inf; clean or impute those values first")
-        self._check_range(float(np.max(np.abs(host))) if host.size else 0.0, name)
-        return self.backend.asarray(host, self.dtype)
-
-    def _check_range(self, largest: float, name: str) -> None:
-        limit = float(np.finfo(self.dtype_name).max)
-        if largest > limit:
-            raise XpnetValueError(
-                f"{name} holds {largest:.3g}, beyond {self.dtype_name}'s range (+-{limit:.3g}); "
-                "rescale the data or use dtype='float64'"
-            )
+        return inputs.as_targets(self.backend, self.dtype, self.spec.output, self.layer_sizes[-1], y, n)
 
     # -- inference -----------------------------------------------------------------------
+    def logits(self, X):
+        """The output layer's pre-activation for validated ``X`` (inference: running batch-norm
+        statistics, no dropout), in row chunks of about ``PREDICT_BYTES`` of activations."""
+        ops = get_ops(self.backend)
+        rows = max(1, PREDICT_BYTES // (max(self.layer_sizes) * itemsize(self.dtype_name)))
+        if X.shape[0] <= rows:
+            return forward(ops, self.spec, self.W, self.b, X, bn=self.bn)[0]
+        parts = [forward(ops, self.spec, self.W, self.b, X[a:a + rows, ...], bn=self.bn)[0]
+                 for a in range(0, X.shape[0], rows)]
+        return self.xp.concat(parts, axis=0)
+
     def predict_proba(self, X):
         """Network output for ``X``: class probabilities (softmax/sigmoid) or values (identity)."""
-        Y, _ = forward(self.spec, self.xp, self.W, self.b, self.as_inputs(X), bn=self.bn)
-        return Y
+        return activations.output_forward(self.xp, self.spec.output, self.logits(self.as_inputs(X)), self.spec.stable)
 
     def predict(self, X):
         """Class labels (softmax: argmax; sigmoid: output > 0.5) or values (identity)."""
@@ -338,13 +296,21 @@ class MLP:
             return self.xp.astype(Y > 0.5, self.xp.int64)
         return Y
 
+    def summed_loss(self, X, T):
+        """The data loss summed over the rows of validated ``(X, T)``, inference mode (0-d array)."""
+        Z = self.logits(X)
+        Y = activations.output_forward(self.xp, self.spec.output, Z, self.spec.stable)
+        return self.spec.loss.total(self.xp, Z, Y, T, self.spec.stable)
+
+    def objective(self, data_total, n: int, l2: float = 0.0, reduction: str = "mean"):
+        """The reported objective from a summed data loss over ``n`` rows (see :mod:`xpnet.losses`)."""
+        penalty = l2_penalty(self.xp, self.W, l2) if l2 else 0.0
+        return losses.objective(self.xp, data_total, penalty, n, reduction)
+
     def loss(self, X, y, *, l2: float = 0.0, reduction: str = "mean") -> float:
         """The objective on ``(X, y)`` as training reports it (see :mod:`xpnet.losses`)."""
         X = self.as_inputs(X)
-        T = self.as_targets(y, X.shape[0])
-        Y, cache = forward(self.spec, self.xp, self.W, self.b, X, bn=self.bn)
-        Z = cache[1]
-        return float(self._objective(Z, Y, T, l2, reduction))
+        return float(self.objective(self.summed_loss(X, self.as_targets(y, X.shape[0])), X.shape[0], l2, reduction))
 
     def accuracy(self, X, y) -> float:
         """Fraction of samples classified correctly (for classifiers)."""
@@ -358,12 +324,6 @@ class MLP:
         else:
             hits = xp.all((self.predict_proba(X) > 0.5) == (T > 0.5), axis=1)
         return float(xp.mean(xp.astype(hits, self.dtype)))
-
-    def _objective(self, Z, Y, T, l2, reduction):
-        xp = self.xp
-        data = self.spec.loss.total(xp, Z, Y, T, self.spec.stable)
-        penalty = l2_penalty(xp, self.W, l2) if l2 else 0.0
-        return losses.objective(xp, data, penalty, Y.shape[0], reduction)
 
     # -- training ------------------------------------------------------------------------
     def fit(self, X, y, **options):
@@ -388,12 +348,3 @@ class MLP:
             k = len(self.bn.gamma)
             self.bn = layers.BatchNorm(tuple(rest[:k]), tuple(rest[k:2 * k]), self.bn.mean, self.bn.var)
 
-
-def _is_native(a, backend: Backend) -> bool:
-    """True when ``a`` already is an array of ``backend`` (no host round trip needed)."""
-    if backend.name == "numpy":
-        return isinstance(a, np.ndarray)
-    try:
-        return array_api_compat.array_namespace(a) is backend.xp
-    except TypeError:
-        return False

@@ -1,4 +1,4 @@
-"""Stochastic gradient descent: momentum, Nesterov momentum, L2, clipping, rate schedules.
+"""Gradient descent: SGD with (Nesterov) momentum, Adam, L2, clipping, rate schedules.
 
     >>> from xpnet import optim
     >>> optim.Schedule("annealing", decay=0.01).rate(0.1, epoch=100, epochs=1000)
@@ -20,6 +20,16 @@ weights only):
 With ``momentum=0`` and no clipping this is exactly ``p - lr * (g + l2 * W)``, the plain
 full-batch step of the tutorials, operation for operation.
 
+:class:`Adam` (Kingma and Ba, in the form scikit-learn uses) replaces steps 3 and 4 with,
+at update ``t`` (1-based), ``beta1``, ``beta2`` and ``epsilon``::
+
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    p = p - lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + epsilon)
+
+Both keep their state on the device; :meth:`SGD.state` / :meth:`Adam.state` give it as
+named arrays (checkpoints save them) and ``load_state`` continues from them exactly.
+
 Schedules give the learning rate of epoch ``t`` (0-based: the number of epochs already
 done; in full-batch training that is the update count, as in WildML) from the base
 rate ``lr0``:
@@ -37,9 +47,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
+from .errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
 
 SCHEDULES = ("constant", "annealing", "step", "cosine")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class SGD:
 
     def __init__(self, xp, n_penalised: int, *, l2: float = 0.0, momentum: float = 0.0, nesterov: bool = False,
                  clip_value: float | None = None, clip_norm: float | None = None):
+        _check_nonnegative("l2", l2)
         check_options(momentum=momentum, nesterov=nesterov, clip_value=clip_value, clip_norm=clip_norm)
         self.xp, self.n_penalised, self.l2 = xp, n_penalised, l2
         self.momentum, self.nesterov = momentum, nesterov
@@ -121,18 +133,18 @@ class SGD:
             return [p - d for p, d in zip(params, directions)]
         return [p - learning_rate * d for p, d in zip(params, directions)]
 
+    def reset(self) -> None:
+        """Forget the state (as if no update had been made)."""
+        self.velocity = None
+
     def state(self) -> dict:
         """The optimizer's arrays by name (``{"velocity_0": ..., ...}``; empty without momentum)."""
         return {f"velocity_{i}": v for i, v in enumerate(self.velocity or [])}
 
     def load_state(self, state: dict, backend) -> None:
         """Continue from :meth:`state` of an earlier run (arrays of any backend, or NumPy)."""
-        if not state:
-            return
-        from .backend import to_numpy
-
-        names = sorted(state, key=lambda name: int(name.rsplit("_", 1)[1]))
-        self.velocity = [backend.asarray(to_numpy(state[name])) for name in names]
+        if state:
+            self.velocity = _numbered(state, "velocity", backend)
 
     def _with_l2(self, params, grads, l2):
         if not l2:
@@ -149,6 +161,79 @@ class SGD:
         if self.nesterov:
             return [g + mu * v for g, v in zip(grads, self.velocity)]
         return self.velocity
+
+
+class Adam(SGD):
+    """Adam: per-entry step sizes from running means of the gradient and its square.
+
+    Parameters are those of :class:`SGD` without momentum, plus ``beta1``, ``beta2`` in
+    [0, 1) and ``epsilon`` > 0 (see the module docstring). L2 and clipping apply to the
+    gradient first, as for SGD.
+    """
+
+    def __init__(self, xp, n_penalised: int, *, l2: float = 0.0, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8, clip_value: float | None = None, clip_norm: float | None = None):
+        super().__init__(xp, n_penalised, l2=l2, clip_value=clip_value, clip_norm=clip_norm)
+        check_adam(beta1, beta2, epsilon)
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.m = self.v = None
+        self.t = 0  # updates done
+
+    def step(self, params: list, grads: list, learning_rate: float, l2_scale: float = 1.0) -> list:
+        grads = self._with_l2(params, grads, self.l2 * l2_scale)
+        grads = clip_gradients(self.xp, grads, self.clip_value, self.clip_norm)
+        b1, b2 = self.beta1, self.beta2
+        if self.m is None:
+            self.m = [(1 - b1) * g for g in grads]
+            self.v = [(1 - b2) * (g * g) for g in grads]
+        else:
+            self.m = [b1 * m + (1 - b1) * g for m, g in zip(self.m, grads)]
+            self.v = [b2 * v + (1 - b2) * (g * g) for v, g in zip(self.v, grads)]
+        self.t += 1
+        rate = learning_rate * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        sqrt, eps = self.xp.sqrt, self.epsilon
+        return [p - rate * m / (sqrt(v) + eps) for p, m, v in zip(params, self.m, self.v)]
+
+    def reset(self) -> None:
+        self.m = self.v = None
+        self.t = 0
+
+    def state(self) -> dict:
+        """``{"m_0": ..., "v_0": ..., "t": 0-d array}`` (empty before the first update)."""
+        if self.m is None:
+            return {}
+        import numpy as np
+
+        out = {f"m_{i}": m for i, m in enumerate(self.m)}
+        out.update({f"v_{i}": v for i, v in enumerate(self.v)})
+        out["t"] = np.asarray(self.t, dtype=np.int64)
+        return out
+
+    def load_state(self, state: dict, backend) -> None:
+        if state:
+            self.m, self.v = _numbered(state, "m", backend), _numbered(state, "v", backend)
+            self.t = int(_host(state["t"]))
+
+
+def make(config, xp, n_penalised: int) -> SGD:
+    """The optimizer a :class:`xpnet.train.TrainConfig` asks for (``optimizer="sgd"`` or ``"adam"``)."""
+    common = dict(l2=config.l2, clip_value=config.clip_value, clip_norm=config.clip_norm)
+    if config.optimizer == "adam":
+        return Adam(xp, n_penalised, beta1=config.beta1, beta2=config.beta2, epsilon=config.epsilon, **common)
+    return SGD(xp, n_penalised, momentum=config.momentum, nesterov=config.nesterov, **common)
+
+
+def _host(a):
+    from .backend import to_numpy
+
+    return to_numpy(a)
+
+
+def _numbered(state: dict, prefix: str, backend) -> list:
+    """The arrays ``<prefix>_0, <prefix>_1, ...`` of ``state`` in order, on ``backend``."""
+    names = sorted((name for name in state if name.rsplit("_", 1)[0] == prefix),
+                   key=lambda name: int(name.rsplit("_", 1)[1]))
+    return [backend.asarray(_host(state[name])) for name in names]
 
 
 def clip_gradients(xp, grads: list, clip_value: float | None = None, clip_norm: float | None = None) -> list:
@@ -172,10 +257,8 @@ def clip_gradients(xp, grads: list, clip_value: float | None = None, clip_norm: 
 
 def check_options(*, momentum=0.0, nesterov=False, clip_value=None, clip_norm=None) -> None:
     """Clear errors for bad optimizer options."""
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise XpnetValueError(f"momentum={momentum!r} must be a number in [0, 1), e.g. 0.9; 0 turns it off")
-    if not isinstance(nesterov, bool):
-        raise XpnetTypeError(f"nesterov={nesterov!r} must be True or False")
+    Interval(0, 1, "left").check("momentum", momentum, "e.g. 0.9; 0 turns it off")
+    check_bool("nesterov", nesterov)
     if nesterov and not momentum:
         raise XpnetValueError("nesterov=True needs momentum > 0, e.g. momentum=0.9")
     for name, value in (("clip_value", clip_value), ("clip_norm", clip_norm)):
@@ -183,9 +266,15 @@ def check_options(*, momentum=0.0, nesterov=False, clip_value=None, clip_norm=No
             check_positive(name, value)
 
 
+def check_adam(beta1, beta2, epsilon) -> None:
+    """Clear errors for bad Adam options."""
+    for name, value in (("beta1", beta1), ("beta2", beta2)):
+        Interval(0, 1, "left").check(name, value, "e.g. 0.9 and 0.999")
+    check_positive("epsilon", epsilon)
+
+
 def _check_nonnegative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
-        raise XpnetValueError(f"{name}={value!r} must be a finite number >= 0")
+    Interval(0, None).check(name, value)
 
 
 def _device(x):

@@ -40,12 +40,13 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 
 from . import mlp as _mlp
 from .backend import to_numpy
+from .train import TrainConfig, fit
 
 ACTIVATIONS = {"logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
 
 class _BaseMLP(BaseEstimator):
-    """Shared parameters, validation and the minibatch SGD solver."""
+    """Shared parameters, validation and training (through :func:`xpnet.fit`)."""
 
     _output = "softmax"
 
@@ -117,13 +118,27 @@ class _BaseMLP(BaseEstimator):
         return to_numpy(model.predict_proba(model.backend.asarray(X, model.dtype)))
 
     def _fit_network(self, X, T_host):
-        """Train from fresh weights on host arrays ``X`` (N, F) and targets ``T_host``; set fitted attributes."""
+        """Train from fresh weights on host arrays ``X`` (N, F) and targets ``T_host``; set fitted attributes.
+
+        Through :func:`xpnet.fit` with scikit-learn's rules: L2 ``alpha / (2 * batch)`` per batch,
+        stopping when the epoch's training loss improved by less than ``tol`` for more than
+        ``n_iter_no_change`` epochs; its update ``v = momentum * v - rate * g`` is xpnet's SGD.
+        """
         self._check_params()
         rng = check_random_state(self.random_state)
         model = self._network(seed=int(rng.randint(np.iinfo(np.int32).max)))
-        X = model.backend.asarray(X, model.dtype)
-        T = model.as_targets(T_host, X.shape[0])
-        self.loss_curve_ = _sgd(model, X, T, self, rng)
+        n = X.shape[0]
+        config = TrainConfig(epochs=int(self.max_iter), learning_rate=float(self.learning_rate_init),
+                             l2=float(self.alpha), l2_scaling="batch", reduction="mean",
+                             batch_size=min(200 if self.batch_size == "auto" else int(self.batch_size), n),
+                             shuffle=bool(self.shuffle), momentum=float(self.momentum), tol=float(self.tol),
+                             n_iter_no_change=self.n_iter_no_change, seed=int(rng.randint(np.iinfo(np.int32).max)),
+                             divergence_factor=None)  # as scikit-learn: only a non-finite loss stops it
+        result = fit(model, X, T_host, config)
+        if result.diverged:
+            raise XpnetValueError(f"training diverged (loss {result.history[-1] if result.history else 'nan'}); "
+                                  f"lower learning_rate_init={self.learning_rate_init!r} or scale the inputs")
+        self.loss_curve_ = list(result.epoch_losses)
         self.n_iter_ = len(self.loss_curve_)
         self.loss_ = self.loss_curve_[-1]
         self.coefs_ = [to_numpy(W) for W in model.W]
@@ -131,41 +146,6 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(self.coefs_) + 1
         self.out_activation_ = self._output
         return self
-
-
-def _sgd(model, X, T, params, rng) -> list:
-    """Minibatch SGD with momentum on ``model`` in place; returns the loss of each epoch."""
-    xp, spec, n = model.xp, model.spec, X.shape[0]
-    batch = min(200, n) if params.batch_size == "auto" else min(int(params.batch_size), n)
-    rate, momentum, alpha = params.learning_rate_init, params.momentum, params.alpha
-    W, b = model.W, model.b
-    vW, vb = [xp.zeros_like(w) for w in W], [xp.zeros_like(c) for c in b]
-    curve, best, stale = [], np.inf, 0
-    for _ in range(params.max_iter):
-        order = rng.permutation(n) if params.shuffle else np.arange(n)
-        total = 0.0
-        for start in range(0, n, batch):
-            index = model.backend.asarray(order[start:start + batch], None)
-            Xb, Tb = xp.take(X, index, axis=0), xp.take(T, index, axis=0)
-            nb = Xb.shape[0]
-            Y, cache = _mlp.forward(spec, xp, W, b, Xb)
-            penalty = 0.5 * alpha * float(sum(xp.sum(w * w) for w in W))
-            total += float(spec.loss.total(xp, cache[1], Y, Tb, spec.stable)) + penalty
-            dW, db = _mlp.backward(spec, xp, W, cache, Y, Tb, "mean")
-            vW = [momentum * v - rate * (g + (alpha / nb) * w) for v, g, w in zip(vW, dW, W)]
-            vb = [momentum * v - rate * g for v, g in zip(vb, db)]
-            W = [w + v for w, v in zip(W, vW)]
-            b = [c + v for c, v in zip(b, vb)]
-        loss = total / n
-        if not np.isfinite(loss):
-            raise XpnetValueError(f"training diverged (loss {loss}); lower learning_rate_init={rate!r}")
-        curve.append(loss)
-        stale = stale + 1 if loss > best - params.tol else 0
-        best = min(best, loss)
-        if stale > params.n_iter_no_change:
-            break
-    model.W, model.b = W, b
-    return curve
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

@@ -1,4 +1,4 @@
-"""Gradient descent, full batch or minibatch: :func:`fit` and its :class:`FitResult`.
+"""The one trainer: :func:`fit` reads a :class:`TrainConfig` and runs gradient descent.
 
     >>> import xpnet
     >>> X, y = xpnet.datasets.load("moons", n_samples=200, noise=0.2, seed=0)
@@ -7,33 +7,36 @@
     >>> result.logged_epochs
     [0, 100, 200, 300]
 
-Full-batch training without dropout or batch norm runs through the backend's
-:class:`xpnet.ops.Ops` (on NumPy: row chunks of about 1 MiB of activations on all
-cores, gradients accumulated; up to 256 rows it is the tutorials' plain pass, operation
-for operation), so memory is bounded by the chunk, not by N x width.
+The command line, checkpoints, the scikit-learn estimators, the tutorials and data-parallel
+training all train through it. Every update takes one gradient pass
+(:func:`xpnet.fullbatch.gradients`: row chunks, threads, kernels) over a batch -- all rows in
+full-batch training (``batch_size=None``), otherwise the rows of a minibatch -- and one
+optimizer step (:mod:`xpnet.optim`). With the defaults this is the tutorials' full-batch
+gradient descent, operation for operation.
 
 Vocabulary: ``learning_rate`` is Trask's "alpha" and WildML's "epsilon"; ``l2`` is WildML's
-``reg_lambda`` (and scikit-learn's ``alpha``). One epoch is one pass over the data, i.e.
-one update in full-batch training (a tutorial "iteration").
+``reg_lambda`` (scikit-learn's ``alpha`` with ``l2_scaling="batch"``). One epoch is one pass
+over the data, i.e. one update in full-batch training (a tutorial "iteration").
 
 The library never prints: it returns the history and calls ``callback`` at each logging
-point. Checks happen only at logging points, so small problems stay fast: when the loss
-or a weight is NaN/Inf, or the loss exceeds ``DIVERGENCE_FACTOR`` (1e6) times its first
-logged value, training stops and keeps the weights of the last good check.
+point. Checks happen only at logging points, so small problems stay fast: when the loss or
+a weight is NaN/Inf, or the loss exceeds ``divergence_factor`` (1e6) times its first logged
+value, training stops and keeps the weights (and optimizer state) of the last good check.
 
 NumPy runs with overflow warnings off inside :func:`fit` (callbacks see the caller's
 setting), so the sigmoid is the tutorials' own formula, an overflowing ``exp`` giving the
 exact 0 it gives there (see :class:`xpnet.activations.overflow_quiet`).
 
-Ctrl-C (SIGINT) during :func:`fit` in the main thread does not tear a step in half: the
-current epoch finishes, training stops, and the result says ``interrupted=True`` with the
-weights of the last complete epoch (a second Ctrl-C interrupts at once). In data-parallel
-training the flag travels in every step's gradient buffer, so all processes stop after
-the same epoch (see :mod:`xpnet.distributed`).
+Ctrl-C (SIGINT), SIGTERM and SIGHUP during :func:`fit` in the main thread do not tear a step
+in half: the current epoch finishes, training stops, and the result says
+``interrupted=True`` (and ``signal``) with the weights of the last complete epoch (a second
+Ctrl-C interrupts at once). In data-parallel training the flag travels in every step's
+gradient buffer, so all processes stop after the same epoch (see :mod:`xpnet.distributed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import threading
@@ -42,13 +45,91 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import layers, losses, optim
+from . import fullbatch, layers, optim
 from .activations import overflow_quiet
-from .errors import XpnetTypeError, XpnetValueError, check_choice, check_positive
+from .backend import itemsize
+from .comm import Communicator
+from .errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
+from .kernels import CHOICES as KERNEL_CHOICES
 from .losses import REDUCTIONS
 from .memory import check_fits, out_of_memory
-from .mlp import MLP, backward, forward, l2_penalty
-from .ops import LANES, get_ops
+from .mlp import MLP, SEEDS, l2_penalty
+from .ops import get_ops
+
+L2_SCALINGS = ("objective", "batch")
+FRACTION = Interval(0, 1, "neither")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How :func:`fit` trains: everything but the model, the data and the state of a run.
+
+    Shared by the command line (its flags), checkpoints (``to_dict``) and the scikit-learn
+    estimators. Checked when made: a bad value raises a clear error naming the field.
+    """
+
+    epochs: int = 1000  # passes over the data (full batch: updates)
+    learning_rate: float = 0.1  # step size: Trask's alpha, WildML's epsilon; the schedule's base rate
+    l2: float = 0.0  # L2 strength on the weights (WildML's reg_lambda); biases are not penalised
+    reduction: str = "mean"  # "mean": average the gradient over a batch's rows; "sum": add it up (the tutorials)
+    batch_size: int | None = None  # rows per update; None (or >= N) is full batch
+    shuffle: bool = True  # reshuffle the rows every epoch (minibatches only)
+    optimizer: str = "sgd"  # "sgd" | "adam"
+    momentum: float = 0.0  # SGD momentum in [0, 1)
+    nesterov: bool = False  # Nesterov momentum (needs momentum > 0)
+    beta1: float = 0.9  # Adam: decay of the gradient's running mean
+    beta2: float = 0.999  # Adam: decay of the squared gradient's running mean
+    epsilon: float = 1e-8  # Adam: added to the root of that mean
+    schedule: optim.Schedule = optim.Schedule()  # learning-rate schedule (a name is accepted too)
+    clip_value: float | None = None  # clip every gradient entry to [-clip_value, clip_value]
+    clip_norm: float | None = None  # rescale all gradients together to global norm <= clip_norm
+    early_stopping: bool = False  # stop when the validation loss has not improved for `patience` epochs
+    validation_fraction: float = 0.1  # early stopping without validation_data: rows held out of X
+    patience: int = 10  # epochs without a better validation loss before stopping
+    tol: float | None = None  # stop when the epoch's training loss improved by less than tol ...
+    n_iter_no_change: float = 10  # ... for more than this many epochs in a row (scikit-learn's rule)
+    l2_scaling: str = "objective"  # "objective": l2/2 ||W||^2 is part of the objective; "batch": of each batch's sum
+    seed: int | None = None  # shuffling, dropout masks and the validation split (None: the model's seed)
+    log_every: int | None = None  # epochs between logged losses (None: about 20 points)
+    kernels: str | None = None  # whole-pass kernels allowed: "auto" | "numpy" | "jit"; None: the model's
+    divergence_factor: float | None = 1e6  # a logged loss this many times the first counts as diverged (None: NaN/Inf only)
+
+    def __post_init__(self):
+        if isinstance(self.schedule, str):
+            object.__setattr__(self, "schedule", optim.get_schedule(self.schedule))
+        optim.get_schedule(self.schedule)
+        check_positive("epochs", self.epochs, integer=True)
+        check_positive("learning_rate", self.learning_rate)
+        Interval(0, None).check("l2", self.l2)
+        check_choice("reduction", self.reduction, REDUCTIONS)
+        if self.batch_size is not None:
+            check_positive("batch_size", self.batch_size, integer=True)
+        for name in ("shuffle", "early_stopping"):
+            check_bool(name, getattr(self, name))
+        check_choice("optimizer", self.optimizer, optim.OPTIMIZERS)
+        optim.check_options(momentum=self.momentum, nesterov=self.nesterov, clip_value=self.clip_value,
+                            clip_norm=self.clip_norm)
+        optim.check_adam(self.beta1, self.beta2, self.epsilon)
+        if self.optimizer == "adam" and self.momentum:
+            raise XpnetValueError("momentum applies to optimizer='sgd'; Adam has beta1 instead")
+        FRACTION.check("validation_fraction", self.validation_fraction, "e.g. 0.1")
+        check_positive("patience", self.patience, integer=True)
+        if self.tol is not None:
+            Interval(0, None).check("tol", self.tol)
+        Interval(0, None, "neither", integer=True, inf=True).check("n_iter_no_change", self.n_iter_no_change)
+        check_choice("l2_scaling", self.l2_scaling, L2_SCALINGS)
+        if self.seed is not None:
+            SEEDS.check("seed", self.seed, "or None for the model's seed")
+        if self.log_every is not None:
+            check_positive("log_every", self.log_every, integer=True)
+        if self.kernels is not None:
+            check_choice("kernels", self.kernels, KERNEL_CHOICES)
+        if self.divergence_factor is not None:
+            Interval(1, None, "neither").check("divergence_factor", self.divergence_factor)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the schedule as its own dict)."""
+        return {**dataclasses.asdict(self), "schedule": dataclasses.asdict(self.schedule)}
 
 
 @dataclass
@@ -59,6 +140,7 @@ class TrainEvent:
     epochs: int  # epochs requested in this fit
     loss: float  # the objective (see xpnet.losses) on the training data
     model: MLP
+    state: dict = field(default_factory=dict, repr=False)  # the optimizer's state now (for checkpoints)
 
 
 @dataclass
@@ -86,9 +168,12 @@ class FitResult:
     message: str = ""  # why training stopped early, with the fix
     validation_history: list = field(default_factory=list)  # early stopping: validation loss after each epoch
     best_epoch: int | None = None  # early stopping: epochs done by the restored weights
-    stopped_early: bool = False  # early stopping: patience ran out before `epochs`
-    interrupted: bool = False  # Ctrl-C stopped training after a complete epoch
-    optimizer_state: dict = field(default_factory=dict, repr=False)  # momentum velocity: pass back to resume
+    stopped_early: bool = False  # early stopping (or tol): stopped before `epochs`
+    interrupted: bool = False  # Ctrl-C (or SIGTERM/SIGHUP) stopped training after a complete epoch
+    signal: int | None = None  # the signal that interrupted training
+    epoch_losses: list = field(default_factory=list)  # with tol: each epoch's running training objective
+    kernels: str = ""  # what computed the full-batch gradients: a kernel's name, "generic" or "plain" (tiny)
+    optimizer_state: dict = field(default_factory=dict, repr=False)  # momentum/Adam state: pass back to resume
 
     def to_dict(self) -> dict:
         return {
@@ -107,20 +192,14 @@ class FitResult:
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "interrupted": self.interrupted,
+            "kernels": self.kernels,
         }
 
 
-def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2: float = 0.0,
-        reduction: str = "mean", log_every: int | None = None, callback=None, batch_size: int | None = None,
-        shuffle: bool = True, momentum: float = 0.0, nesterov: bool = False, schedule="constant",
-        clip_value: float | None = None, clip_norm: float | None = None, early_stopping: bool = False,
-        validation_fraction: float = 0.1, patience: int = 10, seed: int | None = None,
-        optimizer_state: dict | None = None, validation_data=None, initial_epoch: int = 0, comm=None,
-        global_rows=None) -> FitResult:
+def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, validation_data=None,
+        initial_epoch: int = 0, optimizer_state: dict | None = None, comm: Communicator | None = None,
+        global_rows=None, **options) -> FitResult:
     """Train ``model`` in place by gradient descent: full batch or minibatches.
-
-    With the defaults this is the tutorials' full-batch gradient descent, operation for
-    operation. See :mod:`xpnet.optim` for the update rule and the schedules.
 
     Parameters
     ----------
@@ -130,40 +209,12 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         NumPy or backend array.
     y : array
         Class labels (N,) for softmax; targets (N,) or (N, n_outputs) otherwise.
-    epochs : int
-        Passes over the data (in full-batch training: updates).
-    learning_rate : float
-        Step size (Trask's alpha, WildML's epsilon); the base rate of ``schedule``.
-    l2 : float
-        L2 strength on the weights (WildML's reg_lambda); biases are not penalised. With
-        ``reduction="sum"`` a minibatch of B of N samples gets ``l2 * B / N``, so one epoch
-        applies the penalty of one full-batch step.
-    reduction : {"mean", "sum"}
-        Average the gradient over the samples of a batch (default) or sum it as the tutorials do.
-    log_every : int, optional
-        Log the loss every this many epochs (default: about 20 points per run).
+    config : TrainConfig, optional
+        How to train; ``**options`` are its fields by name and override it (``epochs``,
+        ``learning_rate``, ``l2``, ``batch_size``, ``momentum``, ``optimizer``...; see
+        :class:`TrainConfig` for each and its default).
     callback : callable, optional
         Called with a :class:`TrainEvent` at every logging point.
-    batch_size : int, optional
-        Samples per update; None (default) or >= N is full batch. The rows are reshuffled
-        every epoch (``shuffle``) from ``seed`` on the host; the last batch may be smaller.
-    shuffle : bool, default True
-        Reshuffle the rows every epoch (minibatch only).
-    momentum : float in [0, 1), default 0
-    nesterov : bool, default False
-        Nesterov momentum (needs ``momentum > 0``).
-    schedule : str or xpnet.optim.Schedule, default "constant"
-        ``"constant"``, ``"annealing"``, ``"step"``, ``"cosine"``, or a Schedule with parameters.
-    clip_value, clip_norm : float, optional
-        Clip each gradient entry to [-clip_value, clip_value]; rescale all gradients to
-        global norm <= clip_norm.
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the rows; stop when the validation loss (mean
-        data loss, no L2) has not improved for ``patience`` epochs; restore the best weights.
-    validation_fraction : float in (0, 1), default 0.1
-    patience : int, default 10
-    seed : int, optional
-        Seeds shuffling, dropout masks and the validation split (default: the model's seed).
     validation_data : (X_val, y_val), optional
         With ``early_stopping``: the held-out set to watch, instead of splitting off
         ``validation_fraction`` of ``X``.
@@ -172,130 +223,273 @@ def fit(model: MLP, X, y, *, epochs: int = 1000, learning_rate: float = 0.1, l2:
         the schedule, the shuffling and the dropout masks carry on from there, so a resumed
         run equals an uninterrupted one. ``epochs`` still counts the epochs of this call.
     optimizer_state : dict, optional
-        ``FitResult.optimizer_state`` of an earlier fit (momentum velocity), to continue
-        exactly where it stopped (checkpoint resume).
+        ``FitResult.optimizer_state`` of an earlier fit (momentum, Adam), to continue exactly.
     comm : xpnet.distributed.Communicator, optional
-        Data-parallel training: ``X, y`` are this process's rows (e.g. ``comm.rows``; any
-        number, even none, while other processes hold rows) and ``validation_data`` its
-        rows of the held-out set; each update sums the gradients of all processes' rows of
-        the (global) batch, and the logged and validation losses cover all rows. See
-        :func:`xpnet.distributed.fit`, which also broadcasts and checks the weights.
+        Data-parallel training: ``X, y`` are this process's rows (any number, even none,
+        while other processes hold rows) and ``validation_data`` its rows of the held-out
+        set; each update sums the gradients of all processes' rows of the (global) batch.
+        See :func:`xpnet.distributed.fit`. Default: one process.
     global_rows : array of int (N_local,), optional
         With ``comm``: the positions of this process's rows in the global row order
-        (increasing); default: contiguous blocks in rank order. See
-        :meth:`xpnet.distributed.Communicator.setup`.
+        (increasing); default: contiguous blocks in rank order.
 
     Returns
     -------
     FitResult
     """
-    _check_options(epochs, learning_rate, l2, reduction, batch_size, shuffle, early_stopping,
-                   validation_fraction, patience, seed, initial_epoch)
-    log_every = max(1, epochs // 20) if log_every is None else log_every
-    check_positive("log_every", log_every, integer=True)
-    optimizer = optim.SGD(model.xp, len(model.W), l2=l2, momentum=momentum, nesterov=nesterov,
-                          clip_value=clip_value, clip_norm=clip_norm)
-    schedule = optim.get_schedule(schedule)
-    if optimizer_state:
-        optimizer.load_state(optimizer_state, model.backend)
+    config = _config(config, options)
+    Interval(0, None, integer=True).check("initial_epoch", initial_epoch, "the epochs already done")
+    run = _Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
+               initial_epoch, optimizer_state)
+    return run.train(callback)
 
-    shared = comm is not None and comm.size > 1  # other processes hold rows too: this one may hold none
-    X = model.as_inputs(X, allow_empty=shared)
-    T = model.as_targets(y, X.shape[0])
-    interrupt = _Interrupt()
-    n_total = X.shape[0] if comm is None else comm.setup(model, X.shape[0], early_stopping and validation_data is None,
-                                                         global_rows, interrupt)
-    seed = model.seed if seed is None else seed
-    split_rng = np.random.default_rng((seed, 0))
-    stopper = None
-    if early_stopping and validation_data is not None:
-        X_val = model.as_inputs(validation_data[0], allow_empty=shared)
-        T_val = model.as_targets(validation_data[1], X_val.shape[0])
-        stopper = _EarlyStopping(patience, X_val, T_val, comm)
-    elif early_stopping:
-        X, T, X_val, T_val = _split(model, X, T, validation_fraction, split_rng)
-        stopper = _EarlyStopping(patience, X_val, T_val)
-    plain = (batch_size is None or batch_size >= n_total) and not model.spec.dropout and model.bn is None
-    backend = model.backend
-    itemsize = 4 if model.dtype_name == "float32" else 8
-    # the plain pass holds the activations of at most LANES chunks at once (see xpnet.ops)
-    rows = LANES * get_ops(backend).chunk_rows(model.layer_sizes, itemsize) if plain else (batch_size or X.shape[0])
-    check_fits(backend, model.layer_sizes, X.shape[0], itemsize, rows)
-    result = FitResult(backend=backend.name, device=backend.device_name(), backend_reason=backend.reason,
-                       dtype=model.dtype_name)
-    full = comm is None and (batch_size is None or batch_size >= X.shape[0])  # one batch of all rows, unindexed
-    # plain full batch in one process (the tutorials): an epoch is one gradient pass and one
-    # update, with everything else looked up once here (tiny problems spend their time per call)
-    quick = full and plain
-    gradients, spec, constant = get_ops(backend).gradients, model.spec, schedule.name == "constant"
-    good = _snapshot(model)  # arrays are never updated in place, so references are a snapshot
-    start = time.perf_counter()
-    try:
-        with _deferred_interrupt(interrupt), overflow_quiet() as quiet:
-            for epoch in range(epochs + 1):
-                stop = (stopper is not None and stopper.update(epoch, model)) or epoch == epochs \
-                    or _interrupted(interrupt, comm)
-                first = None
-                if stop or epoch % log_every == 0:
-                    loss, first = _evaluate(model, X, T, l2, reduction, plain, comm)
-                    if _diverging(loss, result.history) or not _all_finite(model):
-                        _diverged(result, model, good, epoch, learning_rate)
+
+def _config(config: TrainConfig | None, options: dict) -> TrainConfig:
+    """``config`` with ``options`` replacing its fields (a clear error for unknown names)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise XpnetTypeError(f"fit() got unknown option(s) {', '.join(unknown)}; the options are "
+                             f"TrainConfig's fields: {', '.join(sorted(known))}")
+    if config is None:
+        return TrainConfig(**options)
+    if not isinstance(config, TrainConfig):
+        raise XpnetTypeError(f"config={config!r} must be an xpnet.TrainConfig")
+    return dataclasses.replace(config, **options) if options else config
+
+
+class _Run:
+    """The state of one :func:`fit`: data, optimizer, stopping rules, result."""
+
+    def __init__(self, model, X, y, config: TrainConfig, comm: Communicator, validation_data, global_rows,
+                 initial_epoch, optimizer_state):
+        self.model, self.config, self.comm, self.initial_epoch = model, config, comm, initial_epoch
+        self.seed = model.seed if config.seed is None else config.seed
+        shared = comm.size > 1  # other processes hold rows too: this one may hold none
+        X = model.as_inputs(X, allow_empty=shared)
+        T = model.as_targets(y, X.shape[0])
+        self.interrupt = _Interrupt()
+        split = config.early_stopping and validation_data is None
+        X_val = T_val = None
+        if split and not shared:  # several processes refuse it in setup
+            X, T, X_val, T_val = _split(model, X, T, config.validation_fraction, np.random.default_rng((self.seed, 0)))
+        self.shard = comm.setup(model, X.shape[0], split, global_rows, self.interrupt)
+        if config.early_stopping and not split:
+            X_val = model.as_inputs(validation_data[0], allow_empty=shared)
+            T_val = model.as_targets(validation_data[1], X_val.shape[0])
+        self.stopper = _EarlyStopping(config.patience, X_val, T_val, comm) if config.early_stopping else None
+        self.X, self.T = X, T
+        self.n = self.shard.n_total  # rows of the training data over every process
+        self.full = config.batch_size is None or config.batch_size >= self.n
+        self.plain = self.full and not model.spec.dropout and model.bn is None  # the logged pass gives the update
+        self.optimizer = optim.make(config, model.xp, len(model.W))
+        if optimizer_state:
+            self.optimizer.load_state(optimizer_state, model.backend)
+        self.log_every = config.log_every or max(1, config.epochs // 20)
+        self.ops, self.backend = get_ops(model.backend), model.backend
+        self.first = None  # gradients of the logged pass, reused by the next update (plain full batch)
+        self.full_l2_scale = self._l2_scale(self.n)
+        self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
+        self.loss_stopper = _LossStopper(config.tol, config.n_iter_no_change) if config.tol is not None else None
+        self.quick = self.plain and self.loss_stopper is None  # an epoch is one pass and one update
+        local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
+        self.kernel = model.kernels if config.kernels is None else config.kernels
+        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X, T, local, self.kernel)
+        rows = self.X.shape[0] if self.full else min(config.batch_size, self.X.shape[0])
+        self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
+                                backend_reason=self.backend.reason, dtype=model.dtype_name,
+                                kernels=fullbatch.pass_name(self.ops, model, rows, self.kernel))
+        self._check_memory()
+
+    def _check_memory(self):
+        model, item = self.model, itemsize(self.model.dtype_name)
+        rows = fullbatch.rows_at_once(self.ops, model.layer_sizes, item, self.X.shape[0]) if self.plain \
+            else (self.config.batch_size or self.X.shape[0])
+        check_fits(self.backend, model.layer_sizes, self.X.shape[0], item, rows)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train(self, callback) -> FitResult:
+        config, result, model = self.config, self.result, self.model
+        good = self._snapshot()  # arrays are never updated in place, so references are a snapshot
+        start = time.perf_counter()
+        try:
+            with _deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
+                checks, last = self.stopper is not None or self.loss_stopper is not None or self.comm.size > 1, \
+                    config.epochs
+                step, scale = self.optimizer.step, self.full_l2_scale
+                inline = self.quick and self.constant_rate and self.comm.size == 1
+                for epoch in range(config.epochs + 1):
+                    # the cheap checks and the quick epoch inline: tiny problems spend their time per epoch
+                    stop = self._should_stop(epoch) if checks or epoch == last or self.interrupt.seen else False
+                    if stop or epoch % self.log_every == 0:
+                        loss = self._logged_loss()
+                        if _diverging(loss, result.history, config.divergence_factor) or not _all_finite(model):
+                            self._diverged(good, epoch)
+                            break
+                        good = self._snapshot()
+                        result.history.append(loss)
+                        result.logged_epochs.append(epoch)
+                        if callback is not None:
+                            with quiet.outside():  # the caller's NumPy error state
+                                callback(TrainEvent(epoch, config.epochs, loss, model, self.optimizer.state()))
+                    if stop:
                         break
-                    good = _snapshot(model)
-                    result.history.append(loss)
-                    result.logged_epochs.append(epoch)
-                    if callback is not None:
-                        with quiet.outside():  # the caller's NumPy error state
-                            callback(TrainEvent(epoch, epochs, loss, model))
-                if stop:
-                    result.interrupted = _interrupted(interrupt, comm)
-                    break
-                t = initial_epoch + epoch  # epochs done since the run began, across resumes
-                rate = learning_rate if constant else schedule.rate(learning_rate, t, initial_epoch + epochs)
-                if quick:  # what _run_epoch does for one batch of all rows, without its lookups
-                    grads = first or _flat(gradients(spec, model.W, model.b, X, T, reduction))
-                    model.set_parameters(optimizer.step(model.parameters(), grads, rate))
-                else:
-                    batches = [None] if full else \
-                        _batches(backend, X.shape[0], batch_size, shuffle, lambda: _epoch_rng(seed, 1, t)) \
-                        if comm is None else comm.batches(backend, batch_size, shuffle, _epoch_rng(seed, 1, t))
-                    masks_rng = _epoch_rng(seed, 2, t) if spec.dropout else None  # only made when used
-                    _run_epoch(model, optimizer, X, T, rate, reduction, batches, masks_rng, first, comm)
-                result.epochs = epoch + 1
-    except Exception as exc:
-        if backend.is_out_of_memory(exc):
-            _restore(model, good)
-            raise out_of_memory(backend, exc, model.layer_sizes, X.shape[0], itemsize) from None
-        raise
-    result.optimizer_state = optimizer.state()
-    backend.sync()
-    result.seconds = time.perf_counter() - start
-    result.final_loss = result.history[-1] if result.history else math.nan
-    if stopper is not None and not result.diverged:
-        stopper.finish(result, model, X, T, l2, reduction, epochs, comm)
-    return result
+                    if inline:  # one pass of all rows, one update (the tutorials)
+                        grads, self.first = self.first or self.full_pass(model.W, model.b).flat(), None
+                        model.set_parameters(step(model.parameters(), grads, self.constant_rate, scale))
+                    else:
+                        self._epoch(self.initial_epoch + epoch)
+                    result.epochs = epoch + 1
+        except Exception as exc:
+            if self.backend.is_out_of_memory(exc):
+                self._restore(good)
+                raise out_of_memory(self.backend, exc, model.layer_sizes, self.X.shape[0],
+                                    itemsize(model.dtype_name)) from None
+            raise
+        return self._finish(start)
+
+    def _should_stop(self, epoch: int) -> bool:
+        """Whether training ends before ``epoch``'s updates (and records why)."""
+        result = self.result
+        if self.stopper is not None and self.stopper.update(epoch, self.model) and epoch < self.config.epochs:
+            result.stopped_early = True
+            return True
+        if self.loss_stopper is not None and self.loss_stopper.done:
+            result.stopped_early = True
+            return True
+        if self.comm.interrupted:
+            result.interrupted, result.signal = True, self.interrupt.signal
+            return True
+        return epoch == self.config.epochs
+
+    def _epoch(self, t: int) -> None:
+        """One pass over the data (``t``: epochs done since the run began, across resumes)."""
+        config = self.config
+        rate = self.constant_rate or config.schedule.rate(config.learning_rate, t, self.initial_epoch + config.epochs)
+        if self.quick:  # one pass of all rows, one update
+            grads, self.first = self.first or self._gradients(self.X, self.T, None).flat(), None
+            self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads, rate, self.full_l2_scale))
+            return
+        self.first = None
+        masks_rng = _epoch_rng(self.seed, 2, t) if self.model.spec.dropout else None  # only made when used
+        running = 0.0
+        for rows, size in self.shard.batches(self.backend, None if self.full else config.batch_size, config.shuffle,
+                                             lambda: _epoch_rng(self.seed, 1, t)):
+            X, T = (self.X, self.T) if rows is None else (self.model.xp.take(self.X, rows, axis=0),
+                                                          self.model.xp.take(self.T, rows, axis=0))
+            grads = self._gradients(X, T, masks_rng)
+            l2_scale = self._l2_scale(size)
+            if self.loss_stopper is not None:
+                running += self._batch_objective(grads.data_loss, size, l2_scale)
+            self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads.flat(), rate, l2_scale))
+        if self.loss_stopper is not None:
+            self.result.epoch_losses.append(running / self.n)
+            self.loss_stopper.update(running / self.n)
+
+    def _gradients(self, X, T, masks_rng):
+        """The gradients of one batch, summed over every process's rows of it (with their loss
+        when a stopping rule needs it); updates the batch-norm running statistics."""
+        model, config, comm = self.model, self.config, self.comm
+        if self.quick and comm.size == 1:
+            return self.full_pass(model.W, model.b)
+        masks = None
+        if model.spec.dropout:
+            host = layers.dropout_masks(masks_rng, X.shape[0], model.layer_sizes[1:-1], model.spec.dropout)
+            masks = [model.backend.asarray(m, model.dtype) for m in host]
+        reduction = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
+        grads = fullbatch.gradients(self.ops, model.spec, model.W, model.b, X, T, reduction,
+                                    with_loss=self.loss_stopper is not None, kernel=self.kernel, bn=model.bn,
+                                    masks=masks)
+        if grads.bn_stats is not None:
+            model.bn = layers.update_running(model.bn, grads.bn_stats)
+        return _reduced(comm, self.backend, grads, config.reduction, X.shape[0])
+
+    def _l2_scale(self, size: int) -> float:
+        """What multiplies ``l2`` in one update of ``size`` rows (see :class:`TrainConfig`)."""
+        if self.config.l2_scaling == "batch":
+            return 1.0 / size if self.config.reduction == "mean" else 1.0
+        return size / self.n if self.config.reduction == "sum" and size != self.n else 1.0
+
+    def _batch_objective(self, data_loss, size: int, l2_scale: float) -> float:
+        """A batch's share of the epoch's running objective (times N): its data loss plus the
+        penalty its update applies, in the units of the reported objective."""
+        if not self.config.l2:
+            return float(data_loss)
+        penalty = float(l2_penalty(self.model.xp, self.model.W, self.config.l2 * l2_scale))
+        return float(data_loss) + penalty * (size if self.config.reduction == "mean" else 1)
+
+    def _logged_loss(self) -> float:
+        """The training objective of the current weights, over every process's rows (inference
+        mode). In plain full-batch training the pass also gives the next update's gradients."""
+        model, config = self.model, self.config
+        if not self.plain:
+            return self._objective()
+        grads = self._with_loss(self.X, self.T)
+        self.first = grads.flat()
+        return float(model.objective(grads.data_loss, self.n, config.l2, config.reduction))
+
+    def _objective(self) -> float:
+        """The training objective of the current weights by an inference pass over every process's rows."""
+        model, config = self.model, self.config
+        data = model.summed_loss(self.X, self.T)
+        if self.comm.size > 1:
+            data = self.comm.sum_floats([float(data)])[0]
+        return float(model.objective(data, self.n, config.l2, config.reduction))
+
+    def _with_loss(self, X, T):
+        grads = self.full_pass(self.model.W, self.model.b, with_loss=True)
+        return _reduced(self.comm, self.backend, grads, self.config.reduction, X.shape[0])
+
+    def _snapshot(self):
+        """The weights and the optimizer's state, to go back to (never a non-finite state)."""
+        return _snapshot(self.model), self.optimizer.state()
+
+    def _restore(self, good) -> None:
+        _restore(self.model, good[0])
+        self.optimizer.reset()
+        self.optimizer.load_state(good[1], self.backend)
+
+    def _diverged(self, good, epoch: int) -> None:
+        result = self.result
+        self._restore(good)
+        result.diverged = True
+        result.epochs = result.logged_epochs[-1] if result.logged_epochs else 0
+        result.message = (
+            f"training diverged at epoch {epoch} (the loss or the weights blew up); kept the weights "
+            f"of epoch {result.epochs}, the last finite check; try a smaller learning rate than "
+            f"{self.config.learning_rate:g}")
+
+    def _finish(self, start: float) -> FitResult:
+        result, model = self.result, self.model
+        result.optimizer_state = self.optimizer.state()
+        self.backend.sync()
+        result.seconds = time.perf_counter() - start
+        result.final_loss = result.history[-1] if result.history else math.nan
+        if self.stopper is not None and not result.diverged:
+            self.stopper.finish(result, model)
+            result.final_loss = self._objective()
+        return result
 
 
-def _check_options(epochs, learning_rate, l2, reduction, batch_size, shuffle, early_stopping,
-                   validation_fraction, patience, seed, initial_epoch):
-    check_positive("epochs", epochs, integer=True)
-    check_positive("learning_rate", learning_rate)
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not (l2 >= 0 and math.isfinite(l2)):
-        raise XpnetValueError(f"l2={l2!r} must be a finite number >= 0")
-    check_choice("reduction", reduction, REDUCTIONS)
-    if batch_size is not None:
-        check_positive("batch_size", batch_size, integer=True)
-    for name, value in (("shuffle", shuffle), ("early_stopping", early_stopping)):
-        if not isinstance(value, bool):
-            raise XpnetTypeError(f"{name}={value!r} must be True or False")
-    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)) \
-            or not 0 < validation_fraction < 1:
-        raise XpnetValueError(f"validation_fraction={validation_fraction!r} must be a fraction in (0, 1), e.g. 0.1")
-    check_positive("patience", patience, integer=True)
-    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or initial_epoch < 0:
-        raise XpnetValueError(f"initial_epoch={initial_epoch!r} must be a whole number >= 0 (epochs already done)")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise XpnetValueError(f"seed={seed!r} must be a whole number >= 0, or None for the model's seed")
+def _reduced(comm: Communicator, backend, grads, reduction: str, n_local: int):
+    """``grads`` summed over the processes (one buffer: gradients, count, loss, Ctrl-C flag) and,
+    for a mean, divided by the global row count. One process: ``grads`` as they are."""
+    if comm.size == 1:
+        return grads
+    flat, n, loss = comm.reduce_step(backend, grads.flat(), n_local, grads.data_loss)
+    if reduction == "mean":
+        flat = [g / n for g in flat]
+    return _Flat(flat, loss)
+
+
+class _Flat:
+    """Reduced gradients in :meth:`MLP.parameters` order (what :class:`~xpnet.ops.Gradients` gives)."""
+
+    def __init__(self, arrays, data_loss):
+        self.arrays, self.data_loss = arrays, data_loss
+
+    def flat(self) -> list:
+        return self.arrays
 
 
 def _epoch_rng(seed: int, stream: int, epoch: int):
@@ -319,122 +513,42 @@ def _split(model: MLP, X, T, fraction: float, rng):
     return tuple(xp.take(A, r, axis=0) for r in rows for A in (X, T))
 
 
-def _batches(backend, n: int, batch_size: int | None, shuffle: bool, rng) -> list:
-    """This epoch's row index arrays on the device; ``[None]`` means all rows, unindexed.
-
-    ``rng()`` makes the epoch's generator, only when shuffling needs it (small full-batch
-    problems spend their time per epoch, so nothing is made that is not used).
-    """
-    if batch_size is None or batch_size >= n:
-        return [None]
-    order = backend.asarray(rng().permutation(n) if shuffle else np.arange(n))
-    return [order[i:min(i + batch_size, n)] for i in range(0, n, batch_size)]
-
-
-def _evaluate(model: MLP, X, T, l2: float, reduction: str, plain: bool, comm=None):
-    """The training objective of the current weights (inference mode), over every process's rows.
-
-    In plain full-batch training that pass (:meth:`xpnet.ops.Ops.gradients`, over row
-    chunks when N is large) also gives the next update's gradients, returned for reuse
-    (one forward per epoch, as in the tutorials); with ``comm`` they and the loss are
-    summed over the processes in the step's one buffer (:meth:`Communicator.reduce_step`).
-    Otherwise a forward pass, whose loss ``comm`` sums in a 2-number buffer; returns None
-    for the gradients.
-    """
-    xp = model.xp
-    if plain:
-        local = reduction if comm is None else comm.local_reduction(reduction)
-        grads = get_ops(model.backend).gradients(model.spec, model.W, model.b, X, T, local, with_loss=True)
-        flat, data = _flat(grads), grads.data_loss
-        if comm is not None:
-            flat, data = comm.reduce_step(model.backend, flat, reduction, X.shape[0], loss=data)
-        n = X.shape[0] if comm is None else comm.n_total
-        penalty = l2_penalty(xp, model.W, l2) if l2 else 0.0
-        return float(losses.objective(xp, data, penalty, n, reduction)), flat
-    Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
-    loss = float(model._objective(cache[1], Y, T, l2, reduction) if comm is None
-                 else comm.objective(model, cache[1], Y, T, l2, reduction))  # over all processes' rows
-    return loss, None
-
-
-def _flat(grads) -> list:
-    """An :class:`xpnet.ops.Gradients`' arrays in :meth:`MLP.parameters` order."""
-    return list(grads.dW) + (list(grads.db) if grads.db is not None else [])
-
-
-def _run_epoch(model: MLP, optimizer, X, T, rate: float, reduction: str, batches, dropout_rng, first,
-               comm=None) -> None:
-    """One pass over ``batches`` with one update each; ``first`` = gradients to reuse for the first.
-
-    With ``comm``, ``batches`` holds (this process's rows, global batch size) pairs and the
-    gradients are summed over all processes (one Allreduce per update; ``first`` is summed already)."""
-    xp, n = model.xp, X.shape[0] if comm is None else comm.n_total
-    for rows in batches:
-        rows, size = (rows, None) if comm is None else rows
-        Xb, Tb = (X, T) if rows is None else (xp.take(X, rows, axis=0), xp.take(T, rows, axis=0))
-        grads = first
-        if grads is None:
-            grads = _gradients(model, Xb, Tb, reduction if comm is None else comm.local_reduction(reduction),
-                               dropout_rng)
-            if comm is not None:
-                grads = comm.reduce_step(model.backend, grads, reduction, Xb.shape[0])[0]
-        first = None
-        l2_scale = (size or Xb.shape[0]) / n if reduction == "sum" and rows is not None else 1.0
-        model.set_parameters(optimizer.step(model.parameters(), grads, rate, l2_scale))
-
-
-def _gradients(model: MLP, X, T, reduction: str, dropout_rng) -> list:
-    """Gradients in :meth:`MLP.parameters` order; updates the batch-norm running statistics.
-
-    Without dropout and batch norm: :meth:`xpnet.ops.Ops.gradients`, the backend's fast path.
-    """
-    spec, xp = model.spec, model.xp
-    if not spec.dropout and model.bn is None:
-        return _flat(get_ops(model.backend).gradients(spec, model.W, model.b, X, T, reduction))
-    masks = None
-    if spec.dropout:
-        host = layers.dropout_masks(dropout_rng, X.shape[0], spec.layer_sizes[1:-1], spec.dropout)
-        masks = [model.backend.asarray(m, model.dtype) for m in host]
-    Y, cache = forward(spec, xp, model.W, model.b, X, bn=model.bn, train=True, masks=masks)
-    grads = backward(spec, xp, model.W, cache, Y, T, reduction, bn=model.bn)
-    if model.bn is not None:
-        model.bn = layers.update_running(model.bn, cache[2])
-    flat = list(grads[0]) + (list(grads[1]) if grads[1] is not None else [])
-    return flat + (grads[2][0] + grads[2][1] if len(grads) == 3 else [])
-
-
 class _EarlyStopping:
     """Tracks the validation loss; remembers the best weights; says when to stop."""
 
-    def __init__(self, patience: int, X_val, T_val, comm=None):
+    def __init__(self, patience: int, X_val, T_val, comm: Communicator):
         self.patience, self.X_val, self.T_val, self.comm = patience, X_val, T_val, comm
-        self.history, self.best, self.best_epoch, self.best_state = [], math.inf, 0, None
+        self.history: list = []
+        self.best, self.best_epoch, self.best_state = math.inf, 0, None
 
     def update(self, epoch: int, model: MLP) -> bool:
         """Record the validation loss after ``epoch`` epochs; True when patience has run out."""
-        loss = _data_loss(model, self.X_val, self.T_val, self.comm)
+        total, n = self.comm.sum_floats([float(model.summed_loss(self.X_val, self.T_val)), self.X_val.shape[0]])
+        loss = total / n
         self.history.append(loss)
         if self.best_state is None or loss < self.best:
             self.best, self.best_epoch, self.best_state = loss, epoch, _snapshot(model)
         return epoch - self.best_epoch >= self.patience
 
-    def finish(self, result: FitResult, model: MLP, X, T, l2: float, reduction: str, epochs: int, comm=None) -> None:
-        """Restore the best weights; final_loss becomes their training objective."""
-        result.stopped_early = result.epochs < epochs
+    def finish(self, result: FitResult, model: MLP) -> None:
+        """Restore the best weights into ``model`` and the result."""
         _restore(model, self.best_state)
         result.validation_history = list(self.history)
         result.best_epoch = self.best_epoch
-        result.final_loss, _ = _evaluate(model, X, T, l2, reduction, False, comm)
 
 
-def _data_loss(model: MLP, X, T, comm=None) -> float:
-    """Mean data loss (no L2) of the current weights on ``(X, T)``, inference mode; with
-    ``comm`` over every process's rows (the sum and the count in one 2-number Allreduce)."""
-    Y, cache = forward(model.spec, model.xp, model.W, model.b, X, bn=model.bn)
-    total, n = float(model.spec.loss.total(model.xp, cache[1], Y, T, model.spec.stable)), X.shape[0]
-    if comm is not None:
-        total, n = comm.sum_floats([total, n])
-    return total / n
+class _LossStopper:
+    """scikit-learn's rule: stop when the epoch's training loss has not improved by ``tol`` for
+    more than ``n_iter_no_change`` epochs in a row."""
+
+    def __init__(self, tol: float, n_iter_no_change: float):
+        self.tol, self.limit = tol, n_iter_no_change
+        self.best, self.stale, self.done = math.inf, 0, False
+
+    def update(self, loss: float) -> None:
+        self.stale = self.stale + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        self.done = self.stale > self.limit or not math.isfinite(loss)  # the check that follows sees the blow-up
 
 
 def _snapshot(model: MLP):
@@ -446,56 +560,50 @@ def _restore(model: MLP, snapshot) -> None:
     model.set_parameters(params)
 
 
-DIVERGENCE_FACTOR = 1e6  # a loss this many times its first logged value counts as diverged
+DIVERGENCE_FACTOR = TrainConfig.divergence_factor  # the default: a loss this many times its first logged value
 
 
-def _diverging(loss: float, history: list) -> bool:
-    """NaN/Inf loss, or a loss that exploded past DIVERGENCE_FACTOR x its starting value."""
-    return not math.isfinite(loss) or bool(history) and loss > DIVERGENCE_FACTOR * max(history[0], 1e-12)
-
-
-class _Interrupt:
-    seen = False
-
-
-def _interrupted(interrupt: _Interrupt, comm) -> bool:
-    """Stop for a Ctrl-C: this process's flag, or with ``comm`` what all processes agreed on."""
-    return interrupt.seen if comm is None else comm.interrupted
-
-
-class _deferred_interrupt:
-    """Within the block, a first SIGINT only sets ``state.seen`` (the loop stops after the epoch);
-    a second one raises KeyboardInterrupt at once. Outside the main thread: no change."""
-
-    def __init__(self, state: _Interrupt | None = None):
-        self.state = _Interrupt() if state is None else state
-
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self.state
-
-    def _handle(self, signum, frame):
-        if self.state.seen:
-            raise KeyboardInterrupt
-        self.state.seen = True
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
+def _diverging(loss: float, history: list, factor: float | None) -> bool:
+    """NaN/Inf loss, or a loss that exploded past ``factor`` x its starting value."""
+    if not math.isfinite(loss):
+        return True
+    return factor is not None and bool(history) and loss > factor * max(history[0], 1e-12)
 
 
 def _all_finite(model: MLP) -> bool:
     return all(bool(model.xp.all(model.xp.isfinite(p))) for p in model.parameters())
 
 
-def _diverged(result: FitResult, model: MLP, good, epoch: int, learning_rate: float) -> None:
-    _restore(model, good)
-    result.diverged = True
-    result.epochs = result.logged_epochs[-1] if result.logged_epochs else 0
-    result.message = (
-        f"training diverged at epoch {epoch} (the loss or the weights blew up); kept the weights "
-        f"of epoch {result.epochs}, the last finite check; try a smaller learning rate than {learning_rate:g}"
-    )
+class _Interrupt:
+    seen = False
+    signal: int | None = None
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _deferred_interrupt:
+    """Within the block, a first SIGINT, SIGTERM or SIGHUP only sets ``state.seen`` (the loop stops
+    after the epoch); a second SIGINT raises KeyboardInterrupt at once. Outside the main thread:
+    no change."""
+
+    def __init__(self, state: _Interrupt | None = None):
+        self.state = _Interrupt() if state is None else state
+
+    def __enter__(self):
+        self.previous: dict = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self.state
+
+    def _handle(self, signum, frame):
+        if self.state.seen and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not self.state.seen:
+            self.state.seen, self.state.signal = True, signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False

@@ -1,0 +1,51 @@
+"""Optional whole-pass kernels: faster passes for the cases they declare, the generic pass otherwise.
+
+A kernel computes the same gradients as :func:`xpnet.mlp.gradients` over one lane of row
+chunks, its own way (its own layout, fused loops, compiled code). Each says which cases it
+takes with ``supports(spec, backend, dtype, n_rows)``; :func:`select` returns the first
+that does, and :mod:`xpnet.fullbatch` runs the generic pass when none does. Every kernel is
+tested against the generic pass (``tests/test_kernels.py``).
+
+The interface, for a new kernel (numba, CuPy...):
+
+``name``
+    Reported in results (``"numpy-gram"``).
+``family``
+    What ``kernels=`` selects it by: ``"numpy"`` (plain NumPy) or ``"jit"`` (compiled).
+``supports(spec, backend, dtype, n_rows) -> bool``
+    ``spec`` a :class:`xpnet.mlp.Spec`, ``backend`` the library's name (``"numpy"``),
+    ``dtype`` ``"float32"`` or ``"float64"``, ``n_rows`` the rows of the whole pass.
+``plan(spec, W, b, scale, with_loss)``
+    An object with ``lane_total(X, T, chunks, rows)`` (the sums of one lane's chunks,
+    ``chunks`` a list of ``(start, stop)`` row ranges of at most ``rows`` rows) and
+    ``combine(totals) -> Gradients`` (the lanes' sums added in lane order, finished).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..errors import check_choice
+from ..mlp import KERNEL_CHOICES as CHOICES  # kernels=: any kernel, the NumPy ones only, the compiled ones only
+from . import numpy_gram
+
+
+class Kernel(Protocol):
+    name: str
+    family: str
+
+    def supports(self, spec, backend: str, dtype: str, n_rows: int) -> bool: ...
+
+    def plan(self, spec, W, b, scale, with_loss: bool) -> Any: ...
+
+
+KERNELS: list = [numpy_gram.KERNEL]
+
+
+def select(spec, backend: str, dtype: str, n_rows: int, choice: str = "auto"):
+    """The first kernel of family ``choice`` (``"auto"``: any) that supports the case, else None."""
+    check_choice("kernels", choice, CHOICES)
+    for kernel in KERNELS:
+        if choice in ("auto", kernel.family) and kernel.supports(spec, backend, dtype, n_rows):
+            return kernel
+    return None
