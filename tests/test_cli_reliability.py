@@ -3,6 +3,7 @@ suite's own output (issue 17): each through a subprocess, as a user meets it."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -233,3 +234,44 @@ def test_a_final_save_that_fails_names_the_rescue_file_and_exits_1(tmp_path):
     assert len(rescued) == 1 and str(rescued[0]) in line
     assert checkpoint.load(rescued[0], backend="numpy").epochs_done == 20  # the trained weights are kept
     assert "saved     " not in proc.stdout and "accuracy" in proc.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_finishes_the_epoch_saves_reports_and_exits_128_plus_its_number(tmp_path, signum):
+    from xpnet import checkpoint
+
+    path = tmp_path / "run.npz"
+    with subprocess.Popen([sys.executable, "-m", "xpnet", "train", "--backend", "numpy", "--n-samples", "100",
+                           "--epochs", "100000000", "--log-every", "50", "--save", str(path), "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            if line.startswith("epoch"):  # training is under way
+                break
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    summary = json.loads(out)
+    done = summary["epochs"]
+    assert summary["interrupted"] and summary["saved"] == str(path) and 0 < done < 100000000
+    by = "" if signum == signal.SIGINT else f" by {signum.name}"
+    assert f"xpnet: interrupted{by} after epoch {done}; saved epoch {done} to {path}" in err
+    assert checkpoint.load(path, backend="numpy").epochs_done == done
+
+
+def test_a_periodic_checkpoint_resumes_exactly_with_momentum(tmp_path):
+    # the checkpoint written at epoch 30 holds that epoch's momentum velocity (TrainEvent.state)
+    setup = ("import shutil, xpnet.checkpoint as c\nsave = c.save\n"
+             "def keep(path, model, **kw):\n    save(path, model, **kw)\n"
+             f"    if kw['epochs_done'] == 30:\n        shutil.copy(path, {str(tmp_path / 'at30.npz')!r})\n"
+             "c.save = keep")
+    common = ["--backend", "numpy", "--dtype", "float64", "--n-samples", "100", "--momentum", "0.9",
+              "--batch-size", "32", "--quiet", "--json"]
+    proc = run_patched(setup, "train", *common, "--epochs", "60", "--save-every", "30", "--save", tmp_path / "a.npz")
+    assert proc.returncode == 0, proc.stderr
+    straight = json.loads(proc.stdout)
+    resumed = json.loads(run_cli("train", "--resume", tmp_path / "at30.npz", "--epochs", "60", "--quiet", "--json",
+                                 "--save", tmp_path / "b.npz", check=0).stdout)
+    assert resumed["final_loss"] == straight["final_loss"]
+    whole, again = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    for name in ("W0", "W1", "b0", "b1"):
+        np.testing.assert_array_equal(whole[name], again[name])

@@ -625,3 +625,29 @@ def test_a_failed_save_on_rank_zero_gives_every_rank_the_same_exit_status(tmp_pa
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr.count("could not save the checkpoint") == 1 and "No space left on device" in proc.stderr
     assert json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))["epochs"] == 30
+
+
+def test_sigterm_to_mpiexec_stops_every_rank_saves_and_exits_143(tmp_path):
+    """What a batch system sends: mpiexec forwards SIGTERM to every rank, which finish the
+    epoch together (the flag rides in the step buffer); rank 0 saves; the job exits 128 + 15."""
+    import signal
+
+    command = [_mpiexec(), "-n", "2", *XPNET, *map(str, SMALL[:-1]), "--epochs", "1000000", "--save",
+               str(tmp_path / "ck.npz"), "--json", "--distributed"]
+    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           start_new_session=True)
+    try:
+        for line in job.stderr:
+            if line.startswith("epoch"):
+                break
+        job.send_signal(signal.SIGTERM)
+        out, err = job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        pytest.fail("the MPI job did not stop within 60 s of SIGTERM")
+    assert job.returncode == 143, err[-2000:]
+    got = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    done = got["epochs"]
+    assert got["interrupted"] and f"xpnet: interrupted by SIGTERM after epoch {done}; saved epoch {done}" in err
+    assert checkpoint.load(tmp_path / "ck.npz").epochs_done == done

@@ -12,7 +12,8 @@ import re
 import sys
 
 from ..backend import ENV_VAR
-from ..errors import Interval, XpnetError, XpnetValueError
+from ..errors import XpnetError, XpnetValueError
+from ..mlp import SEEDS
 
 
 class UsageError(Exception):
@@ -99,9 +100,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-SEEDS = Interval(0, 2**32 - 1, integer=True)  # what NumPy's generators (and the tutorials' legacy seeding) accept
 
 
 def _seed(text: str) -> int:

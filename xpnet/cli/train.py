@@ -10,6 +10,7 @@ writes files, and whether it succeeded is broadcast so that every rank exits wit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from .. import datasets, distributed, metrics, optim
 from ..backend import to_numpy
 from ..errors import XpnetError, XpnetValueError
 from ..mlp import MLP
+from ..train import TrainConfig, fit
 from .args import (
     _common,
     _fraction,
@@ -190,14 +192,15 @@ def _user_flags(train) -> None:
                        help="no progress output (neither the live bar on a terminal nor the periodic lines)")
 
 
-def _fit_options(args) -> dict:
-    """The keyword arguments of xpnet.fit for the training flags (checked, so errors come before any work)."""
-    optim.check_options(momentum=args.momentum, nesterov=args.nesterov, clip_value=args.clip_value,
-                        clip_norm=args.clip_norm)
-    return dict(batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
-                schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step, gamma=args.lr_gamma),
-                clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
-                patience=args.patience)
+def _train_config(args) -> TrainConfig:
+    """The :class:`xpnet.TrainConfig` of the training flags (checked, so errors come before any work;
+    the epochs of this run and the logging interval are set once they are known)."""
+    return TrainConfig(learning_rate=args.learning_rate, l2=args.l2, reduction=args.reduction,
+                       batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
+                       schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step,
+                                               gamma=args.lr_gamma),
+                       clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
+                       patience=args.patience)
 
 
 @dataclass
@@ -219,27 +222,25 @@ class _Run:
 
 def cmd_train(args) -> int:
     comm = distributed.active() if args.distributed else None  # launched in main()
-    ckpt, config, fit_options = _settings(args, comm)
+    ckpt, config, train_config = _settings(args, comm)
     run = _start(args, comm, ckpt, config)
-    if args.early_stopping:
-        fit_options["validation_data"] = (run.prepared.X_val, run.prepared.y_val)
-    if ckpt and ckpt.optimizer_state:
-        fit_options["optimizer_state"] = ckpt.optimizer_state
     saver = _Saver(args.save, run.model, config, run.history, run.prepared, run.done) if args.save and run.root \
         else None
     progress = _Progress(args, run.model, run.prepared, run.done, comm, run.task, run.scaling, saver)
-    result = _fit(comm, run.model, run.prepared, epochs=args.epochs - run.done, initial_epoch=run.done,
-                  learning_rate=args.learning_rate, l2=args.l2, reduction=args.reduction,
-                  log_every=progress.fit_every, callback=progress, **fit_options)
+    train_config = dataclasses.replace(train_config, epochs=args.epochs - run.done, learning_rate=args.learning_rate,
+                                       log_every=progress.fit_every)
+    result = _fit(comm, run.model, run.prepared, train_config, callback=progress, initial_epoch=run.done,
+                  optimizer_state=ckpt.optimizer_state if ckpt else None,
+                  validation_data=(run.prepared.X_val, run.prepared.y_val) if args.early_stopping else None)
     progress.close()
     return _finish(args, run, result, saver, progress)
 
 
 def _settings(args, comm) -> tuple:
     """The run's settings from the flags (and --resume's checkpoint), checked before any work:
-    ``(checkpoint or None, config, fit options)``."""
+    ``(checkpoint or None, the run's config, its TrainConfig)``."""
     ckpt = _resume(args) if args.resume else None  # first: it restores the saved run's flags
-    fit_options = _fit_options(args)
+    train_config = _train_config(args)
     _check_flags(args)
     args.epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
     saving_back = bool(args.resume and not args.save)
@@ -254,7 +255,7 @@ def _settings(args, comm) -> tuple:
         _check_outputs(args)
         if saving_back and not args.quiet:
             _progress(f"xpnet: no --save given: the run will be saved back to {args.save} (atomically)")
-    return ckpt, config, fit_options
+    return ckpt, config, train_config
 
 
 def _start(args, comm, ckpt, config) -> _Run:
@@ -330,7 +331,7 @@ def _exit_code(result, save_failed: bool, plot_failed: bool) -> int:
 
 
 def _signal_number(result) -> int:
-    return int(getattr(result, "signal", None) or signal.SIGINT)
+    return int(result.signal or signal.SIGINT)
 
 
 def _agree(comm, ok: bool) -> bool:
@@ -472,12 +473,13 @@ def _check_resumable(path, model, prepared, n_out: int) -> None:
                               f"did the data file change?")
 
 
-def _fit(comm, model, prepared, **options):
-    """``model.fit``; with --distributed, :func:`xpnet.distributed.fit` on this process's rows
+def _fit(comm, model, prepared, config: TrainConfig, **options):
+    """:func:`xpnet.fit`; with --distributed, :func:`xpnet.distributed.fit` on this process's rows
     (``prepared.rows`` places them in the training order; the weights and the logged losses cover all rows)."""
     if comm is None:
-        return model.fit(prepared.X, prepared.y, **options)
-    return distributed.fit(model, prepared.X, prepared.y, comm=comm, global_rows=prepared.rows, **options)
+        return fit(model, prepared.X, prepared.y, config, **options)
+    return distributed.fit(model, prepared.X, prepared.y, comm=comm, global_rows=prepared.rows, config=config,
+                           **options)
 
 
 # -- scores -----------------------------------------------------------------------------------
@@ -773,7 +775,7 @@ class _Progress:
         self.losses.append(event.loss)
         if self.saver is not None and self.save_every and event.epoch and event.epoch % self.save_every == 0 \
                 and event.epoch < event.epochs:
-            self.saver.periodic(self, self.done + event.epoch, getattr(event, "state", None))
+            self.saver.periodic(self, self.done + event.epoch, event.state)
         # a point off fit's grid is where training stopped (a signal, early stopping)
         shown = event.epoch % self.show_every == 0 or event.epoch % self.fit_every or event.epoch == event.epochs
         if not (self.measure and shown):
