@@ -297,3 +297,20 @@ def test_task_flag_decides_integer_targets(tmp_path):
     assert auto["task"] == "classification" and auto["layer_sizes"][-1] == len(set(counts))
     assert forced["task"] == "regression" and forced["layer_sizes"][-1] == 1 and "r2" in forced
     assert forced["learning_rate"] == 0.1 and auto["learning_rate"] == 0.5  # the regression default
+
+
+def test_docs_cli_names_every_flag_and_json_key(tmp_path):
+    from xpnet.cli import build_parser
+    from xpnet.cli.args import command_parser, long_options
+
+    docs = (Path(DOCS) / "cli.md").read_text()
+    parser = build_parser()
+    for command in ("train", "predict", "evaluate", "tutorial", "bench"):
+        for flag in long_options(command_parser(parser, [command])):
+            assert f"`{flag}" in docs or f"{flag}`" in docs or f"`{flag} " in docs, (command, flag)
+    model = tmp_path / "m.npz"
+    keys = json.loads(run_cli("train", "--backend", "numpy", "--epochs", "5", "--validation-fraction", "0.2",
+                              "--json", "--quiet", "--save", model, check=0).stdout)
+    keys.update(json.loads(run_cli("evaluate", "--model", model, "--json", check=0).stdout))
+    for key in keys:
+        assert f"`{key}`" in docs, key
