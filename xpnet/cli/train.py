@@ -246,8 +246,6 @@ def _settings(args, comm) -> tuple:
     saving_back = bool(args.resume and not args.save)
     if saving_back:
         args.save = args.resume
-    if args.early_stopping and args.validation_fraction is None and not (args.dataset == "digits" and not args.data):
-        args.validation_fraction = 0.1  # early stopping needs a held-out set
     config = _run_config(args)
     if comm is not None:
         _check_same_settings(comm, args)
