@@ -169,9 +169,10 @@ def test_config_file_sets_flags_and_the_command_line_wins(tmp_path):
 
 
 def test_print_config_writes_toml_that_reads_back(tmp_path):
-    first = run_cli("train", "--hidden", "16,16", "--learning-rate", "0.25", "--standardize", "--print-config",
-                    check=0).stdout
+    first = run_cli("train", "--hidden", "16,16", "--learning-rate", "0.25", "--standardize", "--no-header",
+                    "--print-config", check=0).stdout
     assert "hidden = [16, 16]" in first and "learning-rate = 0.25" in first and "standardize = true" in first
+    assert first.count("header = false") == 1 and "no-header" not in first
     assert 'dataset = "moons"' in first and "# epochs is not set" in first
     path = tmp_path / "effective.toml"
     path.write_text(first)

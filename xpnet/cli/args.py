@@ -204,9 +204,11 @@ def config_arguments(parser: argparse.ArgumentParser, path) -> list[str]:
 
 def _config_tokens(path, key: str, flag: str, action, value) -> list[str]:
     where = f"--config {os.fspath(path)!r}: {key}"
-    if action.nargs == 0:  # a switch such as --json
+    if action.nargs == 0:  # a switch such as --json, or --header / --no-header
         if not isinstance(value, bool):
             raise UsageError(f"{where} = {value!r}: {flag} is a switch; give true or false")
+        if isinstance(action, argparse.BooleanOptionalAction) and not value:
+            return [flag.replace("--no-", "--", 1) if flag.startswith("--no-") else "--no-" + flag[2:]]
         return [flag] if value else []
     if isinstance(value, list):
         if not value or any(isinstance(v, (list, dict, bool)) for v in value):
@@ -225,8 +227,8 @@ def config_text(parser: argparse.ArgumentParser, args) -> str:
     """``args`` as TOML that :func:`config_arguments` reads back (unset flags as comments)."""
     lines = [f"# {parser.prog}: the effective settings; use with --config FILE"]
     for flag, action in long_options(parser).items():
-        if action.dest in NOT_IN_CONFIG or not hasattr(args, action.dest):
-            continue
+        if action.dest in NOT_IN_CONFIG or not hasattr(args, action.dest) or flag != action.option_strings[0]:
+            continue  # --no-header is --header's other spelling
         value = getattr(args, action.dest)
         key = flag[2:]
         lines.append(f"# {key} is not set (its default applies)" if value is None else f"{key} = {_toml(value)}")
