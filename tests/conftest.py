@@ -8,6 +8,7 @@ skip with the reason. ``dtype`` is the most precise float the backend's device h
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -41,11 +42,33 @@ def rtol_for(dtype):
     return 1e-10 if dtype == "float64" else 2e-4
 
 
-def run_cli(*args, env=None, timeout=300, check=None):
-    """Run ``python -m xpnet ARGS`` in a subprocess; return the CompletedProcess."""
+def run_cli(*args, env=None, timeout=300, check=None, stdout=subprocess.PIPE):
+    """Run ``python -m xpnet ARGS`` in a subprocess; return the CompletedProcess.
+
+    ``stdout``: where its stdout goes (default: captured), e.g. an open ``/dev/full``.
+    """
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "xpnet", *map(str, args)], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, env=full_env, timeout=timeout)
     if check is not None:
-        assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+        assert proc.returncode == check, (proc.returncode, (proc.stdout or "")[-2000:], proc.stderr[-2000:])
     return proc
+
+
+def skip_reasons(reports) -> Counter:
+    """How many skipped tests gave each reason (``report.longrepr`` is (path, line, reason))."""
+    reasons: Counter = Counter()
+    for report in reports:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    return reasons
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each distinct skip reason once, with how many tests it skipped (pyproject's addopts
+    leave skips out of the short summary, where one missing library repeats per test)."""
+    reasons = skip_reasons(terminalreporter.stats.get("skipped", []))
+    if reasons:
+        terminalreporter.section("skipped tests, by reason", sep="-")
+        for reason, count in reasons.most_common():
+            terminalreporter.line(f"{count:4d} x {reason}")

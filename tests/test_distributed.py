@@ -570,3 +570,84 @@ def test_options_not_yet_data_parallel_are_refused_clearly():
     proc = _mpi_run((2, [*XPNET, *TRAIN, "--dropout", "0.2", "--distributed"]), timeout=60)
     assert proc.returncode == 2
     assert "dropout is not supported in data-parallel training yet" in proc.stderr
+
+
+# -- the command line under mpiexec: every rank agrees, none hangs ------------------------------
+SMALL = ["train", "--backend", "numpy", "--n-samples", 400, "--hidden", 8, "--epochs", 30, "--log-every", 10,
+         "--distributed"]
+
+
+@pytest.mark.parametrize("rank1, flag", [(["--seed", "1"], "--seed"),
+                                         (["--standardize"], "--standardize"),
+                                         (["--plot", "{tmp}/p.png"], "--plot")])
+def test_ranks_given_different_settings_stop_with_a_clear_error(tmp_path, rank1, flag):
+    rank1 = [a.format(tmp=tmp_path) for a in rank1]
+    proc = _mpi_run((1, [*XPNET, *SMALL]), (1, [*XPNET, *SMALL, *rank1]), timeout=60)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "the processes were started with different settings" in proc.stderr and flag in proc.stderr
+    assert "epoch" not in proc.stderr.replace("epochs", "")  # stopped before training
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_bad_destination_on_rank_zero_ends_every_rank(tmp_path):
+    proc = _mpi_run((2, [*XPNET, *SMALL, "--save", tmp_path / "missing" / "ck.npz"]), timeout=60)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr, proc.stderr[-2000:]
+
+
+SAVE_RUN = """
+import errno, sys
+import xpnet.checkpoint as c
+save = c.save
+def record(path, model, **kw):
+    if "fail" in sys.argv:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    print("saved", kw["epochs_done"], file=sys.stderr, flush=True)
+    return save(path, model, **kw)
+c.save = record
+from xpnet.cli import main
+sys.exit(main([a for a in sys.argv[1:] if a != "fail"]))
+"""
+
+
+def test_save_every_under_mpiexec_is_written_by_rank_zero(tmp_path):
+    path = tmp_path / "ck.npz"
+    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save-every", 10, "--save", path,
+                         "--quiet"]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line for line in proc.stderr.splitlines() if line.startswith("saved")] == \
+        ["saved 10", "saved 20", "saved 30"]  # once each: rank 0 writes
+    assert checkpoint.load(path).epochs_done == 30
+
+
+def test_a_failed_save_on_rank_zero_gives_every_rank_the_same_exit_status(tmp_path):
+    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save", tmp_path / "ck.npz",
+                         "--json", "fail"]))
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.count("could not save the checkpoint") == 1 and "No space left on device" in proc.stderr
+    assert json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))["epochs"] == 30
+
+
+def test_sigterm_to_mpiexec_stops_every_rank_saves_and_exits_143(tmp_path):
+    """What a batch system sends: mpiexec forwards SIGTERM to every rank, which finish the
+    epoch together (the flag rides in the step buffer); rank 0 saves; the job exits 128 + 15."""
+    import signal
+
+    command = [_mpiexec(), "-n", "2", *XPNET, *map(str, SMALL[:-1]), "--epochs", "1000000", "--save",
+               str(tmp_path / "ck.npz"), "--json", "--distributed"]
+    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           start_new_session=True)
+    try:
+        for line in job.stderr:
+            if line.startswith("epoch"):
+                break
+        job.send_signal(signal.SIGTERM)
+        out, err = job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        pytest.fail("the MPI job did not stop within 60 s of SIGTERM")
+    assert job.returncode == 143, err[-2000:]
+    got = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    done = got["epochs"]
+    assert got["interrupted"] and f"xpnet: interrupted by SIGTERM after epoch {done}; saved epoch {done}" in err
+    assert checkpoint.load(tmp_path / "ck.npz").epochs_done == done

@@ -1,18 +1,22 @@
 """Pictures: the plot commands write images of the expected size that are not blank."""
 
+import os
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 
-from xpnet import cli, plot, tutorials  # noqa: E402
-
 import reference  # noqa: E402
 from conftest import run_cli  # noqa: E402
+
+from xpnet import cli, plot, tutorials  # noqa: E402
+
+FLOWERS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "flowers.csv")
 
 
 def png_size(path):
@@ -34,14 +38,34 @@ def assert_not_blank(path, min_colors=50):
 
 def test_train_plot_png(tmp_path):
     path = tmp_path / "moons.png"
-    proc = run_cli("train", "--backend", "numpy", "--threads", "1", "--n-samples", "200", "--epochs", "200", "--plot", path, check=0)
+    proc = run_cli("train", "--backend", "numpy", "--threads", "1", "--n-samples", "200", "--epochs", "200",
+                   "--plot", path, check=0)
     assert f"plot      {path}" in proc.stdout
-    assert png_size(path) == (1000, 400)  # figsize 10 x 4 inches at 100 dpi
+    assert png_size(path) == (1500, 400)  # boundary, loss, accuracy: 3 panels of 5 x 4 inches at 100 dpi
     pixels = assert_not_blank(path)
     # the decision boundary panel is filled with (at least) two class colours
     left = np.round(pixels[50:350, 80:450] * 255).astype(int).reshape(-1, 3)
     _, counts = np.unique(left, axis=0, return_counts=True)
     assert np.sort(counts)[-2] > 0.1 * len(left)
+
+
+def svg_text_of_cli(*args):
+    """Run the CLI with matplotlib writing SVG text as text (not paths), return the run."""
+    code = ("import sys, matplotlib; matplotlib.rcParams['svg.fonttype'] = 'none'; from xpnet.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_train_plot_names_the_classes_axes_and_curves(tmp_path):
+    path = tmp_path / "flowers.svg"
+    proc = svg_text_of_cli("train", "--backend", "numpy", "--data", FLOWERS, "--target", "species", "--standardize",
+                           "--validation-fraction", "0.2", "--epochs", "100", "--quiet", "--plot", path)
+    assert proc.returncode == 0, proc.stderr
+    text = path.read_text()
+    for words in ("setosa", "versicolor", "virginica",  # the legend: the species names
+                  ">length<", ">width<",  # the decision boundary's axes: the feature names
+                  ">epoch<", ">training<", ">validation<", ">loss<", ">accuracy<"):  # the curves and their legends
+        assert words in text, words
 
 
 def test_train_plot_svg_without_2d_inputs(tmp_path):
@@ -50,10 +74,57 @@ def test_train_plot_svg_without_2d_inputs(tmp_path):
     X = rng.normal(size=(60, 3))
     np.savez(data, X=X, y=(X[:, 0] > 0).astype(int))
     path = tmp_path / "loss.svg"
-    run_cli("train", "--backend", "numpy", "--data", data, "--epochs", "50", "--quiet", "--plot", path, check=0)
+    proc = svg_text_of_cli("train", "--backend", "numpy", "--data", data, "--epochs", "50", "--quiet", "--plot", path)
+    assert proc.returncode == 0, proc.stderr
     text = path.read_text()
     assert text.lstrip().startswith("<?xml") and "<svg" in text and "<path" in text
-    assert 'width="360pt" height="288pt"' in text  # 3-D inputs: only the loss curve, 5 x 4 inches
+    assert 'width="1080pt" height="288pt"' in text  # 3-D inputs: confusion matrix, loss, accuracy; 5 x 4 inches each
+    assert ">confusion matrix (training rows)<" in text and ">predicted class<" in text and ">true class<" in text
+
+
+def test_figures_draw_on_figure_objects_and_leave_the_backend_alone(tmp_path):
+    code = ("import sys, matplotlib; matplotlib.use('pdf'); import numpy as np; from xpnet import plot; "
+            "fig = plot.training_figure({'loss': {'training': ([0, 1], [1.0, 0.5])}}, "
+            "predict=lambda P: (P[:, 0] > 0).astype(int), X=np.array([[0.0, 1], [1, 0], [-1, 0]]), "
+            "y=np.array([0, 1, 0])); plot.save(fig, sys.argv[1]); "
+            "print(matplotlib.get_backend(), type(fig).__module__, 'matplotlib.pyplot' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f.png")], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.split() == ["pdf", "matplotlib.figure", "False"]  # the user's backend, no pyplot
+    assert png_size(tmp_path / "f.png") == (1000, 400)
+    assert "matplotlib.use(" not in Path(plot.__file__).read_text()
+
+
+def test_class_colours_are_solid_and_readable_on_white_and_on_their_fill():
+    from matplotlib.colors import to_rgb
+
+    def luminance(colour):
+        channels = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+        return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2]
+
+    for n in (2, 3, 10, 15, 30):
+        colours = plot.class_colours(n)
+        assert len({to_rgb(c) for c in colours}) == n
+        for colour in colours:
+            assert 1.05 / (luminance(colour) + 0.05) >= 1.5, (n, colour)  # no pale yellow points on white
+    fig = plot.training_figure({}, predict=lambda P: (P[:, 0] > 0).astype(int), X=np.array([[0.0, 1], [1, 0], [-1, 0]]),
+                               y=np.array([0, 1, 0]), class_names=["left", "right"], feature_names=["a", "b"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["left", "right"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("a", "b")
+    for points, colour in zip(ax.collections[-2:], plot.class_colours(2)):
+        face = points.get_facecolor()[0]
+        assert face[3] == 1 and tuple(face[:3]) == to_rgb(colour)  # filled with the class colour, not hollow
+
+
+def test_regression_figure_draws_predicted_against_true():
+    y = np.linspace(0, 10, 30)
+    fig = plot.training_figure({"loss": {"training": ([0, 10], [1.0, 0.1])}}, regression=(y, y + 0.5),
+                               target_names=["price"])
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("true price", "predicted price")
+    assert "exact prediction" in [t.get_text() for t in ax.get_legend().get_texts()]
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 1], y + 0.5)
 
 
 def test_tutorial_wildml_moons_plot_cli(tmp_path):
@@ -101,7 +172,8 @@ def test_plot_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     assert cli.main(["train", "--epochs", "1", "--plot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("xpnet: error: plotting needs matplotlib") and "pip install 'xpnet[plot]'" in err
+    assert err.startswith("xpnet: error: plotting needs matplotlib") and "pip install '.[plot]'" in err
+    assert "xpnet[plot]" not in err  # xpnet is not on a package index
     assert "Traceback" not in err and not (tmp_path / "x.png").exists()
 
 

@@ -4,9 +4,9 @@ import fcntl
 import os
 import pty
 import struct
-import termios
 import subprocess
 import sys
+import termios
 
 from conftest import run_cli
 
@@ -49,3 +49,11 @@ def test_live_bar_on_a_terminal():
     assert "\r" in text and "loss=" in text and "acc=" in text  # redrawn in place, with the metrics
     assert "epoch 400/400" not in text  # no plain lines on a terminal
     assert b"accuracy" in out
+
+
+def test_held_out_loss_beside_accuracy():
+    proc = run_cli(*TRAIN, "--validation-fraction", "0.2", check=0)
+    last = [line for line in proc.stderr.splitlines() if line.startswith("epoch")][-1].split()
+    names = last[2::2][:4]
+    assert names == ["loss", "acc", "val_loss", "val_acc"], last
+    assert 0 < float(last[last.index("val_loss") + 1]) < 1 and 0 <= float(last[last.index("val_acc") + 1]) <= 1

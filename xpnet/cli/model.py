@@ -1,33 +1,53 @@
-"""`xpnet predict` and `xpnet evaluate`: use a model saved with `xpnet train --save`."""
+"""`xpnet predict` and `xpnet evaluate`: use a model saved with `xpnet train --save`.
+
+A classifier predicts labels (in the training data's own words) and is evaluated with its
+accuracy, loss, per-class precision, recall, F1 and support, and confusion matrix; a
+regressor (trained with ``--task regression``) predicts numbers in the targets' own units
+and is evaluated with R^2, RMSE and MAE. Rows are predicted in chunks, so the activations
+of a large file never live at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+import numpy as np
+
+from .. import metrics
+from ..backend import to_numpy
 from ..errors import XpnetValueError
-from .args import _common, _progress
+from .args import _common, _progress, check_destination, say
+
+CHUNK_ROWS = 1 << 16  # rows predicted at once
 
 
 def add_parser(commands) -> None:
     """Add the `predict` and `evaluate` subcommands to ``commands`` (the parser's subparsers)."""
-    predict = commands.add_parser("predict", help="predict labels for a data file with a saved model",
+    predict = commands.add_parser("predict", help="predict labels (or values) for a data file with a saved model",
                                   description="Load a model saved by `xpnet train --save` (on any backend) and print "
-                                              "one predicted label per line, in the original label names.")
+                                              "one prediction per line: a label, in the original label names, or a "
+                                              "number in the target's own units for a regression model.")
     _model_flags(predict)
     predict.add_argument("--data", required=True, metavar="FILE",
                          help="rows to predict: .csv (the training columns are picked by name when it has a header; "
                               "a label column is ignored), .npy (n_samples, n_features) or .npz with X")
     _header_flag(predict)
-    predict.add_argument("--proba", action="store_true", help="also give the probability of each class")
+    predict.add_argument("--proba", action="store_true",
+                         help="also give the probability of each class (classifiers)")
     predict.add_argument("--output", default=None, metavar="FILE",
-                         help="write a CSV (column prediction, then one per class with --proba) instead of stdout")
+                         help="write a CSV (column prediction, then one per class with --proba) instead of stdout "
+                              "(written atomically; the destination is checked first)")
     predict.set_defaults(handler=cmd_predict)
 
-    evaluate = commands.add_parser("evaluate", help="accuracy and loss of a saved model",
-                                   description="Accuracy and loss of a model saved by `xpnet train --save`: on "
-                                               "--data, else on the held-out split of the data it was trained on "
-                                               "(its training data when nothing was held out).")
+    evaluate = commands.add_parser("evaluate", help="scores of a saved model: accuracy, per-class precision, recall "
+                                                    "and F1, confusion matrix (or R^2, RMSE, MAE)",
+                                   description="Scores of a model saved by `xpnet train --save` on --data, else on "
+                                               "the held-out split of the data it was trained on (its training data "
+                                               "when nothing was held out): for a classifier accuracy, loss, "
+                                               "per-class precision, recall, F1 and support and the confusion "
+                                               "matrix (rows: true classes, columns: predicted); for a regressor "
+                                               "R^2, RMSE and MAE in the target's units, and the loss.")
     _model_flags(evaluate)
     evaluate.add_argument("--data", default=None, metavar="FILE",
                           help="labelled data (.csv with the label in --target, .npy, .npz with X and y); "
@@ -65,6 +85,31 @@ def _features(ckpt, table, path):
     return ckpt.scaler.transform(X) if ckpt.scaler is not None else X
 
 
+def _task(ckpt) -> str:
+    """What the checkpoint's model does (checkpoints from before regression are classifiers)."""
+    return ckpt.config.get("task") or ("regression" if ckpt.model.spec.output == "identity" else "classification")
+
+
+def _scaling(config):
+    """The ``(mean, scale)`` of a regression run's target standardization, from its saved config."""
+    saved = config.get("target_scaling")
+    if not saved:
+        return None
+    return np.asarray(saved["mean"], dtype=np.float64), np.asarray(saved["scale"], dtype=np.float64)
+
+
+def _in_units(values, scaling) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    values = values.reshape(values.shape[0], -1)
+    return values if scaling is None else values * scaling[1] + scaling[0]
+
+
+def _chunked(method, X) -> np.ndarray:
+    """``method(X)`` as a host array, a chunk of rows at a time (bounded memory)."""
+    parts = [to_numpy(method(X[start:start + CHUNK_ROWS])) for start in range(0, X.shape[0], CHUNK_ROWS)]
+    return np.concatenate(parts) if parts else np.zeros((0,))
+
+
 def _header(args, ckpt):
     """--header / --no-header, else the training run's choice (None: detect)."""
     return args.header if args.header is not None else ckpt.config.get("header")
@@ -72,30 +117,56 @@ def _header(args, ckpt):
 
 def cmd_predict(args) -> int:
     from .. import checkpoint, data
-    from ..backend import to_numpy
 
+    if args.output:
+        check_destination("--output", args.output)
     ckpt = checkpoint.load(args.model, backend=args.backend)
+    task = _task(ckpt)
+    if args.proba and task != "classification":
+        raise XpnetValueError("--proba gives class probabilities; this model is a regressor (it predicts numbers)")
     table = data.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
     X = _features(ckpt, table, args.data)
-    indices = to_numpy(ckpt.model.predict(X))
+    if task == "regression":
+        return _print_values(args, _in_units(_chunked(ckpt.model.predict, X), _scaling(ckpt.config)), ckpt)
+    indices = _chunked(ckpt.model.predict, X)
     labels = ckpt.labels.decode(indices) if ckpt.labels is not None else indices
     values = [v.item() for v in labels]
-    proba = to_numpy(ckpt.model.predict_proba(X)).tolist() if args.proba else None
+    proba = _chunked(ckpt.model.predict_proba, X).tolist() if args.proba else None
     classes = ckpt.labels.classes if ckpt.labels is not None else list(range(ckpt.model.layer_sizes[-1]))
     if args.output:
-        _write_predictions(args.output, values, proba, classes)
+        header = ["prediction"] + ([f"p_{c}" for c in classes] if proba else [])
+        _write_csv(args.output, header, [[value] + (list(proba[k]) if proba else []) for k, value in enumerate(values)])
     if args.json:
-        print(json.dumps({"predictions": values, "classes": classes, **({"probabilities": proba} if proba else {}),
-                          **({"output": args.output} if args.output else {})}))
+        say(json.dumps({"predictions": values, "classes": classes, **({"probabilities": proba} if proba else {}),
+                        **({"output": args.output} if args.output else {})}))
     elif args.output:
         _progress(f"xpnet: wrote {len(values)} predictions to {args.output}")
     else:
         for k, value in enumerate(values):
-            print(value if proba is None else ",".join([str(value)] + [f"{p:.6g}" for p in proba[k]]))
+            say(str(value) if proba is None else ",".join([str(value)] + [f"{p:.6g}" for p in proba[k]]))
     return 0
 
 
-def _write_predictions(path, values, proba, classes) -> None:
+def _print_values(args, values: np.ndarray, ckpt) -> int:
+    """A regressor's predictions (N, K) in the target's units: one row per line, K numbers."""
+    rows = values.tolist()
+    plain = [row[0] for row in rows] if values.shape[1] == 1 else rows
+    if args.output:
+        target = ckpt.config.get("target")
+        header = ["prediction"] if values.shape[1] == 1 else [f"prediction_{k}" for k in range(values.shape[1])]
+        _write_csv(args.output, header if not target or values.shape[1] > 1 else [f"predicted_{target}"], rows)
+    if args.json:
+        say(json.dumps({"task": "regression", "predictions": plain,
+                        **({"output": args.output} if args.output else {})}))
+    elif args.output:
+        _progress(f"xpnet: wrote {len(rows)} predictions to {args.output}")
+    else:
+        for row in rows:
+            say(",".join(f"{v:.10g}" for v in row))
+    return 0
+
+
+def _write_csv(path, header, rows) -> None:
     import csv
     import io
 
@@ -103,9 +174,8 @@ def _write_predictions(path, values, proba, classes) -> None:
 
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["prediction"] + ([f"p_{c}" for c in classes] if proba else []))
-    for k, value in enumerate(values):
-        writer.writerow([value] + (list(proba[k]) if proba else []))
+    writer.writerow(header)
+    writer.writerows(rows)
     atomic_write(path, lambda handle: handle.write(text.getvalue().encode("utf-8")))
 
 
@@ -114,25 +184,89 @@ def cmd_evaluate(args) -> int:
     from .prepare import prepare
 
     ckpt = checkpoint.load(args.model, backend=args.backend)
+    task, scaling = _task(ckpt), _scaling(ckpt.config)
     if args.data:
         table = data.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt))
         X = _features(ckpt, table, args.data)
-        y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
+        if table.y is None:
+            raise XpnetValueError(f"--data {args.data!r} has no target column to evaluate against")
+        if task == "regression":
+            y = _standardized(data.regression_targets(table.y, f"--data {args.data!r}"), scaling)
+        else:
+            y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
         split, source = "given", args.data
-    else:
+    else:  # the run's own rows: its test rows (only ever reported), else its validation rows, else its training rows
         prepared = prepare(ckpt.config)
-        held = prepared.X_held.shape[0] > 0
-        X, y = (prepared.X_held, prepared.y_held) if held else (prepared.X, prepared.y)
-        split, source = ("test" if ckpt.config.get("dataset") == "digits" and not ckpt.config.get("data")
-                         else "validation") if held else "training", prepared.source
-    model = ckpt.model
-    summary = {"model": args.model, "data": source, "split": split, "n_samples": int(X.shape[0]),
-               "accuracy": model.accuracy(X, y), "loss": model.loss(X, y), "epochs": ckpt.epochs_done}
-    if args.json:
-        print(json.dumps(summary))
+        split, X, y = next((name, X, y) for name, X, y in (("test", prepared.X_test, prepared.y_test),
+                                                            ("validation", prepared.X_val, prepared.y_val),
+                                                            ("training", prepared.X, prepared.y)) if X.shape[0])
+        source = prepared.source
+    summary = {"model": args.model, "data": source, "split": split, "n_samples": int(X.shape[0]), "task": task,
+               "epochs": ckpt.epochs_done, "loss": _mean_loss(ckpt.model, X, y)}
+    if task == "regression":
+        summary.update(_regression_report(ckpt.model, X, y, scaling))
     else:
-        print(f"data      {source} ({split}, {X.shape[0]} samples)")
-        print(f"accuracy  {summary['accuracy']:.4f}")
-        print(f"loss      {summary['loss']:.6f}")
+        classes = ckpt.labels.classes if ckpt.labels is not None else list(range(ckpt.model.layer_sizes[-1]))
+        summary.update(_classification_report(ckpt.model, X, y, classes))
+    if args.json:
+        say(json.dumps(summary))
+    else:
+        _print_evaluation(summary)
     return 0
 
+
+def _standardized(y: np.ndarray, scaling) -> np.ndarray:
+    """Targets in the model's standardized units (what its loss is computed on)."""
+    y = y.reshape(y.shape[0], -1)
+    return y if scaling is None else (y - scaling[0]) / scaling[1]
+
+
+def _mean_loss(model, X, y) -> float:
+    """The mean data loss (no L2), a chunk of rows at a time."""
+    total = 0.0
+    for start in range(0, X.shape[0], CHUNK_ROWS):
+        rows = slice(start, start + CHUNK_ROWS)
+        total += model.loss(X[rows], y[rows]) * X[rows].shape[0]
+    return total / X.shape[0]
+
+
+def _classification_report(model, X, y, classes) -> dict:
+    y = np.asarray(y).astype(np.int64)
+    predicted = _chunked(model.predict, X).astype(np.int64)
+    scores = metrics.precision_recall_f1(y, predicted, len(classes))
+    per_class = {str(name): {"precision": float(scores["precision"][k]), "recall": float(scores["recall"][k]),
+                             "f1": float(scores["f1"][k]), "support": int(scores["support"][k])}
+                 for k, name in enumerate(classes)}
+    return {"accuracy": metrics.accuracy(y, predicted), "classes": list(classes), "per_class": per_class,
+            "confusion_matrix": metrics.confusion_matrix(y, predicted, len(classes)).tolist()}
+
+
+def _regression_report(model, X, y, scaling) -> dict:
+    true, predicted = _in_units(y, scaling), _in_units(_chunked(model.predict, X), scaling)
+    return {"r2": metrics.r2(true, predicted), "rmse": metrics.rmse(true, predicted),
+            "mae": metrics.mae(true, predicted)}
+
+
+def _print_evaluation(summary: dict) -> None:
+    say(f"data      {summary['data']} ({summary['split']}, {summary['n_samples']} samples)")
+    if summary["task"] == "regression":
+        say(f"r2        {summary['r2']:.4f}")
+        say(f"rmse      {summary['rmse']:.6g} (in the target's units)")
+        say(f"mae       {summary['mae']:.6g} (in the target's units)")
+        say(f"loss      {summary['loss']:.6f} (mean data loss, standardized targets)")
+        return
+    say(f"accuracy  {summary['accuracy']:.4f}")
+    say(f"loss      {summary['loss']:.6f}")
+    names = [str(c) for c in summary["classes"]]
+    width = max(8, *map(len, names))
+    say("")
+    say(f"{'class':<{width}}  precision  recall  f1      support")
+    for name in names:
+        s = summary["per_class"][name]
+        say(f"{name:<{width}}  {s['precision']:<9.4f}  {s['recall']:<6.4f}  {s['f1']:<6.4f}  {s['support']}")
+    say("")
+    say("confusion matrix (rows: true class, columns: predicted class)")
+    cell = max(5, *map(len, names), *(len(str(v)) for row in summary["confusion_matrix"] for v in row))
+    say(" " * width + "  " + "  ".join(f"{name:>{cell}}" for name in names))
+    for name, row in zip(names, summary["confusion_matrix"]):
+        say(f"{name:<{width}}  " + "  ".join(f"{v:>{cell}}" for v in row))

@@ -6,7 +6,7 @@ import json
 
 from .. import tutorials
 from ..errors import XpnetValueError
-from .args import _common, _positive_int, _progress
+from .args import _common, _positive_int, _progress, check_destination, say
 
 
 def add_parser(commands) -> None:
@@ -33,16 +33,17 @@ def add_parser(commands) -> None:
 def cmd_tutorial(args) -> int:
     if args.name == "list":
         if args.json:
-            print(json.dumps({name: t.summary for name, t in tutorials.TUTORIALS.items()}))
+            say(json.dumps({name: t.summary for name, t in tutorials.TUTORIALS.items()}))
         else:
             width = max(map(len, tutorials.TUTORIALS))
             for name, t in tutorials.TUTORIALS.items():
-                print(f"{name:<{width}}  {t.summary}")
+                say(f"{name:<{width}}  {t.summary}")
         return 0
     if args.plot:
         from .. import plot
 
         plot.check_path(args.plot)
+        check_destination("--plot", args.plot)
         if args.name not in plot.TUTORIAL_FIGURES:
             raise XpnetValueError(f"tutorial {args.name!r} has no picture; --plot works with "
                                   f"{', '.join(plot.TUTORIAL_FIGURES)}")
@@ -50,7 +51,7 @@ def cmd_tutorial(args) -> int:
                            activation=args.activation)
     if args.plot:
         plot.tutorial_figure(args.plot, result)
-    print(json.dumps(result.data) if args.json else "\n".join(result.lines))
+    say(json.dumps(result.data) if args.json else "\n".join(result.lines))
     if args.plot and not args.json:
         _progress(f"xpnet: wrote {args.plot}")
     return 0
