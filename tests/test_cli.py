@@ -204,8 +204,8 @@ def test_help_gives_the_reason_for_the_defaults_and_what_ctrl_c_saves():
 def test_install_hints_point_to_a_clone_not_a_package_index():
     import xpnet.cli
 
-    package = Path(xpnet.cli.__file__).parent
-    for path in [*package.glob("*.py"), package.parent / "plot.py", package.parent.parent / "README.md"]:
+    package = Path(xpnet.cli.__file__).parent.parent  # all of xpnet, its docs and README
+    for path in [*package.rglob("*.py"), *(package.parent / "docs").glob("*.md"), package.parent / "README.md"]:
         text = path.read_text()
         assert "pip install 'xpnet[" not in text and "pip install -U xpnet" not in text, path
 

@@ -38,8 +38,8 @@ from .errors import BackendUnavailableError, XpnetValueError
 ENV_VAR = "XPNET_BACKEND"
 DTYPES = ("float32", "float64")
 CUDA_HINT = (
-    "install CuPy for your CUDA version with `pip install 'xpnet[cuda12]'` or "
-    "`pip install 'xpnet[cuda13]'`, or choose --backend numpy"
+    "install CuPy for your CUDA version with `pip install cupy-cuda12x` or `pip install cupy-cuda13x` "
+    "(in a clone of xpnet: `pip install '.[cuda12]'`), or choose --backend numpy"
 )
 
 

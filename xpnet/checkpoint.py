@@ -708,7 +708,7 @@ class _Layout:
         if version > FORMAT_VERSION:
             raise XpnetValueError(
                 f"{path!r} has checkpoint format version {version!r}, newer than this xpnet {__version__} reads "
-                f"(<= {FORMAT_VERSION}); upgrade xpnet (pip install -U xpnet)")
+                f"(<= {FORMAT_VERSION}); upgrade xpnet (git pull in your clone, then pip install .)")
         written_by = meta.get("xpnet_version")
         if not isinstance(written_by, str) or not 0 < len(written_by) <= 64:
             raise bad.fail(f"xpnet_version {_short(written_by)} is not a version string")

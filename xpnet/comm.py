@@ -25,7 +25,8 @@ from .errors import XpnetError, XpnetValueError
 # Environment variables that MPI launchers set in every process they start (MPICH/Hydra,
 # Intel MPI and Slurm's PMI: PMI_SIZE; Open MPI: OMPI_COMM_WORLD_SIZE; PMIx: PMIX_SIZE...).
 LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
-MPI_HINT = "install it with `pip install 'xpnet[mpi]'` (and an MPI library, e.g. `pip install mpich`)"
+MPI_HINT = ("install it with `pip install mpi4py mpich` (in a clone of xpnet: `pip install '.[mpi]' mpich`; "
+            "mpich is a self-contained MPI library)")
 
 ABORT_GRACE = 0.5  # seconds between the error message and MPI_Abort
 _ACTIVE = None  # the communicator launch() returned, so the CLI can abort it on errors
@@ -291,14 +292,6 @@ class Communicator:
         *reduced, n, total_loss, flags = self._reduce(backend, list(grads), extra)
         self._stop = self._stop or flags > 0
         return reduced, n, (None if loss is None else total_loss)
-
-    def accuracy(self, model, X, y) -> float:
-        """Fraction of all ranks' rows that ``model`` classifies correctly."""
-        if self.size == 1:
-            return model.accuracy(X, y)
-        hits = round(model.accuracy(X, y) * X.shape[0]) if X.shape[0] else 0
-        total_hits, n = self.sum_floats([hits, X.shape[0]])
-        return total_hits / n
 
     def sum_floats(self, values) -> list[float]:
         """Element-wise sum over the ranks of a few numbers (one float64 ``Allreduce``)."""

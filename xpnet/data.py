@@ -1038,6 +1038,6 @@ def load_digits():
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:
         raise XpnetValueError("--dataset digits needs scikit-learn, which is not installed; "
-                              "pip install 'xpnet[sklearn]' (or pip install scikit-learn)") from None
+                              "pip install scikit-learn (in a clone of xpnet: pip install '.[sklearn]')") from None
     digits = sk_load_digits()
     return np.asarray(digits.data, dtype=np.float64) / 16.0, np.asarray(digits.target, dtype=np.int64)

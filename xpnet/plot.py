@@ -292,7 +292,7 @@ def bench_figure(report: dict, path) -> None:
         from matplotlib.figure import Figure
     except ImportError:
         raise XpnetError("plotting needs matplotlib, which is not installed; "
-                         "install the plot extra: pip install 'xpnet[plot]'") from None
+                         f"{INSTALL_HINT}") from None
     rows = report["results"]
     if not rows:
         raise XpnetValueError("nothing to plot: every case was skipped")

@@ -18,8 +18,8 @@ with classical momentum (scikit-learn's ``solver="sgd", nesterovs_momentum=False
 ``v = momentum * v - learning_rate_init * grad; W += v``, stopping early when the
 training loss has not improved by ``tol`` for ``n_iter_no_change`` epochs.
 
-Requires scikit-learn >= 1.6 (``pip install 'xpnet[sklearn]'``); it is not a dependency
-of xpnet itself.
+Requires scikit-learn >= 1.6 (``pip install scikit-learn``, or ``pip install '.[sklearn]'`` in
+a clone of xpnet); it is not a dependency of xpnet itself.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ try:
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError(
-        f"xpnet.sklearn needs scikit-learn >= 1.6 ({exc}); install it with pip install 'xpnet[sklearn]'"
+        f"xpnet.sklearn needs scikit-learn >= 1.6 ({exc}); install it with pip install scikit-learn "
+        "(in a clone of xpnet: pip install '.[sklearn]')"
     ) from None
 
 from . import mlp as _mlp

@@ -483,7 +483,12 @@ def _fit(comm, model, prepared, config: TrainConfig, **options):
 # -- scores -----------------------------------------------------------------------------------
 
 def _accuracy(comm, model, X, y) -> float:
-    return model.accuracy(X, y) if comm is None else comm.accuracy(model, X, y)
+    """The fraction of every process's rows ``model`` classifies correctly (hits and count summed)."""
+    if comm is None or comm.size == 1:
+        return model.accuracy(X, y)
+    hits = round(model.accuracy(X, y) * X.shape[0]) if X.shape[0] else 0
+    total, n = comm.sum_floats([hits, X.shape[0]])
+    return total / n
 
 
 def _mean_loss(comm, model, X, y) -> float:
