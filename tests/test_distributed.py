@@ -113,7 +113,7 @@ def test_launched_by_mpiexec_without_mpi4py_is_an_error_not_p_separate_runs(no_m
 
 
 def test_require_without_mpi4py_is_an_error(no_mpi):
-    with pytest.raises(xpnet.XpnetError, match=r"^mpi4py cannot be imported.*pip install mpich"):
+    with pytest.raises(xpnet.XpnetError, match=r"^mpi4py cannot be imported.*pip install mpi4py mpich"):
         distributed.launch(require=True)
 
 
