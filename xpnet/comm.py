@@ -104,6 +104,8 @@ class Shard:
     def _local(self, rows: np.ndarray) -> np.ndarray:
         """Indices into this process's rows of those global ``rows`` that it holds, in the order of ``rows``."""
         positions = self.positions
+        if positions is None:  # one process holds every row
+            return rows
         if not positions.size:
             return rows[:0]
         at = np.searchsorted(positions, rows)
@@ -326,6 +328,7 @@ class Communicator:
         """
         if self.size == 1:
             return X, y
+        assert self.shard is not None and self.shard.positions is not None, "sample() needs setup() first"
         positions = self.shard.positions
         pick = positions % max(1, -(-self.shard.n_total // limit)) == 0
         parts = self._comm.gather((positions[pick], X[pick], y[pick]), root=0)

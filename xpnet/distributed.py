@@ -35,7 +35,8 @@ computes both), and training checks it for divergence before applying the update
 other steps it is 0. Minibatch training sends the same buffer per update, and at
 logging points one more forward pass over this process's rows gives the loss, summed
 in a 1-number buffer (the global row count is known since set-up); early stopping sums
-the validation loss and the validation row count in a 2-number buffer every epoch. Set-up: the global row count (an ``Allreduce``), the offsets
+the validation loss and the validation row count in a 2-number buffer every epoch.
+Set-up: the global row count (an ``Allreduce``), the offsets
 (an ``Exscan``), rank 0's initial weights (one ``Bcast``); at the end every rank checks
 that its weights are bitwise rank 0's.
 
@@ -58,8 +59,18 @@ reduces on the device instead when CuPy's NCCL is available (untested here: no G
 
 from __future__ import annotations
 
-from .comm import (ABORT_GRACE, LAUNCHER_SIZE_VARS, MPI_HINT, Communicator, ReduceStats, Shard, active, launch,
-                   load_npy_rows, shard_bounds)
+from .comm import (
+    ABORT_GRACE,
+    LAUNCHER_SIZE_VARS,
+    MPI_HINT,
+    Communicator,
+    ReduceStats,
+    Shard,
+    active,
+    launch,
+    load_npy_rows,
+    shard_bounds,
+)
 from .train import fit as train_fit
 
 __all__ = ["ABORT_GRACE", "LAUNCHER_SIZE_VARS", "MPI_HINT", "Communicator", "ReduceStats", "Shard", "active", "fit",

@@ -111,11 +111,12 @@ class GenericPlan:
 
     def lane_total(self, X, T, chunks, rows) -> Gradients:
         lane = self.ops.lane(self.spec, self.W, self.b, rows, X.dtype)
-        total = None
+        total: Gradients | None = None
         for a, z in chunks:
             part = model_gradients(lane, self.spec, self.W, self.b, X[a:z, ...], T[a:z, ...], self.scale,
                                    self.with_loss)
             total = lane.accumulate(total, part)
+        assert total is not None  # a lane has at least one chunk
         return total
 
     def combine(self, totals) -> Gradients:

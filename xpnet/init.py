@@ -60,4 +60,5 @@ def initial_weights(scheme: str, layer_sizes, seed: int, activation: str = "tanh
         scheme = "he" if activation == "relu" else "xavier"
     rng = np.random.RandomState(seed) if scheme in _LEGACY else np.random.default_rng(seed)
     draw = _DRAW[scheme]
-    return [np.asarray(draw(rng, n_in, n_out), dtype=np.float64) for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:])]
+    shapes = zip(layer_sizes[:-1], layer_sizes[1:])
+    return [np.asarray(draw(rng, n_in, n_out), dtype=np.float64) for n_in, n_out in shapes]

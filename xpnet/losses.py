@@ -17,7 +17,8 @@ The objective that training minimises, with L2 strength ``l2`` on the weights W
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .activations import sigmoid_backward
 from .errors import XpnetValueError, check_choice

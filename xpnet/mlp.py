@@ -65,7 +65,9 @@ def forward(ops: Ops, spec: Spec, W, b, X, *, bn=None, train: bool = False, mask
     hidden layer: with the batch statistics when ``train``, else the running ones. ``masks``
     are dropout multipliers per hidden layer (N, width), training only.
     """
-    inputs, outputs, norms = [], [], [] if bn is not None and train else None
+    inputs: list = []
+    outputs: list = []
+    norms: list | None = [] if bn is not None and train else None
     H = X
     for i, act in enumerate(spec.hidden):
         inputs.append(H)
@@ -99,7 +101,8 @@ def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None, data_loss=None
     inputs, outputs, masks, norms = tape
     n, bias = len(W), spec.bias
     dW, db = [None] * n, [None] * n
-    dgamma, dbeta = ([None] * (n - 1), [None] * (n - 1)) if norms is not None else (None, None)
+    dgamma: list = [None] * (n - 1)
+    dbeta: list = [None] * (n - 1)
     for i in range(n - 1, -1, -1):
         dW[i], db[i], dH = ops.affine_backward(i, inputs[i], dZ, W[i], bias)
         if i:
@@ -110,8 +113,8 @@ def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None, data_loss=None
                 Zhat, inv_std = norms[i - 1][:2]
                 dZ, dgamma[i - 1], dbeta[i - 1] = layers.batch_norm_backward(ops.xp, dZ, bn.gamma[i - 1], Zhat,
                                                                              inv_std)
-    stats = None if norms is None else [norm[2:] for norm in norms]
-    return _new(Gradients, (dW, db if bias else None, data_loss, dgamma, dbeta, stats))
+    extra = (None, None, None) if norms is None else (dgamma, dbeta, [norm[2:] for norm in norms])
+    return _new(Gradients, (dW, db if bias else None, data_loss, *extra))
 
 
 def gradients(ops: Ops, spec: Spec, W, b, X, T, scale=None, with_loss: bool = False, *, bn=None,

@@ -75,7 +75,9 @@ class Gradients(NamedTuple):
     def flat(self) -> list:
         """The arrays in :meth:`xpnet.MLP.parameters` order."""
         out = list(self.dW) + (list(self.db) if self.db is not None else [])
-        return out + (list(self.dgamma) + list(self.dbeta) if self.dgamma is not None else [])
+        if self.dgamma is not None and self.dbeta is not None:
+            out += list(self.dgamma) + list(self.dbeta)
+        return out
 
 
 def weight_gradient(xp, H, dZ):
@@ -169,7 +171,7 @@ class Ops:
         """``total + part``, term by term (``part`` when ``total`` is None)."""
         if total is None:
             return part
-        return Gradients(*(None if a is None else _add_terms(a, c) for a, c in zip(total, part)))
+        return Gradients(*[None if a is None else _add_terms(a, c) for a, c in zip(total, part)])  # type: ignore[arg-type]
 
 
 def _add_terms(a, c):

@@ -129,7 +129,7 @@ class SGD:
         self.xp, self.n_penalised, self.l2 = xp, n_penalised, l2
         self.momentum, self.nesterov = momentum, nesterov
         self.clip_value, self.clip_norm = clip_value, clip_norm
-        self.velocity = None  # list of device arrays once momentum has seen a step
+        self.velocity: list | None = None  # device arrays once momentum has seen a step
         self.rate_scale = 1.0  # multiplies every learning rate (the adaptive schedule lowers it)
 
     def step(self, params: list, grads: list, learning_rate: float, l2_scale: float = 1.0) -> list:
@@ -200,14 +200,15 @@ class Adam(SGD):
         super().__init__(xp, n_penalised, l2=l2, clip_value=clip_value, clip_norm=clip_norm)
         check_adam(beta1, beta2, epsilon)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
-        self.m = self.v = None
+        self.m: list = []  # running means of the gradient and of its square (empty before the first update)
+        self.v: list = []
         self.t = 0  # updates done
 
     def step(self, params: list, grads: list, learning_rate: float, l2_scale: float = 1.0) -> list:
         grads = self._with_l2(params, grads, self.l2 * l2_scale)
         grads = clip_gradients(self.xp, grads, self.clip_value, self.clip_norm)
         b1, b2 = self.beta1, self.beta2
-        if self.m is None:
+        if not self.m:
             self.m = [(1 - b1) * g for g in grads]
             self.v = [(1 - b2) * (g * g) for g in grads]
         else:
@@ -219,17 +220,17 @@ class Adam(SGD):
         return [p - rate * m / (sqrt(v) + eps) for p, m, v in zip(params, self.m, self.v)]
 
     def reset(self) -> None:
-        self.m = self.v = None
+        self.m, self.v = [], []
         self.t, self.rate_scale = 0, 1.0
 
     def state(self) -> dict:
         """``{"m_0": ..., "v_0": ..., "t": 0-d array}`` (empty before the first update)."""
-        if self.m is None:
+        if not self.m:
             return self._scale_state()
         import numpy as np
 
         out = {f"m_{i}": m for i, m in enumerate(self.m)}
-        out.update({f"v_{i}": v for i, v in enumerate(self.v)})
+        out.update({f"v_{i}": second for i, second in enumerate(self.v)})
         out["t"] = np.asarray(self.t, dtype=np.int64)
         return {**out, **self._scale_state()}
 

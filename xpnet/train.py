@@ -333,7 +333,8 @@ class _Run:
                 checks, last = self.stopper is not None or self.stall is not None or self.comm.size > 1, \
                     config.epochs
                 step, scale = self.optimizer.step, self.full_l2_scale
-                inline = self.quick and self.constant_rate and self.comm.size == 1
+                # the constant rate when the tutorials' quick epoch applies, else None
+                inline = self.constant_rate if self.quick and self.comm.size == 1 else None
                 for epoch in range(config.epochs + 1):
                     # the cheap checks and the quick epoch inline: tiny problems spend their time per epoch
                     stop = self._should_stop(epoch) if checks or epoch == last or self.interrupt.seen else False
@@ -350,9 +351,9 @@ class _Run:
                                 callback(TrainEvent(epoch, config.epochs, loss, model, self._state()))
                     if stop:
                         break
-                    if inline:  # one pass of all rows, one update (the tutorials)
+                    if inline is not None:  # one pass of all rows, one update (the tutorials)
                         grads, self.first = self.first or self.full_pass(model.W, model.b).flat(), None
-                        model.set_parameters(step(model.parameters(), grads, self.constant_rate, scale))
+                        model.set_parameters(step(model.parameters(), grads, inline, scale))
                     else:
                         self._epoch(self.initial_epoch + epoch)
                     result.epochs = epoch + 1
@@ -406,6 +407,7 @@ class _Run:
     def _after_epoch(self, loss: float, rate: float) -> None:
         """The stall rule after an epoch: record, keep the best weights, lower the rate or stop."""
         result, stall = self.result, self.stall
+        assert stall is not None  # called only with the stall rule on
         result.epoch_losses.append(loss)
         value = loss
         if stall.score is not None:

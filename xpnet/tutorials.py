@@ -17,8 +17,8 @@ the update), so its "iteration i" is the weights after i + 1 updates.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -91,7 +91,8 @@ def _two_layer(name, init, dataset, header, backend, hidden, iterations):
 
 def trask_2layer(backend=None, hidden=None, iterations=10_000):
     """Trask part 1: 3 -> 1 sigmoid net on the first-column table, seed 1."""
-    return _two_layer("trask-2layer", "trask", datasets.first_column, "Output After Training:", backend, hidden, iterations)
+    return _two_layer("trask-2layer", "trask", datasets.first_column, "Output After Training:", backend, hidden,
+                      iterations)
 
 
 def cavar_2layer(backend=None, hidden=None, iterations=10_000):
@@ -144,7 +145,7 @@ def wildml_moons(backend=None, hidden=3, iterations=20_000):
     if iterations > done:
         model.fit(X, y, epochs=iterations - done, **train)
     accuracy = model.accuracy(X, y)
-    lines = ["Loss after iteration %i: %f" % (1000 * k, loss) for k, loss in enumerate(losses)]
+    lines = [f"Loss after iteration {1000 * k}: {loss:f}" for k, loss in enumerate(losses)]  # WildML's print
     lines.append(f"Training accuracy: {accuracy:.4f}")
     return TutorialResult("wildml-moons", {"hidden": hidden, "losses": losses, "accuracy": accuracy}, lines,
                           models={hidden: model}, inputs=(X, y))
@@ -182,7 +183,7 @@ def _exercise(name, X, y, sizes, activation, iterations, every, extra=None, **tr
     losses = []
     result = model.fit(X, y, epochs=iterations, log_every=every, callback=lambda e: losses.append(e.loss), **train)
     accuracy = model.accuracy(X, y)
-    lines = ["Loss after epoch %i: %f" % (epoch, loss) for epoch, loss in zip(result.logged_epochs, losses)]
+    lines = [f"Loss after epoch {epoch}: {loss:f}" for epoch, loss in zip(result.logged_epochs, losses)]
     lines.append(f"Training accuracy: {accuracy:.4f}")
     data = {"layer_sizes": list(sizes), "activation": activation, **(extra or {}),
             "epochs": result.logged_epochs, "losses": losses, "accuracy": accuracy}
@@ -229,22 +230,41 @@ def wildml_4layer(backend=None, hidden=3, iterations=20_000):
 TUTORIALS = {
     t.name: t
     for t in (
-        Tutorial("trask-2layer", "Trask part 1: 3->1 sigmoid net, 10,000 iterations, output after training", trask_2layer, None, 10_000),
-        Tutorial("trask-3layer", "Trask part 1: XOR 3->4->1, 60,000 iterations, error every 10,000", trask_3layer, 4, 60_000),
-        Tutorial("trask-alpha", "Trask part 2: XOR for alpha 0.001 ... 1000 (--hidden 4 or 32)", trask_alpha, 4, 60_000),
-        Tutorial("cavar-2layer", "Cavar: 3->1 net with U(0,1)*sqrt(2/n) init, 10,000 iterations", cavar_2layer, None, 10_000),
-        Tutorial("cavar-3layer", "Cavar: XOR 3->4->1, 100,000 iterations, errors and final weights", cavar_3layer, 4, 100_000),
-        Tutorial("wildml-moons", "WildML: make_moons, tanh + softmax + L2, 20,000 passes", wildml_moons, 3, 20_000),
-        Tutorial("wildml-hidden-sweep", "WildML: the moons net for hidden sizes 1, 2, 3, 4, 5, 20, 50 (--plot draws the grid)",
+        Tutorial("trask-2layer",
+                 "Trask part 1: 3->1 sigmoid net, 10,000 iterations, output after training",
+                 trask_2layer, None, 10_000),
+        Tutorial("trask-3layer",
+                 "Trask part 1: XOR 3->4->1, 60,000 iterations, error every 10,000",
+                 trask_3layer, 4, 60_000),
+        Tutorial("trask-alpha",
+                 "Trask part 2: XOR for alpha 0.001 ... 1000 (--hidden 4 or 32)",
+                 trask_alpha, 4, 60_000),
+        Tutorial("cavar-2layer",
+                 "Cavar: 3->1 net with U(0,1)*sqrt(2/n) init, 10,000 iterations",
+                 cavar_2layer, None, 10_000),
+        Tutorial("cavar-3layer",
+                 "Cavar: XOR 3->4->1, 100,000 iterations, errors and final weights",
+                 cavar_3layer, 4, 100_000),
+        Tutorial("wildml-moons",
+                 "WildML: make_moons, tanh + softmax + L2, 20,000 passes",
+                 wildml_moons, 3, 20_000),
+        Tutorial("wildml-hidden-sweep",
+                 "WildML: the moons net for hidden sizes 1, 2, 3, 4, 5, 20, 50 (--plot draws the grid)",
                  wildml_hidden_sweep, None, 20_000),
-        Tutorial("wildml-minibatch", "WildML exercise: minibatches of 20, 2,000 epochs", wildml_minibatch, 3, 2000),
-        Tutorial("wildml-annealing", "WildML exercise: annealed rate 0.03/(1+0.001t), 20,000 passes",
+        Tutorial("wildml-minibatch",
+                 "WildML exercise: minibatches of 20, 2,000 epochs",
+                 wildml_minibatch, 3, 2000),
+        Tutorial("wildml-annealing",
+                 "WildML exercise: annealed rate 0.03/(1+0.001t), 20,000 passes",
                  wildml_annealing, 3, 20_000),
-        Tutorial("wildml-activations", "WildML exercise: ReLU (--activation relu|sigmoid) in place of tanh",
+        Tutorial("wildml-activations",
+                 "WildML exercise: ReLU (--activation relu|sigmoid) in place of tanh",
                  wildml_activations, 3, 20_000, ("relu", "sigmoid")),
-        Tutorial("wildml-3class", "WildML exercise: 3-class spirals, 2->50->3, minibatch + momentum",
+        Tutorial("wildml-3class",
+                 "WildML exercise: 3-class spirals, 2->50->3, minibatch + momentum",
                  wildml_3class, 50, 1000),
-        Tutorial("wildml-4layer", "WildML exercise: four layers 2->3->3->2 on the moons, 20,000 passes",
+        Tutorial("wildml-4layer",
+                 "WildML exercise: four layers 2->3->3->2 on the moons, 20,000 passes",
                  wildml_4layer, 3, 20_000),
     )
 }
@@ -255,7 +275,7 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
     """Run the tutorial called ``name`` (see :data:`TUTORIALS`); ``activation`` only where it applies."""
     check_choice("tutorial", name, tuple(TUTORIALS))
     tutorial = TUTORIALS[name]
-    options = {}
+    options: dict = {}
     if hidden is not None:
         if tutorial.hidden is None:
             raise XpnetValueError(f"tutorial {name!r} does not take a hidden size; drop --hidden")

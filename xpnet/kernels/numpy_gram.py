@@ -80,7 +80,7 @@ class GramPlan:
         else:
             np.matmul(dZT, AT.T, out=lane.part1)
         np.add(lane.dW1, lane.part1, out=lane.dW1)
-        if self.b is not None:
+        if lane.db1 is not None:
             np.add(lane.db1, np.add.reduce(dZ, axis=0), out=lane.db1)
         ST = self.slope(AT, lane.buffer(lane.spare, r))  # the slopes, in the activations' buffer
         M = lane.m[:, :r]
