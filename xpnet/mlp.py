@@ -337,13 +337,13 @@ class MLP:
 
     def parameters(self) -> list:
         """All trained arrays: ``W[0], ..., W[-1]``, the biases, then batch-norm gammas and betas."""
-        params = list(self.W) + (list(self.b) if self.b is not None else [])
-        return params + (list(self.bn.gamma) + list(self.bn.beta) if self.bn is not None else [])
+        params = self.W + self.b if self.b is not None else list(self.W)  # one new list: called every epoch
+        return params if self.bn is None else params + list(self.bn.gamma) + list(self.bn.beta)
 
     def set_parameters(self, params) -> None:
         """Replace the arrays :meth:`parameters` returns (same order)."""
         n = len(self.W)
-        self.W = list(params[:n])
+        self.W = list(params[:n])  # list(): a tuple of arrays is fine too
         if self.b is not None:
             self.b = list(params[n:2 * n])
         if self.bn is not None:
