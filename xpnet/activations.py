@@ -62,8 +62,9 @@ def exp_limit(dtype) -> float:
     return limit
 
 
-def sigmoid(xp, Z):
-    """sigma(Z) = 1 / (1 + exp(-Z)), Trask's formula, without overflow.
+def sigmoid(xp, Z, stable: bool = True):
+    """sigma(Z) = 1 / (1 + exp(-Z)), Trask's formula, without overflow (``stable`` is unused: the
+    signature of every output activation, see :data:`OUTPUT_FUNCTIONS`).
 
     Where exp(-Z) would overflow the tutorial formula gives exactly 0; so does this one,
     without computing the overflowing exp (so no warning, same bits everywhere else).
@@ -137,7 +138,7 @@ def relu_backward(xp, dY, Y):
     return xp.where(Y > 0, dY, 0.0)
 
 
-def identity(xp, Z):
+def identity(xp, Z, stable: bool = True):
     """Z."""
     return Z
 
@@ -182,13 +183,12 @@ def is_builtin(activation: Activation) -> bool:
     return HIDDEN.get(activation.name) is activation
 
 
+OUTPUT_FUNCTIONS = {"softmax": softmax, "sigmoid": sigmoid, "identity": identity}  # (xp, Z, stable) -> Y
+
+
 def output_forward(xp, name: str, Z, stable: bool = True):
     """Apply the output activation ``name`` to logits ``Z``."""
-    if name == "softmax":
-        return softmax(xp, Z, stable)
-    if name == "sigmoid":
-        return sigmoid(xp, Z)
-    return Z
+    return OUTPUT_FUNCTIONS[name](xp, Z, stable)
 
 
 __all__ = ["Activation", "HIDDEN", "OUTPUTS", "get_hidden", "is_builtin", "output_forward", "softmax"]

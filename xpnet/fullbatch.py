@@ -88,19 +88,19 @@ def pass_name(ops: Ops, model, n: int, kernel: str = "auto") -> str:
     return chosen.name if chosen else "generic"
 
 
-def full_pass(ops: Ops, spec, X, T, reduction: str, kernel: str = "auto"):
-    """The pass over all of ``(X, T)``, chosen once for a run: ``run(W, b, with_loss=False) ->
-    Gradients``. Up to ``SMALL`` rows it is :func:`xpnet.mlp.gradients` itself (tiny problems
-    spend their time per call), else :func:`gradients`."""
-    if X.shape[0] <= SMALL:
-        scale = X.shape[0] if reduction == "mean" else None
+def full_pass(ops: Ops, spec, n: int, kernel: str = "auto"):
+    """The pass a run takes over its ``n`` rows, chosen once: a function of ``(W, b, X, T, scale,
+    with_loss=False) -> Gradients`` (:func:`xpnet.mlp.gradients`' arguments after ``ops, spec``).
+    Up to ``SMALL`` rows it is :func:`xpnet.mlp.gradients` itself (tiny problems spend their time
+    in calls), else :func:`gradients` over row chunks."""
+    if n <= SMALL:
+        return functools.partial(model_gradients, ops, spec)
+    return functools.partial(_chunked, ops, spec, kernel)
 
-        def run(W, b, with_loss=False):  # positional: a keyword call costs more than this frame
-            return model_gradients(ops, spec, W, b, X, T, scale, with_loss)
-    else:
-        def run(W, b, with_loss=False):
-            return gradients(ops, spec, W, b, X, T, reduction, with_loss=with_loss, kernel=kernel)
-    return run
+
+def _chunked(ops: Ops, spec, kernel: str, W, b, X, T, scale, with_loss: bool = False) -> Gradients:
+    """:func:`gradients` with :func:`xpnet.mlp.gradients`' arguments (``scale``: the row count of a mean)."""
+    return gradients(ops, spec, W, b, X, T, "sum" if scale is None else "mean", with_loss=with_loss, kernel=kernel)
 
 
 class GenericPlan:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .activations import sigmoid_backward
 from .errors import XpnetValueError, check_choice
 
 
@@ -38,9 +37,10 @@ def squared_total(xp, Z, Y, T, stable=True):
 
 
 def squared_delta(xp, output, Y, T):
-    """dZ = (Y - T) * activation'(Y): Trask's "error times slope" for sigmoid outputs."""
+    """dZ = (Y - T) * activation'(Y): Trask's "error times slope" for sigmoid outputs,
+    ``E * (Y * (1 - Y))`` (:func:`xpnet.activations.sigmoid_backward`'s order, written out)."""
     E = Y - T
-    return sigmoid_backward(xp, E, Y) if output == "sigmoid" else E
+    return E * (Y * (1 - Y)) if output == "sigmoid" else E
 
 
 def cross_entropy_total(xp, Z, Y, T, stable=True):

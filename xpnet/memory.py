@@ -19,6 +19,7 @@ not fit.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from .errors import XpnetValueError, check_number
@@ -26,6 +27,8 @@ from .errors import XpnetValueError, check_number
 HEADROOM = 0.9  # use at most this fraction of the free memory
 UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a page-rounded 2**63 - 1
 REQUIRE_FIX = "free some memory or ask for less"
+UNCHECKED = 1 << 20  # sizes below 1 MiB are not checked: reading the limits costs ~0.1 ms, and a
+#                      process that cannot find 1 MiB fails anyway (tiny problems are made and trained often)
 
 
 class XpnetMemoryError(XpnetValueError, MemoryError):
@@ -81,6 +84,8 @@ def require(nbytes, what: str, backend=None, *, fix: str = REQUIRE_FIX) -> None:
         How to get by with less, ending the message.
     """
     check_number("nbytes", nbytes, low=0, integer=True)
+    if nbytes < UNCHECKED:
+        return
     free, source = available_bytes(backend)
     if free is None or nbytes <= HEADROOM * free:
         return
@@ -125,15 +130,17 @@ def cgroup_available(proc_cgroup: str = "/proc/self/cgroup", mountinfo: str = "/
     return min(found) if found else None
 
 
-def _cgroup_directories(proc_cgroup: str, mountinfo: str) -> list[tuple[str, str, int]]:
-    """``(directory of this process's cgroup, mount point, version)`` per memory hierarchy."""
+@functools.lru_cache(maxsize=8)
+def _cgroup_directories(proc_cgroup: str, mountinfo: str) -> tuple[tuple[str, str, int], ...]:
+    """``(directory of this process's cgroup, mount point, version)`` per memory hierarchy
+    (found once per process: reading mountinfo is most of what a check costs)."""
     try:
         with open(proc_cgroup) as f:
             memberships = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
         with open(mountinfo) as f:
             mounts = [line.split() for line in f]
     except OSError:
-        return []
+        return ()
     found = []
     for fields in mounts:
         if "-" not in fields:
@@ -150,7 +157,7 @@ def _cgroup_directories(proc_cgroup: str, mountinfo: str) -> list[tuple[str, str
                 relative = path[len(root):] if root != "/" and path.startswith(root) else path
                 directory = os.path.join(point, relative.lstrip("/"))
                 found.append((directory if os.path.isdir(directory) else point, point, 2 if v2 else 1))
-    return found
+    return tuple(found)
 
 
 def _cgroup_level(directory: str, limit_file: str, usage_file: str, inactive_key: str) -> int | None:
@@ -242,7 +249,7 @@ def format_bytes(n: float) -> str:
 def check_fits(backend, layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None) -> int:
     """Raise :class:`XpnetMemoryError` when the run would not fit; return the estimate."""
     need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once)
-    free = backend.available_memory()
+    free = backend.available_memory() if need >= UNCHECKED else None
     if free is not None and need > HEADROOM * free:
         raise XpnetMemoryError(
             f"this run needs about {format_bytes(need)} (data {n_samples} x {layer_sizes[0]}, layers "

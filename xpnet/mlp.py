@@ -65,21 +65,20 @@ def forward(ops: Ops, spec: Spec, W, b, X, *, bn=None, train: bool = False, mask
     hidden layer: with the batch statistics when ``train``, else the running ones. ``masks``
     are dropout multipliers per hidden layer (N, width), training only.
     """
-    inputs: list = []
-    outputs: list = []
+    inputs, outputs = [X], []
     norms: list | None = [] if bn is not None and train else None
-    H = X
-    for i, act in enumerate(spec.hidden):
-        inputs.append(H)
-        Z = ops.affine(i, H, W[i], None if b is None else b[i])
-        if bn is not None:
-            Z = _normalize(ops.xp, Z, bn, i, norms)
-        A = ops.activate(act, Z)
+    H, i = X, 0
+    for act in spec.hidden:
+        b_i = None if b is None else b[i]
+        if bn is None:
+            A = ops.dense(i, H, W[i], b_i, act)
+        else:
+            A = ops.activate(act, _normalize(ops.xp, ops.affine(i, H, W[i], b_i), bn, i, norms))
         outputs.append(A)
         H = A if masks is None else A * masks[i]
-    inputs.append(H)
-    last = len(W) - 1
-    return ops.affine(last, H, W[last], None if b is None else b[last]), _new(Tape, (inputs, outputs, masks, norms))
+        inputs.append(H)
+        i += 1
+    return ops.affine(i, H, W[i], None if b is None else b[i]), _new(Tape, (inputs, outputs, masks, norms))
 
 
 def _normalize(xp, Z, bn, i: int, norms):
@@ -99,20 +98,24 @@ def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None, data_loss=None
     never computed. ``data_loss`` is passed through to the result.
     """
     inputs, outputs, masks, norms = tape
-    n, bias = len(W), spec.bias
+    n, bias, hidden = len(W), spec.bias, spec.hidden
     dW, db = [None] * n, [None] * n
-    dgamma: list = [None] * (n - 1)
-    dbeta: list = [None] * (n - 1)
-    for i in range(n - 1, -1, -1):
+    dgamma: list = [None] * (n - 1) if norms is not None else []
+    dbeta: list = [None] * (n - 1) if norms is not None else []
+    plain = masks is None and norms is None  # nothing between a layer's product and the activation below
+    for i in range(n - 1, 0, -1):
+        act = hidden[i - 1]
+        if plain:
+            dW[i], db[i], dZ = ops.dense_backward(i, inputs[i], dZ, W[i], bias, act, outputs[i - 1])
+            continue
         dW[i], db[i], dH = ops.affine_backward(i, inputs[i], dZ, W[i], bias)
-        if i:
-            if masks is not None:
-                dH = dH * masks[i - 1]
-            dZ = ops.activate_backward(spec.hidden[i - 1], dH, outputs[i - 1])
-            if norms is not None:
-                Zhat, inv_std = norms[i - 1][:2]
-                dZ, dgamma[i - 1], dbeta[i - 1] = layers.batch_norm_backward(ops.xp, dZ, bn.gamma[i - 1], Zhat,
-                                                                             inv_std)
+        if masks is not None:
+            dH = dH * masks[i - 1]
+        dZ = ops.activate_backward(act, dH, outputs[i - 1])
+        if norms is not None:
+            Zhat, inv_std = norms[i - 1][:2]
+            dZ, dgamma[i - 1], dbeta[i - 1] = layers.batch_norm_backward(ops.xp, dZ, bn.gamma[i - 1], Zhat, inv_std)
+    dW[0], db[0], _ = ops.affine_backward(0, inputs[0], dZ, W[0], bias)
     extra = (None, None, None) if norms is None else (dgamma, dbeta, [norm[2:] for norm in norms])
     return _new(Gradients, (dW, db if bias else None, data_loss, *extra))
 

@@ -14,6 +14,9 @@ Primitives (``i`` is the layer index; the NumPy lanes keep a buffer per layer):
                           gradients and the delta of the layer below (before its activation)
 ``activate(act, Z)``      ``act.forward(xp, Z)``
 ``activate_backward``     ``act.backward(xp, dY, Y)``, the slope taken from the output ``Y``
+``dense(...)``            ``activate(act, affine(...))``: a hidden layer without batch norm
+``dense_backward(...)``   ``affine_backward``, then ``activate_backward`` of the layer below (no
+                          dropout or batch norm in between)
 ``output_delta(...)``     the output activation, the loss's delta (scaled) and its sum
 ``accumulate(a, b)``      ``a + b`` for :class:`Gradients`, chunk after chunk
 ========================  ==================================================================
@@ -48,7 +51,7 @@ from typing import Any, NamedTuple
 import array_api_compat
 import numpy as np
 
-from .activations import HIDDEN, exp_limit, output_forward
+from .activations import HIDDEN, OUTPUT_FUNCTIONS, exp_limit
 from .backend import blas_single_threaded, cpu_threads
 
 SMALL = 256  # rows up to which a pass is never chunked (the tutorials live here)
@@ -157,11 +160,21 @@ class Ops:
         """``act.backward(xp, dY, Y)``: ``dY`` times the slope, taken from the output ``Y``."""
         return act.backward(self.xp, dY, Y)
 
+    def dense(self, i: int, H, W, b, act):
+        """Hidden layer ``i`` without batch norm: ``act(H @ W + b)``."""
+        return self.activate(act, self.affine(i, H, W, b))
+
+    def dense_backward(self, i: int, H, dZ, W, bias: bool, act, A):
+        """Layer ``i``'s ``(dW, db, dZ_below)``: :meth:`affine_backward`, then the activation ``act``
+        of the layer below (its output ``A``) backward, with nothing in between."""
+        dW, db, dH = self.affine_backward(i, H, dZ, W, bias)
+        return dW, db, self.activate_backward(act, dH, A)
+
     def output_delta(self, spec, Z, T, scale, with_loss: bool):
         """``(Y, dZ, loss)`` of the output layer from its logits ``Z``: the output, the loss's
         delta divided by ``scale`` (None: not divided), and the summed loss (when asked)."""
         xp = self.xp
-        Y = output_forward(xp, spec.output, Z, spec.stable)
+        Y = OUTPUT_FUNCTIONS[spec.output](xp, Z, spec.stable)
         dZ = spec.loss.delta(xp, spec.output, Y, T)
         if scale is not None:
             dZ = dZ / scale
@@ -202,6 +215,15 @@ class NumpyOps(Ops):
     def affine_backward(self, i, H, dZ, W, bias):
         dW = H.T.dot(dZ) if H.shape[0] <= SMALL else weight_gradient(self.xp, H, dZ)
         return dW, (np.add.reduce(dZ, axis=0) if bias else None), (dZ.dot(W.T) if i else None)
+
+    # one call for a layer's two primitives (a tiny net's pass is mostly calls); the same operations
+    def dense(self, i, H, W, b, act):
+        Z = H.dot(W)
+        return act.forward(self.xp, Z if b is None else Z + b)
+
+    def dense_backward(self, i, H, dZ, W, bias, act, A):
+        dW = H.T.dot(dZ) if H.shape[0] <= SMALL else weight_gradient(self.xp, H, dZ)
+        return dW, (np.add.reduce(dZ, axis=0) if bias else None), act.backward(self.xp, dZ.dot(W.T), A)
 
     def accumulate(self, total, part):
         """Sums into arrays owned by ``total`` (a copy of the first part): parts may be buffers."""
@@ -254,6 +276,8 @@ class NumpyLane(NumpyOps):
         if self.thin_out:
             shapes[-1] = shapes[-1][::-1]  # kept transposed, (n_out, width)
         self.part = [np.empty(s, dtype) for s in shapes]  # one chunk's weight gradient
+
+    dense, dense_backward = Ops.dense, Ops.dense_backward  # through the lane's own buffered primitives
 
     def affine(self, i, H, W, b):
         r = H.shape[0]

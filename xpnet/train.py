@@ -310,7 +310,8 @@ class _Run:
         self.quick = self.plain and self.stall is None  # an epoch is one pass and one update
         local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
         self.kernel = model.kernels if config.kernels is None else config.kernels
-        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X, T, local, self.kernel)
+        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X.shape[0], self.kernel)
+        self.pass_data = (X, T, X.shape[0] if local == "mean" else None)  # full_pass's X, T, scale
         rows = self.X.shape[0] if self.full else min(config.batch_size, self.X.shape[0])
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
                                 backend_reason=self.backend.reason, dtype=model.dtype_name,
@@ -332,7 +333,7 @@ class _Run:
             with _deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
                 checks, last = self.stopper is not None or self.stall is not None or self.comm.size > 1, \
                     config.epochs
-                step, scale = self.optimizer.step, self.full_l2_scale
+                step, scale, run, data = self.optimizer.step, self.full_l2_scale, self.full_pass, self.pass_data
                 # the constant rate when the tutorials' quick epoch applies, else None
                 inline = self.constant_rate if self.quick and self.comm.size == 1 else None
                 for epoch in range(config.epochs + 1):
@@ -352,7 +353,10 @@ class _Run:
                     if stop:
                         break
                     if inline is not None:  # one pass of all rows, one update (the tutorials)
-                        grads, self.first = self.first or self.full_pass(model.W, model.b).flat(), None
+                        grads, self.first = self.first, None
+                        if grads is None:
+                            g = run(model.W, model.b, *data)
+                            grads = g.dW if g.db is None else g.dW + g.db  # Gradients.flat() without BN, inline
                         model.set_parameters(step(model.parameters(), grads, inline, scale))
                     else:
                         self._epoch(self.initial_epoch + epoch)
@@ -428,7 +432,7 @@ class _Run:
         when a stopping rule needs it); updates the batch-norm running statistics."""
         model, config, comm = self.model, self.config, self.comm
         if self.quick and comm.size == 1:
-            return self.full_pass(model.W, model.b)
+            return self.full_pass(model.W, model.b, *self.pass_data)
         masks = None
         if model.spec.dropout:
             host = layers.dropout_masks(masks_rng, X.shape[0], model.layer_sizes[1:-1], model.spec.dropout)
@@ -474,7 +478,7 @@ class _Run:
         return float(model.objective(data, self.n, config.l2, config.reduction))
 
     def _with_loss(self, X, T):
-        grads = self.full_pass(self.model.W, self.model.b, with_loss=True)
+        grads = self.full_pass(self.model.W, self.model.b, *self.pass_data, True)
         return _reduced(self.comm, self.backend, grads, self.config.reduction, X.shape[0])
 
     def _state(self) -> dict:
