@@ -52,8 +52,8 @@ from __future__ import annotations
 
 import math
 import operator
-from itertools import repeat
 from dataclasses import dataclass
+from itertools import repeat
 
 from .errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
 
