@@ -275,3 +275,37 @@ def test_a_periodic_checkpoint_resumes_exactly_with_momentum(tmp_path):
     whole, again = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     for name in ("W0", "W1", "b0", "b1"):
         np.testing.assert_array_equal(whole[name], again[name])
+
+
+def test_early_stopping_resumes_bit_for_bit(tmp_path):
+    """Issue 15: the early-stopping state (the best loss, its epoch and weights, and the last
+    epoch's weights) travels in the checkpoint, so a resumed run ends where one run ends."""
+    import numpy as np
+
+    flags = ["train", "--backend", "numpy", "--dtype", "float64", "--n-samples", "300", "--hidden", "8",
+             "--early-stopping", "--patience", "200", "--batch-size", "60", "--momentum", "0.5", "--quiet"]
+    run_cli(*flags, "--epochs", "40", "--save", tmp_path / "whole.npz", check=0)
+    run_cli(*flags, "--epochs", "15", "--save", tmp_path / "part.npz", check=0)
+    run_cli("train", "--resume", tmp_path / "part.npz", "--epochs", "40", "--quiet", check=0)
+    whole, part = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "part.npz")
+    weights = [name for name in whole.files if name != "meta"]
+    assert "W0" in weights and any(name.startswith("optimizer/early_stopping_best_") for name in weights)
+    for name in weights:
+        np.testing.assert_array_equal(part[name], whole[name], err_msg=name)
+
+
+def test_adam_from_the_command_line_resumes_bit_for_bit(tmp_path):
+    """Issue 16: --optimizer adam; its state (m, v, t) travels in the checkpoint."""
+    import numpy as np
+
+    flags = ["train", "--backend", "numpy", "--dtype", "float64", "--n-samples", "300", "--hidden", "8",
+             "--optimizer", "adam", "--learning-rate", "0.01", "--batch-size", "100", "--quiet"]
+    whole = json.loads(run_cli(*flags, "--epochs", "30", "--save", tmp_path / "whole.npz", "--json", check=0).stdout)
+    run_cli(*flags, "--epochs", "12", "--save", tmp_path / "part.npz", check=0)
+    run_cli("train", "--resume", tmp_path / "part.npz", "--epochs", "30", "--quiet", check=0)
+    assert whole["history"][-1] < whole["history"][0]
+    a, b = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "part.npz")
+    assert "optimizer/m_0" in a.files and "optimizer/t" in a.files
+    for name in a.files:
+        if name != "meta":
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)

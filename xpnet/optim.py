@@ -234,7 +234,7 @@ class Adam(SGD):
 
         out = {f"m_{i}": m for i, m in enumerate(self.m)}
         out.update({f"v_{i}": second for i, second in enumerate(self.v)})
-        out["t"] = np.asarray(self.t, dtype=np.int64)
+        out["t"] = np.asarray(self.t, dtype=np.float64)  # checkpoints hold floats (exact below 2**53)
         return {**out, **self._scale_state()}
 
     def load_state(self, state: dict, backend) -> None:

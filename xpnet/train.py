@@ -595,7 +595,8 @@ class _EarlyStopping:
         and its weights, and, once they were restored, the weights of the last epoch."""
         if self.best_state is None:
             return {}
-        out = {"early_stopping_loss": np.asarray(self.best), "early_stopping_epoch": np.asarray(self.best_epoch)}
+        out = {"early_stopping_loss": np.asarray(self.best, dtype=np.float64),  # checkpoints hold floats
+               "early_stopping_epoch": np.asarray(self.best_epoch, dtype=np.float64)}
         out.update(_named("early_stopping_best", self.best_state))
         if self.last is not None:
             out.update(_named("early_stopping_last", self.last))

@@ -121,18 +121,36 @@ def _training_options(train: argparse.ArgumentParser) -> None:
     group = train.add_argument_group("optimization (see xpnet.optim; defaults: plain full-batch descent)")
     group.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
                        help="samples per update, reshuffled every epoch from --seed (default: all, full batch)")
+    group.add_argument("--optimizer", default="sgd", choices=optim.OPTIMIZERS,
+                       help="sgd: gradient descent, with --momentum; adam: Adam (--beta1, --beta2, --epsilon; "
+                            "try --learning-rate 0.001-0.01) (default: sgd)")
     group.add_argument("--momentum", type=_fraction, default=0.0, metavar="MU",
-                       help="momentum in [0, 1): v = MU*v + g, step -RATE*v (default: 0, off)")
+                       help="SGD momentum in [0, 1): v = MU*v + g, step -RATE*v (default: 0, off)")
     group.add_argument("--nesterov", action="store_true", help="Nesterov momentum (needs --momentum > 0)")
+    group.add_argument("--beta1", type=_fraction, default=TrainConfig.beta1, metavar="B1",
+                       help=f"Adam: decay of the gradient's running mean (default: {TrainConfig.beta1})")
+    group.add_argument("--beta2", type=_fraction, default=TrainConfig.beta2, metavar="B2",
+                       help=f"Adam: decay of the squared gradient's running mean (default: {TrainConfig.beta2})")
+    group.add_argument("--epsilon", type=_positive_float, default=TrainConfig.epsilon, metavar="EPS",
+                       help=f"Adam: added to the root of that mean (default: {TrainConfig.epsilon:g})")
     group.add_argument("--schedule", default="constant", choices=optim.SCHEDULES,
                        help="learning-rate schedule over epochs t: constant; annealing RATE/(1+DECAY*t); "
-                            "step RATE*GAMMA**floor(t/STEP); cosine from RATE down to 0 (default: constant)")
+                            "step RATE*GAMMA**floor(t/STEP); cosine from RATE down to 0; invscaling "
+                            "RATE/(t*N+1)**POWER_T; adaptive: RATE divided by 5 whenever training stalls (needs "
+                            "--tol) (default: constant)")
     group.add_argument("--lr-decay", type=float, default=optim.Schedule.decay, metavar="DECAY",
                        help=f"annealing: DECAY in RATE/(1+DECAY*t) (default: {optim.Schedule.decay})")
     group.add_argument("--lr-step", type=_positive_int, default=optim.Schedule.step, metavar="STEP",
                        help=f"step: epochs between drops (default: {optim.Schedule.step})")
     group.add_argument("--lr-gamma", type=float, default=optim.Schedule.gamma, metavar="GAMMA",
                        help=f"step: factor at each drop (default: {optim.Schedule.gamma})")
+    group.add_argument("--power-t", type=_non_negative_float, default=optim.Schedule.power_t, metavar="P",
+                       help=f"invscaling: the exponent (default: {optim.Schedule.power_t})")
+    group.add_argument("--tol", type=_non_negative_float, default=None, metavar="TOL",
+                       help="stop when the epoch's training loss improved by less than TOL for more than "
+                            "--n-iter-no-change epochs in a row (scikit-learn's rule; default: off)")
+    group.add_argument("--n-iter-no-change", type=_positive_int, default=TrainConfig.n_iter_no_change, metavar="K",
+                       help=f"with --tol: epochs without progress allowed (default: {TrainConfig.n_iter_no_change})")
     group.add_argument("--clip-value", type=float, default=None, metavar="C",
                        help="clip every gradient entry to [-C, C], Trask's delta trimming (default: off)")
     group.add_argument("--clip-norm", type=float, default=None, metavar="N",
@@ -196,9 +214,11 @@ def _train_config(args) -> TrainConfig:
     """The :class:`xpnet.TrainConfig` of the training flags (checked, so errors come before any work;
     the epochs of this run and the logging interval are set once they are known)."""
     return TrainConfig(learning_rate=args.learning_rate, l2=args.l2, reduction=args.reduction,
-                       batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
+                       batch_size=args.batch_size, optimizer=args.optimizer, momentum=args.momentum,
+                       nesterov=args.nesterov, beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon,
                        schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step,
-                                               gamma=args.lr_gamma),
+                                               gamma=args.lr_gamma, power_t=args.power_t),
+                       tol=args.tol, n_iter_no_change=args.n_iter_no_change,
                        clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
                        patience=args.patience)
 
