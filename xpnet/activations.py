@@ -162,7 +162,7 @@ HIDDEN = {
     "tanh": Activation("tanh", tanh, tanh_backward),
     "relu": Activation("relu", relu, relu_backward),
 }
-OUTPUTS = ("sigmoid", "softmax", "identity")
+OUTPUTS = ("sigmoid", "softmax", "identity", "exp")  # "exp": Poisson regression (log link)
 IDENTITY = Activation("identity", identity, identity_backward)
 
 
@@ -187,6 +187,8 @@ def output_forward(xp, name: str, Z, stable: bool = True):
         return softmax(xp, Z, stable)
     if name == "sigmoid":
         return sigmoid(xp, Z)
+    if name == "exp":
+        return xp.exp(Z)
     return Z
 
 
