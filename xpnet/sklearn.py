@@ -319,12 +319,12 @@ class _BaseMLP(BaseEstimator):
         start = (list(self.coefs_), list(self.intercepts_))
         model = self._network(*start, loss=self._training_loss())
         score = None if X_val is None else self._validation_score(model, X_val, Y_val, sw_val)
-        printer = _Printer(self.early_stopping) if self.verbose else None
+        printer = _Printer(self) if self.verbose else None
         with limit_threads(self.threads):
             result = fit(model, X, self._targets(Y), config, initial_epoch=initial, optimizer_state=state,
                          validation_score=score, sample_weight=weights, callback=printer)
         if printer is not None:
-            printer.finish(result, self)
+            printer.finish(result)
         if result.diverged and not self.early_stopping:
             raise XpnetValueError(_nonfinite_message(X, self.learning_rate_init))
         self._record(result, model, n, start, incremental)
@@ -542,27 +542,30 @@ def _nonfinite_message(X, rate) -> str:
 class _Printer:
     """``verbose``: scikit-learn's lines, printed as epochs finish (the estimators' verbose contract)."""
 
-    def __init__(self, validation: bool):
-        self.validation, self.done, self.scale = validation, 0, 1.0
+    def __init__(self, estimator):
+        self.estimator, self.done, self.scale = estimator, 0, 1.0
+
+    def _stall(self) -> str:
+        est = self.estimator
+        what = "Validation score" if est.early_stopping else "Training loss"
+        return f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
 
     def __call__(self, event) -> None:
         result = event.result
         while self.done < len(result.epoch_losses):
             print(f"Iteration {self.done + 1}, loss = {result.epoch_losses[self.done]:.8f}")
-            if self.validation and self.done < len(result.validation_scores):
+            if self.estimator.early_stopping and self.done < len(result.validation_scores):
                 print(f"Validation score: {result.validation_scores[self.done]:f}")
             self.done += 1
         scale = float(to_numpy(event.state["rate_scale"])) if "rate_scale" in event.state else 1.0
         if scale != self.scale:
             self.scale = scale
-            print(f"Stall: setting learning rate to {scale:g} x learning_rate_init")
+            print(f"{self._stall()} Setting learning rate to {self.estimator.learning_rate_init * scale:f}")
 
-    def finish(self, result, estimator) -> None:
-        if not result.stopped_early:
-            return
-        what = "Validation score" if self.validation else "Training loss"
-        print(f"{what} did not improve more than tol={estimator.tol:f} for {estimator.n_iter_no_change} "
-              "consecutive epochs. Stopping.")
+    def finish(self, result) -> None:
+        if result.stopped_early:
+            small = self.estimator.solver == "sgd" and self.estimator.learning_rate == "adaptive"
+            print(f"{self._stall()}{' Learning rate too small.' if small else ''} Stopping.")
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
