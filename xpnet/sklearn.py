@@ -296,8 +296,8 @@ class _BaseMLP(BaseEstimator):
         previous = self.__dict__.get("_optimizer")
         carried = dict(previous.state) if incremental and previous is not None and previous.solver == self.solver \
             else {}
-        best = (-float(self.best_validation_score_) if self.early_stopping
-                else (math.inf if self.best_loss_ is None else float(self.best_loss_)))
+        best = self.best_validation_score_ if self.early_stopping else self.best_loss_  # either may be None:
+        best = math.inf if best is None else (-float(best) if self.early_stopping else float(best))  # other mode before
         state = {**carried, "stall_best": np.asarray(best), "stall_stale": np.asarray(self._no_improvement_count)}
         rate, schedule, initial = float(self.learning_rate_init), Schedule(), 0
         sgd = self.solver == "sgd"
