@@ -14,6 +14,7 @@ CASES = [  # (hidden activation, output, loss)
     *((act, "sigmoid", "squared") for act in ("sigmoid", "tanh", "relu")),
     *((act, "sigmoid", "binary_cross_entropy") for act in ("sigmoid", "tanh", "relu")),
     *((act, "identity", "squared") for act in ("sigmoid", "tanh", "relu")),
+    *((act, "exp", "poisson") for act in ("sigmoid", "tanh", "relu")),  # half Poisson deviance, log link
 ]
 
 
@@ -23,7 +24,6 @@ def objective(model, X, T, l2, reduction):
 
 def numeric_gradient(model, X, T, l2, reduction, params, eps=1e-6):
     """Central differences of the (unnormalised) objective, one parameter entry at a time."""
-    xp = model.xp
     grads = []
     for k, P in enumerate(params):
         host = xpnet.to_numpy(P).copy()

@@ -164,7 +164,7 @@ HIDDEN = {
     "tanh": Activation("tanh", tanh, tanh_backward),
     "relu": Activation("relu", relu, relu_backward),
 }
-OUTPUTS = ("sigmoid", "softmax", "identity")
+OUTPUTS = ("sigmoid", "softmax", "identity", "exp")  # "exp": Poisson regression (log link)
 IDENTITY = Activation("identity", identity, identity_backward)
 
 
@@ -183,7 +183,13 @@ def is_builtin(activation: Activation) -> bool:
     return HIDDEN.get(activation.name) is activation
 
 
-OUTPUT_FUNCTIONS = {"softmax": softmax, "sigmoid": sigmoid, "identity": identity}  # (xp, Z, stable) -> Y
+def exp_output(xp, Z, stable: bool = True):
+    """exp(Z): the mean of a Poisson model under its log link."""
+    return xp.exp(Z)
+
+
+OUTPUT_FUNCTIONS = {"softmax": softmax, "sigmoid": sigmoid, "identity": identity,
+                    "exp": exp_output}  # (xp, Z, stable) -> Y
 
 
 def output_forward(xp, name: str, Z, stable: bool = True):

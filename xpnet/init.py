@@ -62,3 +62,19 @@ def initial_weights(scheme: str, layer_sizes, seed: int, activation: str = "tanh
     draw = _DRAW[scheme]
     shapes = zip(layer_sizes[:-1], layer_sizes[1:])
     return [np.asarray(draw(rng, n_in, n_out), dtype=np.float64) for n_in, n_out in shapes]
+
+
+def glorot_uniform_with_biases(random_state: np.random.RandomState, layer_sizes, factor: float = 6.0):
+    """scikit-learn's MLP initialisation: ``(W, b)`` lists of float64 host arrays.
+
+    Layer by layer, ``W ~ U(-a, a)`` of shape (n_in, n_out) then ``b ~ U(-a, a)`` of shape
+    (n_out,), ``a = sqrt(factor / (n_in + n_out))`` (scikit-learn: ``factor`` 2 for a logistic
+    hidden activation, else 6), all drawn in that order from ``random_state`` (a legacy
+    ``RandomState``), so the same state gives scikit-learn's own starting weights.
+    """
+    W, b = [], []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        bound = np.sqrt(factor / (n_in + n_out))
+        W.append(np.asarray(random_state.uniform(-bound, bound, (n_in, n_out)), dtype=np.float64))
+        b.append(np.asarray(random_state.uniform(-bound, bound, n_out), dtype=np.float64))
+    return W, b

@@ -302,11 +302,13 @@ class MLP:
             return self.xp.astype(Y > 0.5, self.xp.int64)
         return Y
 
-    def summed_loss(self, X, T):
-        """The data loss summed over the rows of validated ``(X, T)``, inference mode (0-d array)."""
+    def summed_loss(self, X, T, loss=None):
+        """The data loss summed over the rows of validated ``(X, T)``, inference mode (0-d array);
+        ``loss`` (a :class:`~xpnet.losses.Loss`) instead of the model's own (e.g. a weighted one)."""
+        loss = self.spec.loss if loss is None else loss
         Z = self.logits(X)
         Y = activations.output_forward(self.xp, self.spec.output, Z, self.spec.stable)
-        return self.spec.loss.total(self.xp, Z, Y, T, self.spec.stable)
+        return loss.total(self.xp, Z, Y, T, self.spec.stable)
 
     def objective(self, data_total, n: int, l2: float = 0.0, reduction: str = "mean"):
         """The reported objective from a summed data loss over ``n`` rows (see :mod:`xpnet.losses`)."""

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import fullbatch, layers, optim
+from . import fullbatch, inputs, layers, losses, optim
 from .activations import overflow_quiet
 from .backend import itemsize, to_numpy
 from .comm import Communicator
@@ -144,6 +144,7 @@ class TrainEvent:
     loss: float  # the objective (see xpnet.losses) on the training data
     model: MLP
     state: dict = field(default_factory=dict, repr=False)  # the optimizer's state now (for checkpoints)
+    result: FitResult | None = field(default=None, repr=False)  # the result so far (epoch_losses, ...)
 
 
 @dataclass
@@ -203,7 +204,7 @@ class FitResult:
 
 def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, validation_data=None,
         initial_epoch: int = 0, optimizer_state: dict | None = None, comm: Communicator | None = None,
-        global_rows=None, validation_score=None, **options) -> FitResult:
+        global_rows=None, validation_score=None, sample_weight=None, **options) -> FitResult:
     """Train ``model`` in place by gradient descent: full batch or minibatches.
 
     Parameters
@@ -242,7 +243,11 @@ def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, v
         ``validation_score(model) -> float``, higher is better (scikit-learn's early stopping:
         accuracy or R^2 on held-out rows). With ``tol`` it is what the stall rule watches
         instead of the training loss; every epoch's value is in ``validation_scores`` and the
-        weights of the best one are restored at the end.
+        weights of the best one are restored at the end (also when training diverged later).
+    sample_weight : array (N,), optional
+        A weight >= 0 per row of ``X``: each row's loss and gradient are multiplied by it (a
+        batch's mean is still its weighted sum over its row count, so weights averaging 1 keep
+        the loss's scale); they follow their rows into minibatches and the validation split.
 
     Returns
     -------
@@ -253,7 +258,7 @@ def fit(model: MLP, X, y, config: TrainConfig | None = None, *, callback=None, v
     if validation_score is not None and config.tol is None:
         raise XpnetValueError("validation_score is watched by the stall rule: give tol too (e.g. tol=1e-4)")
     run = _Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
-               initial_epoch, optimizer_state, validation_score)
+               initial_epoch, optimizer_state, validation_score, sample_weight)
     return run.train(callback)
 
 
@@ -275,12 +280,15 @@ class _Run:
     """The state of one :func:`fit`: data, optimizer, stopping rules, result."""
 
     def __init__(self, model, X, y, config: TrainConfig, comm: Communicator, validation_data, global_rows,
-                 initial_epoch, optimizer_state, validation_score=None):
+                 initial_epoch, optimizer_state, validation_score=None, sample_weight=None):
         self.model, self.config, self.comm, self.initial_epoch = model, config, comm, initial_epoch
         self.seed = model.seed if config.seed is None else config.seed
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
         X = model.as_inputs(X, allow_empty=shared)
         T = model.as_targets(y, X.shape[0])
+        self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
+        if sample_weight is not None:
+            T, self.spec = _weighted(model, T, sample_weight)
         self.interrupt = _Interrupt()
         split = config.early_stopping and validation_data is None
         X_val = T_val = None
@@ -290,7 +298,10 @@ class _Run:
         if config.early_stopping and not split:
             X_val = model.as_inputs(validation_data[0], allow_empty=shared)
             T_val = model.as_targets(validation_data[1], X_val.shape[0])
-        self.stopper = _EarlyStopping(config.patience, X_val, T_val, comm) if config.early_stopping else None
+            if sample_weight is not None:  # held-out rows count with weight 1
+                T_val = model.xp.concat([T_val, model.xp.ones((T_val.shape[0], 1), dtype=T_val.dtype)], axis=1)
+        self.stopper = (_EarlyStopping(config.patience, X_val, T_val, comm, self.spec) if config.early_stopping
+                        else None)
         self.X, self.T = X, T
         self.n = self.shard.n_total  # rows of the training data over every process
         self.full = config.batch_size is None or config.batch_size >= self.n
@@ -303,14 +314,17 @@ class _Run:
         self.log_every = config.log_every or max(1, config.epochs // 20)
         self.ops, self.backend = get_ops(model.backend), model.backend
         self.first = None  # gradients of the logged pass, reused by the next update (plain full batch)
+        self.first_pass = None  # that pass itself (with its loss), for an epoch that also needs the loss
         self.full_l2_scale = self._l2_scale(self.n)
         self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
         self.stall = _Stall(config.tol, config.n_iter_no_change, validation_score) if config.tol is not None else None
+        if self.stall is not None and optimizer_state and "stall_best" in optimizer_state:
+            self.stall.load_state(optimizer_state)
         self.best = None  # with validation_score: the snapshot of its best epoch
         self.quick = self.plain and self.stall is None  # an epoch is one pass and one update
         local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
         self.kernel = model.kernels if config.kernels is None else config.kernels
-        self.full_pass = fullbatch.full_pass(self.ops, model.spec, X.shape[0], self.kernel)
+        self.full_pass = fullbatch.full_pass(self.ops, self.spec, X.shape[0], self.kernel)
         self.pass_data = (X, T, X.shape[0] if local == "mean" else None)  # full_pass's X, T, scale
         rows = self.X.shape[0] if self.full else min(config.batch_size, self.X.shape[0])
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
@@ -340,7 +354,7 @@ class _Run:
                     # the cheap checks and the quick epoch inline: tiny problems spend their time per epoch
                     stop = self._should_stop(epoch) if checks or epoch == last or self.interrupt.seen else False
                     if stop or epoch % self.log_every == 0:
-                        loss = self._logged_loss()
+                        loss = self._logged_loss(final=stop or epoch == last)
                         if _diverging(loss, result.history, config.divergence_factor) or not _all_finite(model):
                             self._diverged(good, epoch)
                             break
@@ -349,7 +363,7 @@ class _Run:
                         result.logged_epochs.append(epoch)
                         if callback is not None:
                             with quiet.outside():  # the caller's NumPy error state
-                                callback(TrainEvent(epoch, config.epochs, loss, model, self._state()))
+                                callback(TrainEvent(epoch, config.epochs, loss, model, self._state(), result))
                     if stop:
                         break
                     if inline is not None:  # one pass of all rows, one update (the tutorials)
@@ -393,14 +407,15 @@ class _Run:
             grads, self.first = self.first or self._gradients(self.X, self.T, None).flat(), None
             self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads, rate, self.full_l2_scale))
             return
-        self.first = None
+        first, self.first, self.first_pass = self.first_pass, None, None  # plain full batch: the logged pass
         masks_rng = _epoch_rng(self.seed, 2, t) if self.model.spec.dropout else None  # only made when used
         running = 0.0
         for rows, size in self.shard.batches(self.backend, None if self.full else config.batch_size, config.shuffle,
                                              lambda: _epoch_rng(self.seed, 1, t)):
             X, T = (self.X, self.T) if rows is None else (self.model.xp.take(self.X, rows, axis=0),
                                                           self.model.xp.take(self.T, rows, axis=0))
-            grads = self._gradients(X, T, masks_rng)
+            grads = first if first is not None and rows is None else self._gradients(X, T, masks_rng)
+            first = None
             l2_scale = self._l2_scale(size)
             if self.stall is not None:
                 running += self._batch_objective(grads.data_loss, size, l2_scale)
@@ -438,7 +453,7 @@ class _Run:
             host = layers.dropout_masks(masks_rng, X.shape[0], model.layer_sizes[1:-1], model.spec.dropout)
             masks = [model.backend.asarray(m, model.dtype) for m in host]
         reduction = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
-        grads = fullbatch.gradients(self.ops, model.spec, model.W, model.b, X, T, reduction,
+        grads = fullbatch.gradients(self.ops, self.spec, model.W, model.b, X, T, reduction,
                                     with_loss=self.stall is not None, kernel=self.kernel, bn=model.bn,
                                     masks=masks)
         if grads.bn_stats is not None:
@@ -459,20 +474,22 @@ class _Run:
         penalty = float(l2_penalty(self.model.xp, self.model.W, self.config.l2 * l2_scale))
         return float(data_loss) + penalty * (size if self.config.reduction == "mean" else 1)
 
-    def _logged_loss(self) -> float:
+    def _logged_loss(self, final: bool = False) -> float:
         """The training objective of the current weights, over every process's rows (inference
-        mode). In plain full-batch training the pass also gives the next update's gradients."""
+        mode). In plain full-batch training the pass also gives the next update's gradients
+        (with the stall rule, a final check needs none: a forward pass does)."""
         model, config = self.model, self.config
-        if not self.plain:
+        if not self.plain or (final and self.stall is not None):
             return self._objective()
         grads = self._with_loss(self.X, self.T)
         self.first = grads.flat()
+        self.first_pass = grads if self.stall is not None else None
         return float(model.objective(grads.data_loss, self.n, config.l2, config.reduction))
 
     def _objective(self) -> float:
         """The training objective of the current weights by an inference pass over every process's rows."""
         model, config = self.model, self.config
-        data = model.summed_loss(self.X, self.T)
+        data = model.summed_loss(self.X, self.T, self.spec.loss)
         if self.comm.size > 1:
             data = self.comm.sum_floats([float(data)])[0]
         return float(model.objective(data, self.n, config.l2, config.reduction))
@@ -482,8 +499,10 @@ class _Run:
         return _reduced(self.comm, self.backend, grads, self.config.reduction, X.shape[0])
 
     def _state(self) -> dict:
-        """What a later fit needs to continue exactly: the optimizer's and early stopping's state."""
-        return {**self.optimizer.state(), **(self.stopper.state(self.model) if self.stopper is not None else {})}
+        """What a later fit needs to continue exactly: the optimizer's, early stopping's and the stall
+        rule's state."""
+        return {**self.optimizer.state(), **(self.stopper.state(self.model) if self.stopper is not None else {}),
+                **(self.stall.state() if self.stall is not None else {})}
 
     def _snapshot(self):
         """The weights and the optimizer's state, to go back to (never a non-finite state)."""
@@ -514,9 +533,10 @@ class _Run:
             # ones travel in its state); a finished one ends with the best
             self.stopper.finish(result, model, restore=not result.interrupted)
             result.final_loss = self._objective()
-        if self.best is not None and not result.diverged:  # scikit-learn restores its best validation score's
-            _restore(model, self.best)
+        if self.stall is not None and self.stall.score is not None:
             result.best_validation_score = self.stall.best_value
+        if self.best is not None:  # scikit-learn restores its best validation score's weights, also after a
+            _restore(model, self.best)  # blow-up (they are finite: a non-finite score is never the best)
             result.final_loss = self._objective()
         result.optimizer_state = self._state()
         return result
@@ -567,14 +587,15 @@ def _split(model: MLP, X, T, fraction: float, rng):
 class _EarlyStopping:
     """Tracks the validation loss; remembers the best weights; says when to stop."""
 
-    def __init__(self, patience: int, X_val, T_val, comm: Communicator):
-        self.patience, self.X_val, self.T_val, self.comm = patience, X_val, T_val, comm
+    def __init__(self, patience: int, X_val, T_val, comm: Communicator, spec=None):
+        self.patience, self.X_val, self.T_val, self.comm, self.spec = patience, X_val, T_val, comm, spec
         self.history: list = []
         self.best, self.best_epoch, self.best_state, self.last = math.inf, 0, None, None
 
     def update(self, epoch: int, model: MLP) -> bool:
         """Record the validation loss after ``epoch`` epochs; True when patience has run out."""
-        total, n = self.comm.sum_floats([float(model.summed_loss(self.X_val, self.T_val)), self.X_val.shape[0]])
+        summed = model.summed_loss(self.X_val, self.T_val, (self.spec or model.spec).loss)
+        total, n = self.comm.sum_floats([float(summed), self.X_val.shape[0]])
         loss = total / n
         self.history.append(loss)
         if self.best_state is None or loss < self.best:
@@ -657,6 +678,14 @@ class _Stall:
     def best_value(self) -> float:
         return self.sign * self.best
 
+    def state(self) -> dict:
+        """The best value so far and the count of epochs without progress (to continue exactly)."""
+        return {"stall_best": np.asarray(self.best, dtype=np.float64), "stall_stale": np.asarray(self.stale)}
+
+    def load_state(self, state: dict) -> None:
+        self.best = float(to_numpy(state["stall_best"]))
+        self.stale = int(to_numpy(state.get("stall_stale", 0)))
+
     def update(self, value: float) -> bool:
         """Count ``value`` (sets :attr:`stalled`); True when it is the best so far."""
         v = self.sign * value
@@ -669,6 +698,17 @@ class _Stall:
 
 def _snapshot(model: MLP):
     return model.parameters(), model.bn
+
+
+def _weighted(model: MLP, T, sample_weight):
+    """``T`` with the weights as a last column, and the model's spec with the weighted loss."""
+    w = inputs.to_device(model.backend, model.dtype, sample_weight, "sample_weight")
+    if tuple(w.shape) != (T.shape[0],):
+        raise XpnetValueError(f"sample_weight has shape {tuple(w.shape)}; expected ({T.shape[0]},), one per row of X")
+    if bool(model.xp.any(w < 0)):
+        raise XpnetValueError("sample_weight holds negative values; weights must be >= 0")
+    T = model.xp.concat([T, model.xp.reshape(w, (T.shape[0], 1))], axis=1)
+    return T, dataclasses.replace(model.spec, loss=losses.weighted(model.spec.loss))
 
 
 def _restore(model: MLP, snapshot) -> None:
