@@ -276,8 +276,8 @@ def _torch(device: str, source: str) -> Backend:
         torch = importlib.import_module("torch")
     except ImportError:
         raise BackendUnavailableError(
-            "backend 'torch' needs PyTorch, which is not installed; `pip install torch` "
-            "(CPU build: see the README) or choose --backend numpy"
+            "backend 'torch' needs PyTorch, which is not installed; `pip install torch` (the CPU-only "
+            "build: add --index-url https://download.pytorch.org/whl/cpu) or choose --backend numpy"
         ) from None
     try:
         dev = torch.device(device)
