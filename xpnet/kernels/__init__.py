@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from ..errors import check_choice
 from ..mlp import KERNEL_CHOICES as CHOICES  # kernels=: any kernel, the NumPy ones only, the compiled ones only
-from . import numba_fused, numpy_gram
+from . import numba_fused, numba_layers, numpy_gram
 
 
 class Kernel(Protocol):
@@ -39,7 +39,7 @@ class Kernel(Protocol):
     def plan(self, spec, W, b, scale, with_loss: bool) -> Any: ...
 
 
-KERNELS: list = [numba_fused.KERNEL, numpy_gram.KERNEL]  # "auto" takes the first that supports a case
+KERNELS: list = [numba_fused.KERNEL, numba_layers.KERNEL, numpy_gram.KERNEL]  # "auto" takes the first that supports a case
 
 
 def select(spec, backend: str, dtype: str, n_rows: int, choice: str = "auto"):
