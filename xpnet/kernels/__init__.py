@@ -39,7 +39,8 @@ class Kernel(Protocol):
     def plan(self, spec, W, b, scale, with_loss: bool) -> Any: ...
 
 
-KERNELS: list = [numba_fused.KERNEL, numba_layers.KERNEL, numpy_gram.KERNEL]  # "auto" takes the first that supports a case
+# "auto" takes the first that supports a case: the compiled ones when numba is installed
+KERNELS: list = [numba_fused.KERNEL, numba_layers.KERNEL, numpy_gram.KERNEL]
 
 
 def select(spec, backend: str, dtype: str, n_rows: int, choice: str = "auto"):

@@ -74,10 +74,11 @@ class FusedPlan:
         dtype, width = self.dtype, self.b0.shape[0]
         acc = np.zeros((self.pad_out + 1 + self.pad_in, width), dtype)  # dW1 (transposed), db0, dW0 rows
         accb1 = np.zeros(self.pad_out, dtype)
+        buffers = (np.empty_like(acc), np.empty_like(accb1), np.empty((self.rows, width), dtype),
+                   np.empty((self.rows, self.pad_out), dtype), np.zeros((self.rows, self.pad_out), dtype))
         loss = self.fn(np.ascontiguousarray(X), np.ascontiguousarray(T), self.W0, self.b0, self.W1T, self.b1,
-                       np.asarray(chunks, np.int64).reshape(-1, 2), acc, accb1, np.empty_like(acc),
-                       np.empty_like(accb1), np.empty((self.rows, width), dtype), np.empty((self.rows, self.pad_out), dtype),
-                       np.zeros((self.rows, self.pad_out), dtype), self.n_in, self.n_out, *self.codes)
+                       np.asarray(chunks, np.int64).reshape(-1, 2), acc, accb1, *buffers, self.n_in, self.n_out,
+                       *self.codes)
         return acc, accb1, dtype.type(loss)
 
     def combine(self, totals) -> Gradients:
