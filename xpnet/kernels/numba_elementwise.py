@@ -16,13 +16,16 @@ so each function compiles once per dtype. Imports numba: loaded only through
 
 from __future__ import annotations
 
+from typing import Any
+
 from numba import njit
 
 from .numba_math import exp, log, log1p, sigmoid, tanh
 
 # reassociation lets LLVM vectorize the sums (their order is fixed by the compiled code, so the
 # bits do not depend on threads); no nnan/ninf: NaN and inf flow as in NumPy
-LOOPS = {"nogil": True, "cache": True, "error_model": "numpy", "fastmath": {"reassoc", "contract", "nsz"}}
+LOOPS: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy",
+                         "fastmath": {"reassoc", "contract", "nsz"}}
 
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUTPUTS = {"softmax": 0, "sigmoid": 1, "identity": 2}

@@ -53,6 +53,7 @@ optional array libraries does not concern it.)
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import numpy as np
 from llvmlite import ir
@@ -60,7 +61,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 # no reassociation inside these functions: the two-part ln2 and the log1p correction need their order
-MATH = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
+MATH: dict[str, Any] = {"nogil": True, "error_model": "numpy", "fastmath": {"contract"}}
 ERRORS = {  # function: (float32, float64) maximum error in ulp, as tests/test_jit.py asserts
     "exp": (2, 2), "tanh": (6, 3), "log": (2, 2), "log1p": (3, 3), "sigmoid": (5, 5)}
 
@@ -290,7 +291,7 @@ def _generic(name: str):
 
     single, double = VERSIONS[name]
 
-    @overload(stub, jit_options=MATH)
+    @overload(stub, jit_options=cast(Any, MATH))
     def choose(x):
         if x == types.float32:
             return lambda x: single(x)
