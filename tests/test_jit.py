@@ -147,10 +147,10 @@ def test_numba_fused_equals_the_generic_pass(variant, n, rows, width, output_los
 
 
 @needs_numba
-@pytest.mark.parametrize("sizes, activation, dtype", [([16, 30, 16], "tanh", "float32"),
-                                                      ([5, 64, 9], "relu", "float64")])
+@pytest.mark.parametrize("sizes, activation, dtype", [([8, 30, 2], "tanh", "float32"), ([3, 64, 4], "relu", "float64"),
+                                                      ([5, 20, 2], "sigmoid", "float32")])
 def test_numba_fused_at_its_widest(sizes, activation, dtype):
-    """The largest compiled shape (16 inputs, 16 outputs), and inputs and outputs padded up to 8 and 16."""
+    """The widest compiled shapes (8 inputs and 2 outputs, 4 and 4), and inputs padded up to 8."""
     for output, n in (("softmax", 1001), ("sigmoid", 700)):
         model, X, T = problem("numpy", dtype, sizes, n, output, activation, seed=n)
         assert kernels.select(model.spec, "numpy", dtype, n, "jit") is numba_fused.KERNEL
@@ -174,8 +174,8 @@ def test_numba_layers_equals_the_generic_pass(n, rows, hidden, n_in, n_out, outp
                                      max_size=len(hidden)))
     output, loss = output_loss
     sizes = [n_in, *hidden, max(n_out, 2) if output == "softmax" else n_out]
-    if len(hidden) == 1 and n_in <= numba_fused.MAX_INPUTS and sizes[-1] <= numba_fused.MAX_OUTPUTS:
-        sizes[0] = numba_fused.MAX_INPUTS + 1 + n_in  # one hidden layer and narrow: numba-fused's case
+    if len(hidden) == 1 and numba_fused.fits(n_in, sizes[-1]):
+        sizes[0] = numba_fused.MAX_INPUTS + n_in  # one hidden layer and narrow: numba-fused's case
     model, X, T = problem("numpy", dtype, sizes, n, output, activations, bias, seed, loss=loss)
     assert kernels.select(model.spec, "numpy", dtype, n, "jit") is numba_layers.KERNEL
     got = jit_pass(model, X, T, reduction, rows, threads)
@@ -204,9 +204,11 @@ def test_select_takes_the_jit_kernels_only_where_they_apply():
     assert kernels.select(tutorial, "numpy", "float64", n, "jit") is numba_fused.KERNEL
     assert kernels.select(deep, "numpy", "float32", n) is numba_layers.KERNEL
     assert kernels.select(wide, "numpy", "float32", n, "jit") is numba_layers.KERNEL
-    assert kernels.select(spec_of([16, 8, 16]), "numpy", "float32", n) is numba_fused.KERNEL
-    assert kernels.select(spec_of([17, 8, 2]), "numpy", "float32", n) is numba_layers.KERNEL
-    assert kernels.select(spec_of([2, 8, 17]), "numpy", "float32", n) is numba_layers.KERNEL
+    for sizes in ([1, 8, 1], [8, 8, 2], [4, 8, 4], [2, 8, 4], [6, 8, 1]):
+        spec = spec_of(sizes, output="softmax" if sizes[-1] > 1 else "sigmoid")
+        assert kernels.select(spec, "numpy", "float32", n) is numba_fused.KERNEL, sizes
+    for sizes in ([9, 8, 2], [2, 8, 5], [5, 8, 3], [8, 8, 4], [64, 8, 10]):  # wider: BLAS does better
+        assert kernels.select(spec_of(sizes), "numpy", "float32", n) is numba_layers.KERNEL, sizes
     # "numpy" never takes a jit kernel, "jit" never takes numpy-gram
     assert kernels.select(tutorial, "numpy", "float32", n, "numpy") is numpy_gram.KERNEL
     assert kernels.select(deep, "numpy", "float32", n, "numpy") is None

@@ -28,9 +28,9 @@ import threading
 from numba import njit
 
 from .numba_elementwise import LOOPS, output_rows
+from .numba_fused import WIDTHS, padded, rows_per_block
 from .numba_math import sigmoid, tanh
 
-WIDTHS = (1, 2, 4, 8, 16)  # input widths and output counts the code is written for (padded up)
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
 
@@ -68,17 +68,6 @@ def {name}(X, T, W0, b0, W1T, b1, chunks, acc, accb1, part, partb1, abuf, lbuf, 
 
 _SLOPES = {"tanh": "one - {y} * {y}", "sigmoid": "{y} * (one - {y})"}
 _ACTIVATE = {"tanh": "tanh({z})", "sigmoid": "sigmoid({z})", "relu": "{z} if {z} > zero else zero"}
-
-
-def padded(width: int) -> int:
-    """The smallest of :data:`WIDTHS` that holds ``width``."""
-    return next(w for w in WIDTHS if w >= width)
-
-
-def rows_per_block(n_in: int, n_out: int) -> int:
-    """Rows per sweep: more rows share each load of the weights and sums, until the rows' scalars
-    no longer fit in registers (measured on AVX-512: 8 rows for the tutorials' 2 -> H -> 2)."""
-    return 8 if n_in + n_out <= 4 else 4 if n_in + n_out <= 12 else 2
 
 
 def source(act: str, n_in: int, n_out: int, rows: int) -> tuple[str, str]:
