@@ -165,9 +165,9 @@ def test_numba_fused_at_its_widest(sizes, activation, dtype):
        hidden=st.lists(st.integers(1, 24), min_size=1, max_size=3), n_in=st.integers(1, 40),
        n_out=st.integers(1, 20), output_loss=OUTPUT_LOSS, data=st.data(), bias=st.booleans(),
        reduction=st.sampled_from(["mean", "sum"]), dtype=st.sampled_from(["float32", "float64"]),
-       threads=st.integers(1, 3), seed=st.integers(0, 2**16))
+       threads=st.integers(1, 3), numerics=st.sampled_from(["stable", "tutorial"]), seed=st.integers(0, 2**16))
 def test_numba_layers_equals_the_generic_pass(n, rows, hidden, n_in, n_out, output_loss, data, bias, reduction, dtype,
-                                              threads, seed):
+                                              threads, numerics, seed):
     """Any depth, widths of 1 (rank-1 products), folded and wide inputs, thin and wide outputs,
     an activation per layer."""
     activations = data.draw(st.lists(st.sampled_from(["tanh", "sigmoid", "relu"]), min_size=len(hidden),
@@ -176,7 +176,7 @@ def test_numba_layers_equals_the_generic_pass(n, rows, hidden, n_in, n_out, outp
     sizes = [n_in, *hidden, max(n_out, 2) if output == "softmax" else n_out]
     if len(hidden) == 1 and numba_fused.fits(n_in, sizes[-1]):
         sizes[0] = numba_fused.MAX_INPUTS + n_in  # one hidden layer and narrow: numba-fused's case
-    model, X, T = problem("numpy", dtype, sizes, n, output, activations, bias, seed, loss=loss)
+    model, X, T = problem("numpy", dtype, sizes, n, output, activations, bias, seed, loss=loss, numerics=numerics)
     assert kernels.select(model.spec, "numpy", dtype, n, "jit") is numba_layers.KERNEL
     got = jit_pass(model, X, T, reduction, rows, threads)
     assert_close(got, plain_pass(model, X, T, reduction), **tolerance(dtype, reduction, n))
