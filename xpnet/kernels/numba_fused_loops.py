@@ -1,9 +1,10 @@
 """The fused one-hidden-layer pass, generated per shape and compiled by numba.
 
-One call runs a lane: for each of its chunks (the fixed blocks of the sum), rows go ``ROWS``
-at a time through two sweeps over the hidden units ``j``:
+One call runs a lane: for each of its chunks (the fixed blocks of the sum), rows go a few at
+a time (:func:`~xpnet.kernels.numba_fused.rows_per_block`: 8 or 4) through two sweeps over
+the hidden units ``j``:
 
-1. forward: ``z = b0[j] + sum_k x_k W0[k, j]``, ``y = act(z)``, kept in a (``ROWS``, width)
+1. forward: ``z = b0[j] + sum_k x_k W0[k, j]``, ``y = act(z)``, kept in a (rows, width)
    buffer (a few KiB: it stays in the L1/L2 cache), and each row's logits ``sum_j y W1[j, c]``;
 2. the output layer for those rows (:func:`~xpnet.kernels.numba_elementwise.output_rows`:
    output, loss, delta);
