@@ -29,9 +29,11 @@ Options added here:
     saying which are met (default), or fail the benchmark that misses one.
 
 Each case runs both network shapes: ``tutorial`` (2 inputs, 2 classes) and ``mnist``
-(784 inputs, 10 classes, synthetic data). Units (samples/s, epochs/s, GFLOP/s, GB/s,
-percent of the measured matmul peak) go into ``extra_info`` and into a table printed at
-the end of the run, the peers' rows beside xpnet's.
+(784 inputs, 10 classes, synthetic data); on NumPy each runs twice, with the NumPy kernels
+(``kernels="numpy"``, ids ``numpy-...``) and with the numba ones (``kernels="jit"``, ids
+``numpy-jit-...``; skipped with the reason without numba, compiled before the timed rounds).
+Units (samples/s, epochs/s, GFLOP/s, GB/s, percent of the measured matmul peak) go into
+``extra_info`` and into a table printed at the end of the run, the peers' rows beside xpnet's.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ SHAPES = {"tutorial": (2, 2), "mnist": (784, 10)}  # name: (input_dim, classes)
 GRID_NAMES = ("tiny", "default", "full")
 DEFAULT_CPU_WORK = 2 * 10**7  # default CPU grid: n_samples * hidden at most this
 TINY_CEILINGS = {"matmul_size": 128, "copy_elements": 2**16, "activation_elements": 2**16}
+KERNELS_ON_NUMPY = ("numpy", "jit")  # NumPy cases run with each family of whole-pass kernels
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Grid:
 def grid_for(name: str, on_gpu: bool) -> Grid:
     """The cases of grid ``name`` for a CPU or a GPU backend."""
     if name == "tiny":
-        return Grid((4, 16), (32, 128), rounds=2, warmup=1)
+        return Grid((4, 16), (32, 300), rounds=2, warmup=1)  # 300 rows: past ops.SMALL, so kernels run
     if name == "default":
         if on_gpu:
             return Grid((64, 256, 1024, 4096), (10**3, 10**4, 10**5, 10**6), rounds=5, warmup=2)
@@ -190,14 +193,16 @@ def pytest_generate_tests(metafunc):
     for name in backend_names(metafunc.config):
         resolved = _resolve(name)
         grid = grid_for(grid_name, resolved is not None and bench.on_gpu(resolved))
-        for dtype in ("float32", "float64"):
-            for shape in SHAPES:
-                for n in grid.n_samples:
-                    for h in grid.hidden:
-                        if grid.max_work is None or n * h <= grid.max_work:
-                            params.append((name, dtype, shape, h, n))
-                            ids.append(f"{name}-{dtype}-{shape}-h{h}-n{n:g}")
-    metafunc.parametrize("backend,dtype,shape,hidden,n_samples", params, ids=ids)
+        for choice in (KERNELS_ON_NUMPY if name == "numpy" else ("auto",)):
+            label = name if choice in ("auto", "numpy") else f"{name}-{choice}"
+            for dtype in ("float32", "float64"):
+                for shape in SHAPES:
+                    for n in grid.n_samples:
+                        for h in grid.hidden:
+                            if grid.max_work is None or n * h <= grid.max_work:
+                                params.append((name, choice, dtype, shape, h, n))
+                                ids.append(f"{label}-{dtype}-{shape}-h{h}-n{n:g}")
+    metafunc.parametrize("backend,kernels,dtype,shape,hidden,n_samples", params, ids=ids)
 
 
 def _parametrize_peers(metafunc):

@@ -1,8 +1,10 @@
-"""One full-batch training epoch (forward, backward, update, synced) per backend x dtype x shape x size.
+"""One full-batch training epoch (forward, backward, update, synced) per backend x kernels x dtype x shape x size.
 
 Timed with ``benchmark.pedantic``: each round starts from the starting weights
 (``setup=runner.reset``: a fresh model, since xpnet never updates arrays in place),
-warm-up rounds first, and the timed function ends with ``backend.sync()``.
+warm-up rounds first, and the timed function ends with ``backend.sync()``. A JIT kernel
+is compiled before any round; its compile time (or numba cache load) goes into
+``extra_info["compile_seconds"]``.
 """
 
 import math
@@ -14,7 +16,7 @@ import xpnet
 from xpnet import bench
 
 
-def test_training_epoch(benchmark, bench_session, backend, dtype, shape, hidden, n_samples):
+def test_training_epoch(benchmark, bench_session, backend, kernels, dtype, shape, hidden, n_samples):
     try:
         be = xpnet.get_backend(backend)
     except xpnet.BackendUnavailableError as exc:
@@ -26,7 +28,13 @@ def test_training_epoch(benchmark, bench_session, backend, dtype, shape, hidden,
     reason = bench.too_big(case, be)
     if reason:
         pytest.skip(f"does not fit: {reason}")
-    runner = bench.EpochRunner(case, be)
+    if kernels == "jit":
+        from xpnet.kernels import numba_support
+
+        if not numba_support.available():
+            pytest.skip(f"no JIT kernels: {numba_support.unavailable_reason()}")
+    runner = bench.EpochRunner(case, be, kernels=kernels)
+    compile_seconds, _ = runner.warm_up()
     grid = bench_session.grid_for(be)
     benchmark.group = f"{shape} hidden={hidden} n_samples={n_samples}"
 
@@ -41,7 +49,10 @@ def test_training_epoch(benchmark, bench_session, backend, dtype, shape, hidden,
     W = [xpnet.to_numpy(w) for w in runner.W]
     assert all((w == w).all() for w in W), "the trained weights hold NaN"
     assert any((w != xpnet.to_numpy(w0)).any() for w, w0 in zip(W, runner.W0)), "the step changed nothing"
-    info = {"backend": be.name, "backend_option": backend, "device": be.device_name(), "dtype": dtype, "shape": shape,
-            "hidden": hidden, "n_samples": n_samples, "input_dim": input_dim, "classes": classes, **numbers}
+    ran = runner.pass_name
+    info = {"backend": be.name, "backend_option": f"{backend} {ran}" if be.name == "numpy" else backend,
+            "device": be.device_name(), "dtype": dtype, "shape": shape, "hidden": hidden, "n_samples": n_samples,
+            "input_dim": input_dim, "classes": classes, "kernels": ran, "kernel_choice": kernels,
+            "compile_seconds": compile_seconds, **numbers}
     benchmark.extra_info.update(info)
     bench_session.rows.append(info)

@@ -19,6 +19,7 @@ import xpnet
 from xpnet import bench, cli, memory
 from xpnet.backend import Backend
 from xpnet.bench import runners, timing
+from xpnet.kernels import numba_support
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CEILINGS = {"matmul_size": 64, "copy_elements": 4096, "activation_elements": 4096}
@@ -27,6 +28,7 @@ RESULT_KEYS = ("backend", "dtype", "n_samples", "hidden", "input_dim", "classes"
                "matmul_flops", "bytes_moved", "gbytes_per_second", "time_over_bandwidth_floor",
                "time_over_activation_floor", "tanh_floor_seconds", "x_over_tanh_floor")
 POSITIVE_KEYS = RESULT_KEYS[6:]
+KERNEL_KEYS = ("kernels", "kernel_choice", "compile_seconds", "compiled")
 
 
 # -- counting ------------------------------------------------------------------------------
@@ -410,7 +412,8 @@ def test_bench_figure_writes_a_figure_without_pyplot(tmp_path):
 def fake_row(**extra):
     row = {"backend": "numpy", "dtype": "float32", "n_samples": 1000, "hidden": 64, "seconds_per_epoch": 0.002,
            "samples_per_second": 5e5, "gflops": 1.5, "percent_of_matmul_peak": 3.0, "gbytes_per_second": 2.0,
-           "time_over_bandwidth_floor": 4.0, "tanh_floor_seconds": 0.0005, "x_over_tanh_floor": 4.0}
+           "time_over_bandwidth_floor": 4.0, "tanh_floor_seconds": 0.0005, "x_over_tanh_floor": 4.0,
+           "kernels": "numpy-gram"}
     return {**row, **extra}
 
 
@@ -422,12 +425,12 @@ def test_format_table_has_a_row_per_case_and_a_column_pair_per_peer():
                            "reason": "too big"}]}
     lines = bench.format_table(report).splitlines()
     head = lines[0].split()
-    for column in ("ms/epoch", "samples/s", "%peak", "/tanh", "torch", "torch-compile", "jax"):
+    for column in ("kernels", "ms/epoch", "samples/s", "%peak", "/tanh", "torch", "torch-compile", "jax"):
         assert column in head, column
     assert head.index("torch") < head.index("jax") < head.index("torch-compile")  # bench.COMPARE's order
     assert lines[0].endswith("peak RSS MiB") and "tutorial" not in lines[0]
     first, second = lines[1].split(), lines[2].split()
-    assert first[:4] == ["numpy", "float32", "1000", "64"] and first[-1] == "300"
+    assert first[:5] == ["numpy", "float32", "1000", "64", "numpy-gram"] and first[-1] == "300"
     assert second[2] == "2000" and "not" in second and second[-1] == "-"
     assert lines[3] == "jax not run beside n_samples=2000 hidden=64: not installed"
     assert lines[4].startswith("skipped  numpy float32 n_samples=10000000000") and lines[4].endswith("too big")
@@ -441,7 +444,7 @@ def test_format_progress_words_each_kind():
     skipped = {"backend": "numpy", "dtype": "float32", "n_samples": 5, "hidden": 2, "reason": "too big"}
     assert bench.format_progress("skipped", skipped) == "numpy float32 n_samples=5 hidden=2: skipped, too big"
     line = bench.format_progress("result", fake_row(jax_seconds_per_epoch=0.01, xpnet_over_jax=0.2))
-    assert line.startswith("numpy float32 n_samples=1000 hidden=64: 2.000 ms/epoch")
+    assert line.startswith("numpy float32 n_samples=1000 hidden=64 [numpy-gram]: 2.000 ms/epoch")
     assert "tanh floor 0.500 ms" in line and "; jax 10.000 ms/epoch (5x faster)" in line
     assert "\n" not in line
 
@@ -452,7 +455,8 @@ def check_results(report, n_expected):
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["blas"] is not None
     assert len(report["results"]) == n_expected
     for row in report["results"]:
-        assert set(RESULT_KEYS) <= set(row)
+        assert set(RESULT_KEYS) <= set(row) and set(KERNEL_KEYS) <= set(row)
+        assert row["compile_seconds"] >= 0 and isinstance(row["compiled"], bool)
         for key in POSITIVE_KEYS:
             assert isinstance(row[key], (int, float)) and math.isfinite(row[key]) and row[key] > 0, (key, row[key])
     for c in report["ceilings"]:
@@ -478,6 +482,39 @@ def test_cli_bench_json_tiny_grid(small_ceilings, capsys):
         (d, n, h) for d in ("float32", "float64") for n in (64, 100) for h in (4, 8)}
     assert all(r["input_dim"] == 3 and r["classes"] == 3 for r in rows)
     assert proc.err.count("ms/epoch") == 8 and proc.err.count("ceilings:") == 2
+    assert {r["kernels"] for r in rows} == {"plain"} and {r["kernel_choice"] for r in rows} == {"auto"}
+
+
+def test_cli_bench_kernels_flag_chooses_and_reports_the_kernels(small_ceilings, capsys):
+    """--kernels numpy: the NumPy kernel for the tutorials' net, the generic pass for a deeper one;
+    every row says what ran, and no JIT kernel means no compile time."""
+    assert cli.main(["bench", "--backend", "numpy", "--n-samples", "300", "--hidden", "4", "--repeat", "1",
+                     "--kernels", "numpy", "--json"]) == 0
+    proc = capsys.readouterr()
+    (row,) = json.loads(proc.out)["results"]
+    assert row["kernels"] == "numpy-gram" and row["kernel_choice"] == "numpy"
+    assert row["compile_seconds"] == 0 and row["compiled"] is False
+    assert "[numpy-gram]" in proc.err and "compiling" not in proc.err
+    assert cli.main(["bench", "--n-samples", "300", "--hidden", "4", "--kernels", "fast"]) == 2
+    assert "--kernels: invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_a_jit_kernel_compiles_before_the_timed_epochs(monkeypatch):
+    """The compile (or cache load) is timed apart; the progress callback hears of a compile first."""
+    from xpnet.kernels import numba_support
+
+    if not numba_support.available():
+        pytest.skip(numba_support.unavailable_reason())
+    heard = []
+    row = bench.measure_case(bench.Case("numpy", "float64", 300, 5), repeat=1, kernels="jit",
+                             progress=lambda kind, item: heard.append((kind, item["kernels"])))
+    assert row["kernels"] == "numba-fused" and row["kernel_choice"] == "jit"
+    assert row["compile_seconds"] > 0 and heard in ([], [("compiling", "numba-fused")])
+    assert row["compiled"] is bool(heard)
+    line = bench.format_progress("result", row)
+    assert "[numba-fused]" in line and (("compiled in" in line) is row["compiled"])
+    assert bench.format_progress("compiling", row) == ("numpy float64 n_samples=300 hidden=5: compiling the JIT "
+                                                       "kernels (first run only)...")
 
 
 def test_cli_bench_compare_torch_and_the_tutorial(tmp_path, capsys, small_ceilings):
@@ -526,7 +563,7 @@ def test_cli_bench_help_names_every_flag(capsys):
         cli.main(["bench", "--help"])
     text = capsys.readouterr().out
     for flag in ("--backend", "--dtype", "--n-samples", "--hidden", "--input-dim", "--classes", "--epochs",
-                 "--repeat", "--json", "--plot", "--compare", "--memory", "--threads"):
+                 "--repeat", "--json", "--plot", "--compare", "--memory", "--threads", "--kernels"):
         assert flag in text
 
 
@@ -551,7 +588,13 @@ def test_bench_suite_smoke_saves_and_compares(tmp_path):
     epochs = [b for b in data["benchmarks"] if "backend" in b["params"]]
     tiny = [b for b in data["benchmarks"] if "case" in b["params"]]  # bench/test_tiny.py
     (peer,) = [b for b in data["benchmarks"] if "peer" in b["params"]]  # bench/test_peers.py
-    assert len(epochs) == 16 and len(tiny) == 2 and len(data["benchmarks"]) == 19
+    jit = 16 if numba_support.available() else 0  # each NumPy case again with the numba kernels
+    assert len(epochs) == 16 + jit and len(tiny) == 2 and len(data["benchmarks"]) == 19 + jit
+    assert {b["params"]["kernels"] for b in epochs} == ({"numpy", "jit"} if jit else {"numpy"})
+    ran = {choice: {b["extra_info"]["kernels"] for b in epochs if b["params"]["kernels"] == choice}
+           for choice in ("numpy", "jit")}
+    assert ran["numpy"] == {"plain", "numpy-gram", "generic"}
+    assert ran["jit"] == ({"plain", "numba-fused", "numba-layers"} if jit else set())
     assert peer["params"]["peer"] == "tutorial" and peer["extra_info"]["samples_per_second"] > 0
     assert all(b["extra_info"]["xpnet_over_tutorial"] > 0 for b in tiny)
     for b in epochs:

@@ -9,7 +9,8 @@ import time
 from dataclasses import asdict
 
 from ..backend import Backend, get_backend
-from ..errors import XpnetValueError
+from ..errors import XpnetValueError, check_choice
+from ..mlp import KERNEL_CHOICES
 from .cost import units
 from .machine import machine_info
 from .runners import (
@@ -28,8 +29,14 @@ from .timing import measure_ceilings, peak_memory, time_interleaved
 
 def measure_case(case: Case, *, backend: Backend | None = None, ceilings: dict | None = None,
                  compare=None, repeat: int = 7, epochs: int = 1, warmup: int = 1,
-                 clock=time.perf_counter, memory: bool = False, tanh_floor: bool = True) -> dict:
+                 clock=time.perf_counter, memory: bool = False, tanh_floor: bool = True,
+                 kernels: str = "auto", progress=None) -> dict:
     """Time one case, the peers in ``compare`` and its tanh floor; return one result row.
+
+    ``kernels`` chooses xpnet's whole-pass kernels (:mod:`xpnet.kernels`); the row says which
+    ran (``kernels``). A JIT kernel is compiled (or loaded from numba's cache) before any
+    epoch, timed apart as ``compile_seconds``; ``progress("compiling", row so far)`` is called
+    first when it will compile.
 
     ``seconds_per_epoch`` is the median over ``repeat`` samples of (time of ``epochs``
     synced epochs) / ``epochs``, after ``warmup`` samples; the peers' samples and the tanh
@@ -42,10 +49,14 @@ def measure_case(case: Case, *, backend: Backend | None = None, ceilings: dict |
     """
     names = compare_names(compare)
     backend = get_backend(case.backend) if backend is None else backend
-    runner = EpochRunner(case, backend)
+    runner = EpochRunner(case, backend, kernels=kernels)
     row = {**asdict(case), "backend": backend.name, "device": backend.device_name(),
            "layer_sizes": list(case.layer_sizes), "epochs": epochs, "repeat": repeat, "warmup": warmup,
-           "estimated_memory_bytes": estimate_memory(case, backend=backend)}
+           "estimated_memory_bytes": estimate_memory(case, backend=backend), "kernels": runner.pass_name,
+           "kernel_choice": kernels}
+    if progress is not None and runner.needs_compile():
+        progress("compiling", row)
+    row["compile_seconds"], row["compiled"] = runner.warm_up()
     row.update(_timed(runner, names, tanh_floor, repeat=repeat, epochs=epochs, warmup=warmup, clock=clock))
     row.update(units(case, row["seconds_per_epoch"], ceilings))
     if memory:
@@ -96,7 +107,7 @@ def _peer_entries(key: str, peer, samples: list, xpnet_seconds: float, n_samples
 def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hidden=(64, 256, 1024), *,
         input_dim: int = 2, classes: int = 2, activation: str = "tanh", epochs: int = 1, repeat: int = 7,
         warmup: int = 1, compare=None, ceiling_sizes: dict | None = None, memory: bool = False,
-        tanh_floor: bool = True, progress=None) -> dict:
+        tanh_floor: bool = True, kernels: str = "auto", progress=None) -> dict:
     """Benchmark every backend x dtype x n_samples x hidden case; the report ``xpnet bench`` prints.
 
     Parameters
@@ -121,9 +132,14 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
         Also measure each case's peak resident memory over one more epoch.
     tanh_floor : bool
         Also time each case's tanh floor (:class:`~xpnet.bench.TanhFloor`), interleaved.
+    kernels : {"auto", "numpy", "jit"}
+        xpnet's whole-pass kernels (:mod:`xpnet.kernels`): any that supports the case, the
+        NumPy ones, or the numba ones (the generic pass where none does). A JIT kernel is
+        compiled before the timed epochs (``compile_seconds``).
     progress : callable, optional
-        Called with ``(kind, payload)``: ``("ceilings", dict)``, ``("result", row)`` or
-        ``("skipped", dict)`` as each is done (:func:`format_progress` words them).
+        Called with ``(kind, payload)``: ``("ceilings", dict)``, ``("compiling", row so far)``
+        (before a JIT kernel compiles), ``("result", row)`` or ``("skipped", dict)`` as each is
+        done (:func:`format_progress` words them).
 
     Returns
     -------
@@ -132,6 +148,7 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
         result row holds the case, ``seconds_per_epoch`` and :func:`~xpnet.bench.units`.
     """
     names = compare_names(compare)
+    check_choice("kernels", kernels, KERNEL_CHOICES)
     for name, values in (("n_samples", n_samples), ("hidden", hidden)):
         if not values:
             raise XpnetValueError(f"{name} is empty; give at least one value")
@@ -160,7 +177,8 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
                 notify("skipped", skipped)
                 continue
             row = measure_case(case, backend=backend, ceilings=ceilings, compare=names, repeat=repeat,
-                               epochs=epochs, warmup=warmup, memory=memory, tanh_floor=tanh_floor)
+                               epochs=epochs, warmup=warmup, memory=memory, tanh_floor=tanh_floor, kernels=kernels,
+                               progress=notify)
             report["results"].append(row)
             notify("result", row)
     return report
@@ -178,8 +196,13 @@ def format_progress(kind: str, item: dict) -> str:
     case = f"{where} n_samples={item['n_samples']} hidden={item['hidden']}"
     if kind == "skipped":
         return f"{case}: skipped, {item['reason']}"
-    line = (f"{case}: {item['seconds_per_epoch'] * 1e3:.3f} ms/epoch, {item['samples_per_second']:.3g} samples/s, "
-            f"{item['gflops']:.2f} GFLOP/s")
+    if kind == "compiling":
+        return f"{case}: compiling the JIT kernels (first run only)..."
+    ran = f" [{item['kernels']}]" if "kernels" in item else ""
+    line = (f"{case}{ran}: {item['seconds_per_epoch'] * 1e3:.3f} ms/epoch, {item['samples_per_second']:.3g} "
+            f"samples/s, {item['gflops']:.2f} GFLOP/s")
+    if item.get("compiled"):
+        line += f" (compiled in {item['compile_seconds']:.1f} s first)"
     if "percent_of_matmul_peak" in item:
         line += f" ({item['percent_of_matmul_peak']:.1f}% of matmul peak)"
     if "tanh_floor_seconds" in item:
@@ -204,8 +227,8 @@ def format_table(report: dict) -> str:
                                        for r in rows)]
     floor = any("tanh_floor_seconds" in r or "tanh_floor_skipped" in r for r in rows)
     memory = any("peak_rss_bytes" in r for r in rows)
-    head = (f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'ms/epoch':>10} {'samples/s':>10} "
-            f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}")
+    head = (f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'kernels':<12} {'ms/epoch':>10} "
+            f"{'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}")
     head += f" {'/tanh floor':>11}" if floor else ""
     head += "".join(f" {name + ' ms':>{_width(name)}} {'x faster':>8}" for name in peers)
     lines = [head + (f" {'peak RSS MiB':>12}" if memory else "")]
@@ -231,7 +254,7 @@ def _table_row(r: dict, peers: list, floor: bool, memory: bool) -> str:
     def number(key, scale=1.0, spec=".2f", width=6):
         return f"{r[key] * scale:>{width}{spec}}" if key in r else f"{'-':>{width}}"
 
-    line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} "
+    line = (f"{r['backend']:<8} {r['dtype']:<7} {r['n_samples']:>9} {r['hidden']:>6} {r.get('kernels', '-'):<12} "
             f"{r['seconds_per_epoch'] * 1e3:>10.3f} {r['samples_per_second']:>10.3g} {r['gflops']:>8.2f} "
             f"{number('percent_of_matmul_peak', spec='.1f')} {r['gbytes_per_second']:>6.2f} "
             f"{number('time_over_bandwidth_floor', width=9)}")

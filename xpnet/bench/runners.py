@@ -30,7 +30,8 @@ from .. import fullbatch, memory, optim
 from ..backend import Backend, cpu_threads, get_backend, native_module, to_numpy
 from ..backend import itemsize as dtype_bytes
 from ..errors import BackendUnavailableError, XpnetValueError, check_choice, check_positive
-from ..mlp import MLP
+from ..kernels import select as select_kernel
+from ..mlp import KERNEL_CHOICES, MLP
 from ..ops import get_ops, run_lanes
 from .cost import ACTIVATIONS
 from .machine import default_ceiling_sizes
@@ -96,6 +97,31 @@ def gradient_pass(backend: Backend, spec, W, b, X, T, kernels: str = "auto") -> 
     return grads.dW, grads.db
 
 
+def pass_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> str:
+    """What computes :func:`gradient_pass` for ``model`` on ``n`` rows: a kernel's name,
+    ``"generic"`` or ``"plain"`` (:func:`xpnet.fullbatch.pass_name`)."""
+    return fullbatch.pass_name(get_ops(backend), model, n, kernels)
+
+
+def warm_up_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> tuple:
+    """Compile (or load from numba's cache) the JIT kernel :func:`gradient_pass` runs for
+    ``model`` on ``n`` rows, before any epoch: ``(seconds, whether it compiled)``; ``(0.0,
+    False)`` when the pass has no JIT kernel."""
+    kernel = chosen_kernel(backend, model, n, kernels)
+    if kernel is None or not hasattr(kernel, "warm_up"):
+        return 0.0, False
+    compiles = kernel.needs_compile(model.spec, model.dtype_name)
+    return kernel.warm_up(model.spec, model.dtype_name), compiles
+
+
+def chosen_kernel(backend: Backend, model, n: int, kernels: str = "auto"):
+    """The kernel of :mod:`xpnet.kernels` that :func:`gradient_pass` runs for ``model`` on ``n``
+    rows; None for the generic or plain pass."""
+    if pass_kernel(backend, model, n, kernels) in ("generic", "plain"):
+        return None
+    return select_kernel(model.spec, get_ops(backend).name, model.dtype_name, n, kernels)
+
+
 def rows_alive(case: Case, backend: Backend) -> int:
     """Rows whose activations :func:`gradient_pass` holds at once (its lanes' chunks)."""
     return fullbatch.rows_at_once(get_ops(backend), case.layer_sizes, dtype_bytes(case.dtype), case.n_samples)
@@ -157,6 +183,8 @@ class EpochRunner:
         Default: ``get_backend(case.backend)``.
     seed : int
         Seeds the synthetic data and the starting weights.
+    kernels : {"auto", "numpy", "jit"}
+        Which whole-pass kernels the gradient pass may use (:mod:`xpnet.kernels`).
 
     Attributes
     ----------
@@ -166,13 +194,14 @@ class EpochRunner:
         The current weights; :meth:`reset` puts the starting weights back.
     """
 
-    def __init__(self, case: Case, backend: Backend | None = None, seed: int = 0):
+    def __init__(self, case: Case, backend: Backend | None = None, seed: int = 0, kernels: str = "auto"):
         case.check()
-        self.case = case
+        check_choice("kernels", kernels, KERNEL_CHOICES)
+        self.case, self.kernels = case, kernels
         self.backend = get_backend(case.backend) if backend is None else backend
         model = MLP(case.layer_sizes, activation=case.activation, output="softmax", dtype=case.dtype,
-                    backend=self.backend, seed=seed)
-        self.spec, self.xp = model.spec, model.xp
+                    backend=self.backend, seed=seed, kernels=kernels)
+        self.model, self.spec, self.xp = model, model.spec, model.xp
         host_X, self.labels = _synthetic(case, seed)
         self.X = self.backend.asarray(host_X, model.dtype)
         onehot = np.zeros((case.n_samples, case.classes), dtype=host_X.dtype)
@@ -187,9 +216,25 @@ class EpochRunner:
         self.W, self.b = list(self.W0), list(self.b0)
         self.optimizer = optim.SGD(self.xp, len(self.W), l2=self.case.l2)
 
+    @property
+    def pass_name(self) -> str:
+        """What computes the step's gradients: a kernel's name, ``"generic"`` or ``"plain"``."""
+        return pass_kernel(self.backend, self.model, self.case.n_samples, self.kernels)
+
+    def warm_up(self) -> tuple:
+        """Compile the step's JIT kernel before any epoch (:func:`warm_up_kernel`): ``(seconds,
+        whether it compiled rather than loaded numba's cache)``."""
+        return warm_up_kernel(self.backend, self.model, self.case.n_samples, self.kernels)
+
+    def needs_compile(self) -> bool:
+        """Whether :meth:`warm_up` would compile (not just load numba's cache)."""
+        kernel = chosen_kernel(self.backend, self.model, self.case.n_samples, self.kernels)
+        return kernel is not None and hasattr(kernel, "needs_compile") and kernel.needs_compile(
+            self.spec, self.case.dtype)
+
     def step(self) -> None:
         """One epoch: forward, backward, update -- exactly as :func:`xpnet.train.fit` does it."""
-        dW, db = gradient_pass(self.backend, self.spec, self.W, self.b, self.X, self.T)
+        dW, db = gradient_pass(self.backend, self.spec, self.W, self.b, self.X, self.T, self.kernels)
         params = self.optimizer.step(self.W + self.b, list(dW) + list(db), self.case.learning_rate)
         self.W, self.b = params[:len(self.W)], params[len(self.W):]
 

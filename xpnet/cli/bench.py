@@ -92,6 +92,11 @@ def add_parser(commands) -> None:
                             "timing), jax (jax.jit of the whole step; float64 turns on JAX's 64-bit mode), tutorial "
                             "(WildML's own NumPy step in float64); a peer not installed or failing to compile is "
                             "skipped with the reason; e.g. --compare torch,jax")
+    bench.add_argument("--kernels", choices=("auto", "numpy", "jit"), default="auto",
+                       help="xpnet's whole-pass kernels: auto (the numba ones when numba is installed, else the "
+                            "NumPy ones), numpy (NumPy only), jit (numba only, the generic pass where none "
+                            "applies; pip install 'xpnet[jit]'); a JIT kernel is compiled before the timed epochs "
+                            "(compile_seconds) and each row says which ran (kernels) (default: auto)")
     bench.add_argument("--memory", action="store_true",
                        help="also measure each case's peak resident memory over one more epoch (Linux)")
     bench.add_argument("--plot", default=None, metavar="FILE",
@@ -119,7 +124,8 @@ def cmd_bench(args) -> int:
     with limit_threads(args.threads):
         report = bench.run(args.backend, args.dtype, args.n_samples, args.hidden, input_dim=args.input_dim,
                            classes=args.classes, epochs=args.epochs, repeat=args.repeat, compare=args.compare,
-                           memory=args.memory, progress=lambda kind, item: _progress(bench.format_progress(kind, item)))
+                           memory=args.memory, kernels=args.kernels,
+                           progress=lambda kind, item: _progress(bench.format_progress(kind, item)))
     if args.plot:
         from .. import plot
 

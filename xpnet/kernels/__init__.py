@@ -4,7 +4,24 @@ A kernel computes the same gradients as :func:`xpnet.mlp.gradients` over one lan
 chunks, its own way (its own layout, fused loops, compiled code). Each says which cases it
 takes with ``supports(spec, backend, dtype, n_rows)``; :func:`select` returns the first
 that does, and :mod:`xpnet.fullbatch` runs the generic pass when none does. Every kernel is
-tested against the generic pass (``tests/test_kernels.py``).
+tested against the generic pass (``tests/test_kernels.py``, ``tests/test_jit.py``).
+
+The kernels, in the order ``kernels="auto"`` tries them:
+
+==================  ======  ===========================================================
+``numba-fused``     jit     one hidden layer, at most 8 inputs and 4 outputs (the
+                            tutorials' nets): forward, loss and every gradient in one
+                            compiled sweep per row block (:mod:`.numba_fused`)
+``numba-layers``    jit     any net whose activations are xpnet's: the generic pass with
+                            its elementwise work fused by numba around BLAS
+                            (:mod:`.numba_layers`)
+``numpy-gram``      numpy   one hidden layer, at most 16 inputs, few outputs, activations
+                            transposed (:mod:`.numpy_gram`)
+==================  ======  ===========================================================
+
+The ``jit`` ones need numba (``pip install 'xpnet[jit]'``), imported only when one of them
+is about to be chosen (:mod:`.numba_support`); without it they never support a case and
+nothing else changes.
 
 The interface, for a new kernel (numba, CuPy...):
 
@@ -19,6 +36,9 @@ The interface, for a new kernel (numba, CuPy...):
     An object with ``lane_total(X, T, chunks, rows)`` (the sums of one lane's chunks,
     ``chunks`` a list of ``(start, stop)`` row ranges of at most ``rows`` rows) and
     ``combine(totals) -> Gradients`` (the lanes' sums added in lane order, finished).
+``warm_up(spec, dtype) -> seconds`` and ``needs_compile(spec, dtype) -> bool`` (compiled kernels)
+    Compile ahead of the first pass, and whether that would compile rather than load a
+    cache: front ends call them to say "compiling..." and to time compilation apart.
 """
 
 from __future__ import annotations
@@ -27,7 +47,7 @@ from typing import Any, Protocol
 
 from ..errors import check_choice
 from ..mlp import KERNEL_CHOICES as CHOICES  # kernels=: any kernel, the NumPy ones only, the compiled ones only
-from . import numpy_gram
+from . import numba_fused, numba_layers, numpy_gram
 
 
 class Kernel(Protocol):
@@ -39,7 +59,8 @@ class Kernel(Protocol):
     def plan(self, spec, W, b, scale, with_loss: bool) -> Any: ...
 
 
-KERNELS: list = [numpy_gram.KERNEL]
+# "auto" takes the first that supports a case: the compiled ones when numba is installed
+KERNELS: list = [numba_fused.KERNEL, numba_layers.KERNEL, numpy_gram.KERNEL]
 
 
 def select(spec, backend: str, dtype: str, n_rows: int, choice: str = "auto"):
