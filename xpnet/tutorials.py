@@ -49,10 +49,10 @@ class Tutorial:
     activations: tuple = ()  # choices of --activation (the first is the default); () when it does not apply
 
 
-def _table_net(X, hidden, init, seed, backend):
+def _table_net(X, hidden, init, seed, backend, kernels="auto"):
     sizes = [X.shape[1]] + ([hidden] if hidden else []) + [1]
     return MLP(sizes, activation="sigmoid", output="sigmoid", loss="squared", bias=False, init=init,
-               dtype="float64", backend=backend, seed=seed)
+               dtype="float64", backend=backend, seed=seed, kernels=kernels)
 
 
 def _mean_abs_error(model, X, y) -> float:
@@ -82,48 +82,48 @@ def _rows(a) -> list:
     return np.asarray(to_numpy(a), dtype=np.float64).tolist()
 
 
-def _two_layer(name, init, dataset, header, backend, hidden, iterations):
+def _two_layer(name, init, dataset, header, backend, hidden, iterations, kernels="auto"):
     X, y = dataset()
-    model = _table_net(X, None, init, 1, backend)
+    model = _table_net(X, None, init, 1, backend, kernels)
     output = _output_of_last_pass(model, X, y, iterations)
     return TutorialResult(name, {"output": output.tolist()}, [header, str(output)])
 
 
-def trask_2layer(backend=None, hidden=None, iterations=10_000):
+def trask_2layer(backend=None, kernels="auto", hidden=None, iterations=10_000):
     """Trask part 1: 3 -> 1 sigmoid net on the first-column table, seed 1."""
     return _two_layer("trask-2layer", "trask", datasets.first_column, "Output After Training:", backend, hidden,
-                      iterations)
+                      iterations, kernels)
 
 
-def cavar_2layer(backend=None, hidden=None, iterations=10_000):
+def cavar_2layer(backend=None, kernels="auto", hidden=None, iterations=10_000):
     """Cavar: the same net with U(0,1)*sqrt(2/n_in) weights (his printed output is 10,110 passes)."""
-    return _two_layer("cavar-2layer", "cavar", datasets.first_column, "l1:", backend, hidden, iterations)
+    return _two_layer("cavar-2layer", "cavar", datasets.first_column, "l1:", backend, hidden, iterations, kernels)
 
 
-def trask_3layer(backend=None, hidden=4, iterations=60_000):
+def trask_3layer(backend=None, kernels="auto", hidden=4, iterations=60_000):
     """Trask part 1: 3 -> 4 -> 1 sigmoid net on XOR; "Error:" every 10,000 iterations."""
     X, y = datasets.xor()
-    model = _table_net(X, hidden, "trask", 1, backend)
+    model = _table_net(X, hidden, "trask", 1, backend, kernels)
     errors = _train_logging_errors(model, X, y, iterations, 10_000)
     return TutorialResult("trask-3layer", {"errors": errors}, [f"Error:{e}" for e in errors])
 
 
-def cavar_3layer(backend=None, hidden=4, iterations=100_000):
+def cavar_3layer(backend=None, kernels="auto", hidden=4, iterations=100_000):
     """Cavar: XOR with his init, 100,000 iterations; errors every 10,000, then the weights."""
     X, y = datasets.xor()
-    model = _table_net(X, hidden, "cavar", 1, backend)
+    model = _table_net(X, hidden, "cavar", 1, backend, kernels)
     errors = _train_logging_errors(model, X, y, iterations, 10_000)
     Wh, Wo = (to_numpy(w) for w in model.W)
     lines = [f"Error: {e}" for e in errors] + ["Wo:", str(Wo), "Wh:", str(Wh)]
     return TutorialResult("cavar-3layer", {"errors": errors, "weights": {"Wh": Wh.tolist(), "Wo": Wo.tolist()}}, lines)
 
 
-def trask_alpha(backend=None, hidden=4, iterations=60_000, alphas=TRASK_ALPHAS):
+def trask_alpha(backend=None, kernels="auto", hidden=4, iterations=60_000, alphas=TRASK_ALPHAS):
     """Trask part 2: the XOR net for alpha in 0.001 ... 1000 (hidden 4; the text also shows 32)."""
     X, y = datasets.xor()
     runs, lines = [], []
     for alpha in alphas:
-        model = _table_net(X, hidden, "trask", 1, backend)
+        model = _table_net(X, hidden, "trask", 1, backend, kernels)
         errors = _train_logging_errors(model, X, y, iterations, 10_000, learning_rate=alpha)
         runs.append({"alpha": alpha, "errors": errors})
         lines.append(f"\nTraining With Alpha:{alpha}")
@@ -131,11 +131,11 @@ def trask_alpha(backend=None, hidden=4, iterations=60_000, alphas=TRASK_ALPHAS):
     return TutorialResult("trask-alpha", {"hidden": hidden, "runs": runs}, lines)
 
 
-def wildml_moons(backend=None, hidden=3, iterations=20_000):
+def wildml_moons(backend=None, kernels="auto", hidden=3, iterations=20_000):
     """WildML: make_moons(200, noise=0.2) after seed 0; 2 -> H tanh -> 2 softmax, L2 0.01, rate 0.01."""
     X, y = datasets.moons(200, noise=0.2, seed=0)
     model = MLP([2, hidden, 2], activation="tanh", output="softmax", bias=True, init="wildml",
-                dtype="float64", backend=backend, seed=0, numerics="tutorial")
+                dtype="float64", backend=backend, seed=0, numerics="tutorial", kernels=kernels)
     train = dict(learning_rate=0.01, l2=0.01, reduction="sum")
     losses, done = [], 0
     for i in range(0, iterations, 1000):  # "Loss after iteration i" = after update i
@@ -154,11 +154,11 @@ def wildml_moons(backend=None, hidden=3, iterations=20_000):
 WILDML_HIDDEN_SIZES = (1, 2, 3, 4, 5, 20, 50)
 
 
-def wildml_hidden_sweep(backend=None, hidden=None, iterations=20_000, sizes=WILDML_HIDDEN_SIZES):
+def wildml_hidden_sweep(backend=None, kernels="auto", hidden=None, iterations=20_000, sizes=WILDML_HIDDEN_SIZES):
     """WildML's "varying the hidden layer size": the moons net for hidden sizes 1, 2, 3, 4, 5, 20, 50."""
     runs, lines, models, inputs = [], [], {}, ()
     for size in sizes:
-        result = wildml_moons(backend=backend, hidden=size, iterations=iterations)
+        result = wildml_moons(backend=backend, kernels=kernels, hidden=size, iterations=iterations)
         runs.append({"hidden": size, "losses": result.data["losses"], "accuracy": result.data["accuracy"]})
         last = 1000 * (len(result.data["losses"]) - 1)
         lines.append(f"Hidden Layer size {size}: loss after iteration {last} {result.data['losses'][-1]:f}, "
@@ -179,7 +179,7 @@ def _exercise(name, X, y, sizes, activation, iterations, every, extra=None, **tr
     initial weights), as :func:`xpnet.fit` logs it.
     """
     model = MLP(sizes, activation=activation, output="softmax", bias=True, init="wildml", dtype="float64",
-                backend=train.pop("backend"), seed=0)
+                backend=train.pop("backend"), seed=0, kernels=train.pop("kernels"))
     losses = []
     result = model.fit(X, y, epochs=iterations, log_every=every, callback=lambda e: losses.append(e.loss), **train)
     accuracy = model.accuracy(X, y)
@@ -190,41 +190,41 @@ def _exercise(name, X, y, sizes, activation, iterations, every, extra=None, **tr
     return TutorialResult(name, data, lines)
 
 
-def wildml_minibatch(backend=None, hidden=3, iterations=2000):
+def wildml_minibatch(backend=None, kernels="auto", hidden=3, iterations=2000):
     """WildML exercise 1: minibatches of 20 (reshuffled every epoch), same net and rates; 2,000 epochs."""
     X, y = datasets.moons(200, noise=0.2, seed=0)
     return _exercise("wildml-minibatch", X, y, [2, hidden, 2], "tanh", iterations, 100, {"batch_size": 20},
-                     batch_size=20, backend=backend, **WILDML_TRAIN)
+                     batch_size=20, backend=backend, kernels=kernels, **WILDML_TRAIN)
 
 
-def wildml_annealing(backend=None, hidden=3, iterations=20_000):
+def wildml_annealing(backend=None, kernels="auto", hidden=3, iterations=20_000):
     """WildML exercise 2: annealed rate 0.03 / (1 + 0.001 t), full batch, 20,000 passes."""
     X, y = datasets.moons(200, noise=0.2, seed=0)
     train = dict(WILDML_TRAIN, learning_rate=0.03, schedule=optim.Schedule("annealing", decay=0.001))
     return _exercise("wildml-annealing", X, y, [2, hidden, 2], "tanh", iterations, 1000,
-                     {"learning_rate": 0.03, "decay": 0.001}, backend=backend, **train)
+                     {"learning_rate": 0.03, "decay": 0.001}, backend=backend, kernels=kernels, **train)
 
 
-def wildml_activations(backend=None, hidden=3, iterations=20_000, activation="relu"):
+def wildml_activations(backend=None, kernels="auto", hidden=3, iterations=20_000, activation="relu"):
     """WildML exercise 3: the moons net with ReLU (or sigmoid) hidden units instead of tanh."""
     X, y = datasets.moons(200, noise=0.2, seed=0)
     return _exercise("wildml-activations", X, y, [2, hidden, 2], activation, iterations, 1000,
-                     backend=backend, **WILDML_TRAIN)
+                     backend=backend, kernels=kernels, **WILDML_TRAIN)
 
 
-def wildml_3class(backend=None, hidden=50, iterations=1000):
+def wildml_3class(backend=None, kernels="auto", hidden=50, iterations=1000):
     """WildML exercise 4: three classes (spirals, 300 points); minibatches of 30 with momentum 0.9."""
     X, y = datasets.spirals(300, noise=0.2, seed=0, classes=3)
     train = dict(learning_rate=0.1, l2=1e-3, reduction="mean", batch_size=30, momentum=0.9)
     return _exercise("wildml-3class", X, y, [2, hidden, 3], "tanh", iterations, 50,
-                     {k: train[k] for k in ("batch_size", "momentum")}, backend=backend, **train)
+                     {k: train[k] for k in ("batch_size", "momentum")}, backend=backend, kernels=kernels, **train)
 
 
-def wildml_4layer(backend=None, hidden=3, iterations=20_000):
+def wildml_4layer(backend=None, kernels="auto", hidden=3, iterations=20_000):
     """WildML exercise 5: four layers, 2 -> H -> H -> 2 tanh, on the moons; 20,000 passes."""
     X, y = datasets.moons(200, noise=0.2, seed=0)
     return _exercise("wildml-4layer", X, y, [2, hidden, hidden, 2], "tanh", iterations, 1000,
-                     backend=backend, **WILDML_TRAIN)
+                     backend=backend, kernels=kernels, **WILDML_TRAIN)
 
 
 TUTORIALS = {
@@ -271,9 +271,15 @@ TUTORIALS = {
 
 
 def run(name: str, backend=None, hidden: int | None = None, iterations: int | None = None,
-        activation: str | None = None) -> TutorialResult:
-    """Run the tutorial called ``name`` (see :data:`TUTORIALS`); ``activation`` only where it applies."""
+        activation: str | None = None, kernels: str = "auto") -> TutorialResult:
+    """Run the tutorial called ``name`` (see :data:`TUTORIALS`); ``activation`` only where it applies.
+
+    ``kernels`` is the models' choice of whole-pass kernels (:class:`xpnet.MLP`); a gradient pass
+    of at most ``xpnet.ops.SMALL`` (256) rows never uses one and no tutorial's pass is larger, so
+    their printed digits stay the tutorials' own whatever the choice.
+    """
     check_choice("tutorial", name, tuple(TUTORIALS))
+    check_choice("kernels", kernels, ("auto", "numpy", "jit"))
     tutorial = TUTORIALS[name]
     options: dict = {}
     if hidden is not None:
@@ -289,6 +295,6 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
             raise XpnetValueError(f"tutorial {name!r} has a fixed activation; drop --activation")
         check_choice("activation", activation, tutorial.activations)
         options["activation"] = activation
-    result = tutorial.run(backend=backend, **options)
+    result = tutorial.run(backend=backend, kernels=kernels, **options)
     result.data = {"tutorial": name, **result.data}
     return result

@@ -95,8 +95,8 @@ def add_parser(commands) -> None:
     bench.add_argument("--kernels", choices=("auto", "numpy", "jit"), default="auto",
                        help="xpnet's whole-pass kernels: auto (the numba ones when numba is installed, else the "
                             "NumPy ones), numpy (NumPy only), jit (numba only, the generic pass where none "
-                            "applies; pip install 'xpnet[jit]'); a JIT kernel is compiled before the timed epochs "
-                            "(compile_seconds) and each row says which ran (kernels) (default: auto)")
+                            "applies; pip install numba, or '.[jit]' in a clone); a JIT kernel is compiled before "
+                            "the timed epochs (compile_seconds) and each row says which ran (kernels) (default: auto)")
     bench.add_argument("--memory", action="store_true",
                        help="also measure each case's peak resident memory over one more epoch (Linux)")
     bench.add_argument("--plot", default=None, metavar="FILE",

@@ -151,6 +151,11 @@ def _training_options(train: argparse.ArgumentParser) -> None:
                             "--n-iter-no-change epochs in a row (scikit-learn's rule; default: off)")
     group.add_argument("--n-iter-no-change", type=_positive_int, default=TrainConfig.n_iter_no_change, metavar="K",
                        help=f"with --tol: epochs without progress allowed (default: {TrainConfig.n_iter_no_change})")
+    group.add_argument("--kernels", choices=("auto", "numpy", "jit"), default=None,
+                       help="whole-pass kernels for passes of over 256 rows: auto (numba's compiled kernels when "
+                            "numba is installed, else NumPy's), numpy (NumPy's only), jit (numba's only, the generic "
+                            "pass where none applies; pip install '.[jit]' in the clone); results are the same up to "
+                            "float rounding; a first run compiles for a few seconds (default: auto)")
     group.add_argument("--clip-value", type=float, default=None, metavar="C",
                        help="clip every gradient entry to [-C, C], Trask's delta trimming (default: off)")
     group.add_argument("--clip-norm", type=float, default=None, metavar="N",
@@ -218,7 +223,7 @@ def _train_config(args) -> TrainConfig:
                        nesterov=args.nesterov, beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon,
                        schedule=optim.Schedule(args.schedule, decay=args.lr_decay, step=args.lr_step,
                                                gamma=args.lr_gamma, power_t=args.power_t),
-                       tol=args.tol, n_iter_no_change=args.n_iter_no_change,
+                       tol=args.tol, n_iter_no_change=args.n_iter_no_change, kernels=args.kernels,
                        clip_value=args.clip_value, clip_norm=args.clip_norm, early_stopping=args.early_stopping,
                        patience=args.patience)
 
@@ -249,11 +254,27 @@ def cmd_train(args) -> int:
     progress = _Progress(args, run.model, run.prepared, run.done, comm, run.task, run.scaling, saver)
     train_config = dataclasses.replace(train_config, epochs=args.epochs - run.done, learning_rate=args.learning_rate,
                                        log_every=progress.fit_every)
+    _compile_ahead(args, run, train_config)
+    progress.start = time.perf_counter()  # the clock starts with training, after any compiling
     result = _fit(comm, run.model, run.prepared, train_config, callback=progress, initial_epoch=run.done,
                   optimizer_state=ckpt.optimizer_state if ckpt else None,
                   validation_data=(run.prepared.X_val, run.prepared.y_val) if args.early_stopping else None)
     progress.close()
     return _finish(args, run, result, saver, progress)
+
+
+def _compile_ahead(args, run, config: TrainConfig) -> None:
+    """Compile the JIT kernel the run's passes will take before the first epoch (its first run,
+    before numba's cache has it), saying so: a progress line, not a silent pause."""
+    from .. import kernels
+    from ..ops import get_ops
+
+    model, n = run.model, run.prepared.X.shape[0]
+    rows = n if config.batch_size is None else min(config.batch_size, n)
+    say = run.root and not args.quiet and not args.json
+    kernels.warm_up(model.spec, get_ops(model.backend).name, model.dtype_name, rows,
+                    config.kernels or model.kernels,
+                    before=(lambda: _progress("xpnet: compiling the JIT kernels (first run only)...")) if say else None)
 
 
 def _settings(args, comm) -> tuple:

@@ -27,6 +27,10 @@ def add_parser(commands) -> None:
     tutorial.add_argument("--activation", default=None, metavar="NAME",
                           help="hidden activation where the tutorial allows it (wildml-activations: relu or "
                                "sigmoid, default relu)")
+    tutorial.add_argument("--kernels", choices=("auto", "numpy", "jit"), default="auto",
+                          help="the models' whole-pass kernels, as for train; a pass of at most 256 rows never uses "
+                               "one and no tutorial's pass is larger, so the printed digits are the tutorials' "
+                               "whatever the choice (default: auto)")
     tutorial.set_defaults(handler=cmd_tutorial)
 
 
@@ -48,7 +52,7 @@ def cmd_tutorial(args) -> int:
             raise XpnetValueError(f"tutorial {args.name!r} has no picture; --plot works with "
                                   f"{', '.join(plot.TUTORIAL_FIGURES)}")
     result = tutorials.run(args.name, backend=args.backend, hidden=args.hidden, iterations=args.iterations,
-                           activation=args.activation)
+                           activation=args.activation, kernels=args.kernels)
     if args.plot:
         plot.tutorial_figure(args.plot, result)
     say(json.dumps(result.data) if args.json else "\n".join(result.lines))

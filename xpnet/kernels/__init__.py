@@ -19,8 +19,8 @@ The kernels, in the order ``kernels="auto"`` tries them:
                             transposed (:mod:`.numpy_gram`)
 ==================  ======  ===========================================================
 
-The ``jit`` ones need numba (``pip install 'xpnet[jit]'``), imported only when one of them
-is about to be chosen (:mod:`.numba_support`); without it they never support a case and
+The ``jit`` ones need numba (``pip install numba``, or ``pip install '.[jit]'`` in a clone of
+xpnet), imported only when one of them is about to be chosen (:mod:`.numba_support`); without it they never support a case and
 nothing else changes.
 
 The interface, for a new kernel (numba, CuPy...):
@@ -70,3 +70,15 @@ def select(spec, backend: str, dtype: str, n_rows: int, choice: str = "auto"):
         if choice in ("auto", kernel.family) and kernel.supports(spec, backend, dtype, n_rows):
             return kernel
     return None
+
+
+def warm_up(spec, backend: str, dtype: str, n_rows: int, choice: str = "auto", before=None) -> float | None:
+    """Compile ahead what a pass of ``n_rows`` will run, if its kernel needs compiling (a JIT
+    kernel's first run, before numba's cache has it): ``before()`` is called first (the CLI says
+    so there); the seconds it took, or None when nothing needed compiling."""
+    kernel = select(spec, backend, dtype, n_rows, choice)
+    if kernel is None or not hasattr(kernel, "needs_compile") or not kernel.needs_compile(spec, dtype):
+        return None
+    if before is not None:
+        before()
+    return kernel.warm_up(spec, dtype)

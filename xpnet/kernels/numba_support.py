@@ -39,11 +39,25 @@ def _try_import() -> tuple[bool, str | None]:
     try:
         numba = importlib.import_module("numba")
     except Exception as exc:  # missing, or broken against this NumPy: either way no JIT kernels
-        return False, f"numba is not importable ({type(exc).__name__}: {exc}); pip install 'xpnet[jit]'"
+        return False, (f"numba is not importable ({type(exc).__name__}: {exc}); pip install numba "
+                       "(in a clone of xpnet: pip install '.[jit]')")
     version = tuple(int(p) for p in numba.__version__.split(".")[:2] if p.isdigit())
     if version < MIN_VERSION:
-        return False, f"numba {numba.__version__} is older than 0.60; pip install -U 'xpnet[jit]'"
+        return False, f"numba {numba.__version__} is older than 0.60; pip install -U numba"
     return True, None
+
+
+COMPILED_OUTPUTS = ("softmax", "sigmoid", "identity")  # the outputs and losses the compiled loops know
+COMPILED_LOSSES = ("cross_entropy", "squared", "binary_cross_entropy")
+
+
+def known_math(spec) -> bool:
+    """The output and the loss are xpnet's own ones the compiled loops spell out (not a weighted
+    loss, not the Poisson regressor's exp output: those take the other passes)."""
+    from ..losses import LOSSES
+
+    return (spec.output in COMPILED_OUTPUTS and spec.loss.name in COMPILED_LOSSES
+            and LOSSES.get(spec.loss.name) is spec.loss)
 
 
 def jitted(name: str):
@@ -62,7 +76,8 @@ class Kernel:
 
     def supports(self, spec, backend: str, dtype: str, n_rows: int) -> bool:
         """The case fits this kernel and numba imports (checked last: it imports numba)."""
-        return dtype in ("float32", "float64") and self.applies(spec, backend, dtype, n_rows) and available()
+        return (dtype in ("float32", "float64") and known_math(spec) and self.applies(spec, backend, dtype, n_rows)
+                and available())
 
     def plan(self, spec, W, b, scale, with_loss):  # pragma: no cover - overridden
         raise NotImplementedError
