@@ -20,8 +20,8 @@ The kernels, in the order ``kernels="auto"`` tries them:
 ==================  ======  ===========================================================
 
 The ``jit`` ones need numba (``pip install numba``, or ``pip install '.[jit]'`` in a clone of
-xpnet), imported only when one of them is about to be chosen (:mod:`.numba_support`); without it they never support a case and
-nothing else changes.
+xpnet), imported only when one of them is about to be chosen (:mod:`.numba_support`); without
+it they never support a case and nothing else changes.
 
 The interface, for a new kernel (numba, CuPy...):
 
