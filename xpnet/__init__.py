@@ -17,13 +17,14 @@ from . import datasets
 from .backend import Backend, get_backend, limit_threads, to_numpy
 from .errors import BackendUnavailableError, XpnetError, XpnetTypeError, XpnetValueError
 from .mlp import MLP
-from .train import FitResult, TrainEvent, fit
+from .train import FitResult, TrainConfig, TrainEvent, fit
 
 __all__ = [
     "MLP",
     "Backend",
     "BackendUnavailableError",
     "FitResult",
+    "TrainConfig",
     "TrainEvent",
     "XpnetError",
     "XpnetTypeError",

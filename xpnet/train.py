@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -47,14 +45,16 @@ import numpy as np
 
 from . import fullbatch, inputs, layers, losses, optim
 from .activations import overflow_quiet
-from .backend import itemsize, to_numpy
+from .backend import itemsize
 from .comm import Communicator
 from .errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
+from .interrupts import Interrupt, deferred_interrupt
 from .kernels import CHOICES as KERNEL_CHOICES
 from .losses import REDUCTIONS
 from .memory import check_fits, out_of_memory
 from .mlp import MLP, SEEDS, l2_penalty
 from .ops import get_ops
+from .stopping import EarlyStopping, Stall, restore, snapshot
 
 L2_SCALINGS = ("objective", "batch")
 FRACTION = Interval(0, 1, "neither")
@@ -289,7 +289,7 @@ class _Run:
         self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
         if sample_weight is not None:
             T, self.spec = _weighted(model, T, sample_weight)
-        self.interrupt = _Interrupt()
+        self.interrupt = Interrupt()
         split = config.early_stopping and validation_data is None
         X_val = T_val = None
         if split and not shared:  # several processes refuse it in setup
@@ -300,7 +300,7 @@ class _Run:
             T_val = model.as_targets(validation_data[1], X_val.shape[0])
             if sample_weight is not None:  # held-out rows count with weight 1
                 T_val = model.xp.concat([T_val, model.xp.ones((T_val.shape[0], 1), dtype=T_val.dtype)], axis=1)
-        self.stopper = (_EarlyStopping(config.patience, X_val, T_val, comm, self.spec) if config.early_stopping
+        self.stopper = (EarlyStopping(config.patience, X_val, T_val, comm, self.spec) if config.early_stopping
                         else None)
         self.X, self.T = X, T
         self.n = self.shard.n_total  # rows of the training data over every process
@@ -317,7 +317,7 @@ class _Run:
         self.first_pass = None  # that pass itself (with its loss), for an epoch that also needs the loss
         self.full_l2_scale = self._l2_scale(self.n)
         self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
-        self.stall = _Stall(config.tol, config.n_iter_no_change, validation_score) if config.tol is not None else None
+        self.stall = Stall(config.tol, config.n_iter_no_change, validation_score) if config.tol is not None else None
         if self.stall is not None and optimizer_state and "stall_best" in optimizer_state:
             self.stall.load_state(optimizer_state)
         self.best = None  # with validation_score: the snapshot of its best epoch
@@ -344,7 +344,7 @@ class _Run:
         good = self._snapshot()  # arrays are never updated in place, so references are a snapshot
         start = time.perf_counter()
         try:
-            with _deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
+            with deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
                 checks, last = self.stopper is not None or self.stall is not None or self.comm.size > 1, \
                     config.epochs
                 step, scale, run, data = self.optimizer.step, self.full_l2_scale, self.full_pass, self.pass_data
@@ -433,7 +433,7 @@ class _Run:
             value = float(stall.score(self.model))
             result.validation_scores.append(value)
         if stall.update(value):
-            self.best = _snapshot(self.model)
+            self.best = snapshot(self.model)
         if not math.isfinite(loss):
             stall.done = True  # the check that follows sees the blow-up
         elif stall.stalled and self.config.schedule.name == "adaptive" and rate * self.optimizer.rate_scale > 1e-6:
@@ -506,10 +506,10 @@ class _Run:
 
     def _snapshot(self):
         """The weights and the optimizer's state, to go back to (never a non-finite state)."""
-        return _snapshot(self.model), self.optimizer.state()
+        return snapshot(self.model), self.optimizer.state()
 
     def _restore(self, good) -> None:
-        _restore(self.model, good[0])
+        restore(self.model, good[0])
         self.optimizer.reset()
         self.optimizer.load_state(good[1], self.backend)
 
@@ -531,12 +531,12 @@ class _Run:
         if self.stopper is not None and not result.diverged:
             # an interrupted run keeps its last epoch's weights, so that it resumes exactly (the best
             # ones travel in its state); a finished one ends with the best
-            self.stopper.finish(result, model, restore=not result.interrupted)
+            self.stopper.finish(result, model, restore_best=not result.interrupted)
             result.final_loss = self._objective()
         if self.stall is not None and self.stall.score is not None:
             result.best_validation_score = self.stall.best_value
         if self.best is not None:  # scikit-learn restores its best validation score's weights, also after a
-            _restore(model, self.best)  # blow-up (they are finite: a non-finite score is never the best)
+            restore(model, self.best)  # blow-up (they are finite: a non-finite score is never the best)
             result.final_loss = self._objective()
         result.optimizer_state = self._state()
         return result
@@ -584,122 +584,6 @@ def _split(model: MLP, X, T, fraction: float, rng):
     return tuple(xp.take(A, r, axis=0) for r in rows for A in (X, T))
 
 
-class _EarlyStopping:
-    """Tracks the validation loss; remembers the best weights; says when to stop."""
-
-    def __init__(self, patience: int, X_val, T_val, comm: Communicator, spec=None):
-        self.patience, self.X_val, self.T_val, self.comm, self.spec = patience, X_val, T_val, comm, spec
-        self.history: list = []
-        self.best, self.best_epoch, self.best_state, self.last = math.inf, 0, None, None
-
-    def update(self, epoch: int, model: MLP) -> bool:
-        """Record the validation loss after ``epoch`` epochs; True when patience has run out."""
-        summed = model.summed_loss(self.X_val, self.T_val, (self.spec or model.spec).loss)
-        total, n = self.comm.sum_floats([float(summed), self.X_val.shape[0]])
-        loss = total / n
-        self.history.append(loss)
-        if self.best_state is None or loss < self.best:
-            self.best, self.best_epoch, self.best_state = loss, epoch, _snapshot(model)
-        return epoch - self.best_epoch >= self.patience
-
-    def finish(self, result: FitResult, model: MLP, restore: bool = True) -> None:
-        """Report the validation losses and the best epoch; restore the best weights into ``model``
-        (remembering the last ones: a later fit continues from them, see :meth:`load_state`)."""
-        if restore:
-            self.last = _snapshot(model)
-            _restore(model, self.best_state)
-        result.validation_history = list(self.history)
-        result.best_epoch = self.best_epoch
-
-    def state(self, model: MLP) -> dict:
-        """What :meth:`load_state` needs to continue exactly, by name: the best loss, its epoch
-        and its weights, and, once they were restored, the weights of the last epoch."""
-        if self.best_state is None:
-            return {}
-        out = {"early_stopping_loss": np.asarray(self.best, dtype=np.float64),  # checkpoints hold floats
-               "early_stopping_epoch": np.asarray(self.best_epoch, dtype=np.float64)}
-        out.update(_named("early_stopping_best", self.best_state))
-        if self.last is not None:
-            out.update(_named("early_stopping_last", self.last))
-        return out
-
-    def load_state(self, state: dict, model: MLP) -> None:
-        """Continue from :meth:`state`: the model starts from the last epoch's weights when the
-        earlier run ended on its best ones."""
-        if "early_stopping_loss" not in state:
-            return
-        self.best = float(to_numpy(state["early_stopping_loss"]))
-        self.best_epoch = int(to_numpy(state["early_stopping_epoch"]))
-        self.best_state = _unnamed("early_stopping_best", state, model)
-        if "early_stopping_last_0" in state:
-            _restore(model, _unnamed("early_stopping_last", state, model))
-
-
-def _named(prefix: str, snapshot) -> dict:
-    """A snapshot's arrays as ``<prefix>_<i>`` in :meth:`MLP.parameters` order; batch norm's running
-    statistics as ``<prefix>_mean_<i>`` / ``_var_<i>``, indexed like the scales whose shapes they have."""
-    params, bn = snapshot
-    out = {f"{prefix}_{i}": p for i, p in enumerate(params)}
-    if bn is not None:
-        first = len(params) - 2 * len(bn.gamma)
-        out.update({f"{prefix}_mean_{first + j}": m for j, m in enumerate(bn.mean)})
-        out.update({f"{prefix}_var_{first + j}": v for j, v in enumerate(bn.var)})
-    return out
-
-
-def _unnamed(prefix: str, state: dict, model: MLP):
-    """The snapshot :func:`_named` wrote, on ``model``'s backend."""
-    backend, n = model.backend, len(model.parameters())
-
-    def get(name):
-        return backend.asarray(to_numpy(state[name]), model.dtype)
-
-    params = [get(f"{prefix}_{i}") for i in range(n)]
-    bn = model.bn
-    if bn is not None:
-        first = n - 2 * len(bn.gamma)
-        k = range(first, first + len(bn.gamma))
-        bn = layers.BatchNorm(tuple(params[first:first + len(k)]), tuple(params[first + len(k):]),
-                              tuple(get(f"{prefix}_mean_{j}") for j in k), tuple(get(f"{prefix}_var_{j}") for j in k))
-    return params, bn
-
-
-class _Stall:
-    """scikit-learn's stall rule, on the epoch's training loss (lower is better) or on a validation
-    score (higher is better): an epoch that does not beat the best by ``tol`` counts, an epoch
-    that does resets the count, and more than ``n_iter_no_change`` in a row is a stall."""
-
-    def __init__(self, tol: float, n_iter_no_change: float, score=None):
-        self.tol, self.limit, self.score = tol, n_iter_no_change, score
-        self.sign = -1.0 if score is not None else 1.0  # compare as "lower is better"
-        self.best, self.stale, self.stalled, self.done = math.inf, 0, False, False
-
-    @property
-    def best_value(self) -> float:
-        return self.sign * self.best
-
-    def state(self) -> dict:
-        """The best value so far and the count of epochs without progress (to continue exactly)."""
-        return {"stall_best": np.asarray(self.best, dtype=np.float64), "stall_stale": np.asarray(self.stale)}
-
-    def load_state(self, state: dict) -> None:
-        self.best = float(to_numpy(state["stall_best"]))
-        self.stale = int(to_numpy(state.get("stall_stale", 0)))
-
-    def update(self, value: float) -> bool:
-        """Count ``value`` (sets :attr:`stalled`); True when it is the best so far."""
-        v = self.sign * value
-        self.stale = self.stale + 1 if not v < self.best - self.tol else 0
-        improved = v < self.best
-        self.best = min(self.best, v)
-        self.stalled = self.stale > self.limit
-        return improved
-
-
-def _snapshot(model: MLP):
-    return model.parameters(), model.bn
-
-
 def _weighted(model: MLP, T, sample_weight):
     """``T`` with the weights as a last column, and the model's spec with the weighted loss."""
     w = inputs.to_device(model.backend, model.dtype, sample_weight, "sample_weight")
@@ -709,11 +593,6 @@ def _weighted(model: MLP, T, sample_weight):
         raise XpnetValueError("sample_weight holds negative values; weights must be >= 0")
     T = model.xp.concat([T, model.xp.reshape(w, (T.shape[0], 1))], axis=1)
     return T, dataclasses.replace(model.spec, loss=losses.weighted(model.spec.loss))
-
-
-def _restore(model: MLP, snapshot) -> None:
-    params, model.bn = snapshot
-    model.set_parameters(params)
 
 
 DIVERGENCE_FACTOR = TrainConfig.divergence_factor  # the default: a loss this many times its first logged value
@@ -728,38 +607,3 @@ def _diverging(loss: float, history: list, factor: float | None) -> bool:
 
 def _all_finite(model: MLP) -> bool:
     return all(bool(model.xp.all(model.xp.isfinite(p))) for p in model.parameters())
-
-
-class _Interrupt:
-    seen = False
-    signal: int | None = None
-
-
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class _deferred_interrupt:
-    """Within the block, a first SIGINT, SIGTERM or SIGHUP only sets ``state.seen`` (the loop stops
-    after the epoch); a second SIGINT raises KeyboardInterrupt at once. Outside the main thread:
-    no change."""
-
-    def __init__(self, state: _Interrupt | None = None):
-        self.state = _Interrupt() if state is None else state
-
-    def __enter__(self):
-        self.previous: dict = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self.state
-
-    def _handle(self, signum, frame):
-        if self.state.seen and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        if not self.state.seen:
-            self.state.seen, self.state.signal = True, signum
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        return False
