@@ -95,7 +95,7 @@ def test_target_matrix_heavy_share_of_the_matmul_peak_and_jax(bench_session):
                                 f"best {probe.size}^3 matmul beside it {peak:.1f} GFLOP/s")
     name = f"[14] {where}: x faster than jax.jit"
     if jax is None:
-        bench_session.target(name, None, 1.15, "x", detail=reason)
+        bench_session.target(name, None, 1.15, "x", detail=f"jax not run: {reason}")
     else:
         ratio = statistics.median(times[2]) / statistics.median(times[0])
         bench_session.target(name, ratio, 1.15, "x", detail=f"xpnet {_ms(statistics.median(times[0]))}, "

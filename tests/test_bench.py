@@ -277,6 +277,7 @@ class NotInstalled:
 
 
 def test_a_peer_that_is_missing_or_fails_to_start_is_skipped_with_the_reason(monkeypatch):
+    monkeypatch.setattr(runners, "baseline_backend", lambda name, backend: backend)  # with or without torch here
     monkeypatch.setitem(bench.BASELINES, "torch-compile", Refuses)
     monkeypatch.setitem(bench.BASELINES, "jax", NotInstalled)
     row = bench.measure_case(bench.Case("numpy", "float32", 64, 4), compare="jax,torch-compile,tutorial", repeat=1)
