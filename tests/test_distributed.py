@@ -244,6 +244,50 @@ def test_weights_after_k_steps_equal_one_process(backend, dtype, tmp_path):
     np.testing.assert_allclose(saved["history"], result.history, rtol=rtol)
 
 
+OPTIONS_RUN = """
+import sys
+import numpy as np
+import xpnet
+from xpnet import distributed
+from xpnet.activations import Activation
+
+out = sys.argv[1]
+softsign = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)), lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
+comm = distributed.launch(require=True)
+X, y = xpnet.datasets.load("moons", n_samples=%d, noise=0.2, seed=0)
+saved = {}
+with comm.abort_on_error():
+    for name, options in (("adam", dict(optimizer="adam", learning_rate=0.01, batch_size=200)),
+                          ("softsign", dict(learning_rate=0.5))):
+        model = xpnet.MLP([2, 8, 2], dtype="float64", backend="numpy", seed=1,
+                          activation=softsign if name == "softsign" else "tanh")
+        distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, epochs=8, log_every=4, **options)
+        saved[name] = np.concatenate([np.reshape(xpnet.to_numpy(p), (-1,)) for p in model.parameters()])
+if comm.is_root:
+    np.savez(out, **saved)
+""" % N_ROWS
+
+
+def test_adam_and_a_user_activation_under_mpi_equal_one_process(tmp_path):
+    """Issues 13 and 16: Adam (its moments stay the same on every rank, as the gradients are
+    summed first) and an activation defined in the program train over processes as in one."""
+    from xpnet.activations import Activation
+
+    out = tmp_path / "options.npz"
+    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", OPTIONS_RUN, out]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = np.load(out)
+    softsign = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)), lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
+    X, y = xpnet.datasets.load("moons", n_samples=N_ROWS, noise=0.2, seed=0)
+    for name, options in (("adam", dict(optimizer="adam", learning_rate=0.01, batch_size=200)),
+                          ("softsign", dict(learning_rate=0.5))):
+        model = xpnet.MLP([2, 8, 2], dtype="float64", backend="numpy", seed=1,
+                          activation=softsign if name == "softsign" else "tanh")
+        model.fit(X, y, epochs=8, log_every=4, **options)
+        want = np.concatenate([np.reshape(xpnet.to_numpy(p), (-1,)) for p in model.parameters()])
+        np.testing.assert_allclose(saved[name], want, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 SCATTERED_RUN = """
 import json
 import sys
