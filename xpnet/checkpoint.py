@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__, activations, memory
-from .backend import get_backend, to_numpy
+from .backend import get_backend, itemsize, to_numpy
 from .data import LabelMap, Scaler
 from .errors import XpnetError, XpnetTypeError, XpnetValueError, check_number
 from .layers import BatchNorm
@@ -609,16 +609,16 @@ def _hidden_activations(path: str, layout: _Layout, given: dict) -> list:
 def _require_memory(path: str, layout: _Layout, target, dtype_name: str) -> None:
     """Refuse a model that would not fit, before anything of its size is allocated.
 
-    The host holds the arrays read from the file, plus the random weights :class:`MLP`
-    draws (float64) before they are replaced; the device holds the model.
+    The host holds the arrays read from the file (and a float64 copy of the weights on their way
+    to the model); the device holds the model.
     """
-    saved = 4 if layout.dtype == "float32" else 8
+    saved = itemsize(layout.dtype)
     model_numbers = sum(math.prod(shape) for shape in layout.shapes().values())
     optimizer_numbers = sum(math.prod(layout.optimizer_shape(name) or layout.largest()) for name in
                             layout.optimizer_names)
     weights = sum(a * b for a, b in zip(layout.sizes[:-1], layout.sizes[1:]))
     host = (model_numbers + optimizer_numbers + 2 * layout.sizes[0]) * saved + 8 * weights
-    device = model_numbers * (4 if dtype_name == "float32" else 8)
+    device = model_numbers * itemsize(dtype_name)
     what = f"the model in {path!r} ({list(layout.sizes)}, {dtype_name})"
     fix = "load it where there is more memory, or check the file: its meta may not be what it claims"
     if target.uses_host_memory():
