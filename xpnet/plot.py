@@ -59,8 +59,12 @@ def new_figure(width: float, height: float):
 
 
 def save(fig, path) -> None:
-    """Write ``fig`` to ``path``; the file type follows the extension (.png, .svg, .pdf)."""
-    fig.savefig(os.fspath(path), dpi=DPI)
+    """Write ``fig`` to ``path``; the file type follows the extension (.png, .svg, .pdf). A path
+    matplotlib cannot write (a missing directory, an unknown extension) is one clear error."""
+    try:
+        fig.savefig(os.fspath(path), dpi=DPI)
+    except (OSError, ValueError) as exc:
+        raise XpnetValueError(f"cannot write the plot to {os.fspath(path)!r}: {exc}") from None
 
 
 def class_colours(n: int) -> list:
@@ -288,18 +292,13 @@ def bench_figure(report: dict, path) -> None:
     Drawn on a matplotlib ``Figure`` (pyplot and its global backend are never touched); the
     file type follows the extension (.png, .svg, .pdf).
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise XpnetError("plotting needs matplotlib, which is not installed; "
-                         f"{INSTALL_HINT}") from None
     rows = report["results"]
     if not rows:
         raise XpnetValueError("nothing to plot: every case was skipped")
     # the peers of `xpnet bench --compare`: (JSON key, line style, label)
     peers = (("torch", "--", "PyTorch eager"), ("torch_compile", (0, (5, 1, 1, 1)), "torch.compile"),
              ("jax", "-.", "jax.jit"), ("tutorial", ":", "tutorial code (float64)"))
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = new_figure(7, 4.5)
     ax = fig.add_subplot()
     series: dict = {}
     for row in rows:
@@ -322,8 +321,5 @@ def bench_figure(report: dict, path) -> None:
     ax.set_title(f"xpnet training throughput, {rows[0]['input_dim']} inputs, {rows[0]['classes']} classes")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    try:
-        fig.savefig(path)
-    except (OSError, ValueError) as exc:
-        raise XpnetValueError(f"cannot write the plot to {path!r}: {exc}") from None
+    save(fig, path)
 

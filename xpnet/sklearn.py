@@ -149,6 +149,13 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
         self.threads = threads
 
+    def _stochastic(self) -> bool:
+        """Whether ``partial_fit`` exists: only for the stochastic solvers (as in scikit-learn)."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
+                                 "is not (use 'sgd' or 'adam')")
+        return True
+
     # fitted attributes of the stochastic solvers (declared for type checkers; set by fit)
     loss_curve_: list
     validation_scores_: list | None
@@ -726,13 +733,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         multilabel indicator matrix; ``sample_weight`` (n_samples,) weighs each row's loss. Returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def _stochastic(self) -> bool:
-        if self.solver not in ("sgd", "adam"):
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
-                                 "is not (use 'sgd' or 'adam')")
-        return True
-
-    @available_if(_stochastic)
+    @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)`` from the current state (optimizer included); ``classes`` (every label
         of the whole data) is required on the first call. Returns self."""
@@ -834,13 +835,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         (n_samples, n_targets); ``sample_weight`` (n_samples,) weighs each row's loss. Returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def _stochastic(self) -> bool:
-        if self.solver not in ("sgd", "adam"):
-            raise AttributeError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
-                                 "is not (use 'sgd' or 'adam')")
-        return True
-
-    @available_if(_stochastic)
+    @available_if(_BaseMLP._stochastic)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)`` from the current state (optimizer included). Returns self."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
