@@ -66,7 +66,7 @@ class Grid:
 def grid_for(name: str, on_gpu: bool) -> Grid:
     """The cases of grid ``name`` for a CPU or a GPU backend."""
     if name == "tiny":
-        return Grid((4, 16), (32, 300), rounds=2, warmup=1)  # 300 rows: past ops.SMALL, so kernels run
+        return Grid((4, 16), (32, 300), rounds=2, warmup=1)  # 300 rows: past numpy_ops.SMALL, so kernels run
     if name == "default":
         if on_gpu:
             return Grid((64, 256, 1024, 4096), (10**3, 10**4, 10**5, 10**6), rounds=5, warmup=2)

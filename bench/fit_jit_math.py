@@ -1,4 +1,4 @@
-"""Reproduce the coefficients of xpnet/kernels/numba_math.py (needs mpmath; not a test).
+"""Reproduce the coefficients of xpnet/engine/kernels/numba_math.py (needs mpmath; not a test).
 
     python bench/fit_jit_math.py
 
@@ -11,7 +11,7 @@
 * ``ln2`` in two parts, the high part with trailing zero bits so ``k * hi`` is exact.
 
 Each fit prints its maximum error before rounding to the working precision; the errors of
-the functions as evaluated are measured by ``tests/test_jit.py``.
+the functions as evaluated are measured by ``tests/engine/test_jit.py``.
 """
 
 import mpmath

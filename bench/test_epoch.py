@@ -29,7 +29,7 @@ def test_training_epoch(benchmark, bench_session, backend, kernels, dtype, shape
     if reason:
         pytest.skip(f"does not fit: {reason}")
     if kernels == "jit":
-        from xpnet.kernels import numba_support
+        from xpnet.engine.kernels import numba_support
 
         if not numba_support.available():
             pytest.skip(f"no JIT kernels: {numba_support.unavailable_reason()}")

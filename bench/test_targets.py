@@ -34,7 +34,7 @@ import pytest
 
 import xpnet
 from xpnet import bench
-from xpnet.kernels import numba_support
+from xpnet.engine.kernels import numba_support
 
 KERNELS = "jit" if numba_support.available() else "auto"  # what xpnet's side runs with
 

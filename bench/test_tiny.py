@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import datasets, tutorials
+from xpnet import tutorials
+from xpnet.data import datasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference  # noqa: E402  (WildML's loop, tests/reference.py)

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 import xpnet
-from xpnet import data
+from xpnet.io import data
 
 
 def main():

@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import run_cli
+
 from xpnet import XpnetValueError, tutorials
 
 EXERCISES = ["wildml-minibatch", "wildml-annealing", "wildml-activations", "wildml-3class", "wildml-4layer"]

@@ -67,7 +67,7 @@ def test_out_of_memory_errors_become_the_same_message():
 
 @pytest.mark.parametrize("batch_size", [None, 20])  # the full-batch epoch and the batched one
 def test_out_of_memory_during_training_keeps_the_weights_and_says_what_to_do(monkeypatch, batch_size):
-    from xpnet import optim
+    from xpnet.training import optim
 
     model = xpnet.MLP([2, 8, 2], backend="numpy")
     before = [w.copy() for w in model.parameters()]

@@ -5,7 +5,7 @@ import pytest
 from conftest import rtol_for
 
 import xpnet
-from xpnet.init import initial_weights
+from xpnet.core.init import initial_weights
 
 
 def moons(n=200):
@@ -139,7 +139,7 @@ def test_bad_training_options(options, match):
 
 
 def test_softmax_rows_sum_to_one_for_extreme_logits(backend, dtype):
-    from xpnet.activations import softmax
+    from xpnet.core.activations import softmax
 
     Z = backend.asarray([[1e30, -1e30, 0.0], [-1e30, -1e30, -1e30], [3.0, 2.0, 1.0]], dtype)
     P = xpnet.to_numpy(softmax(backend.xp, Z))

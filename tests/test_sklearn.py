@@ -20,7 +20,7 @@ from sklearn.neural_network import MLPRegressor as SkRegressor  # noqa: E402
 
 import xpnet  # noqa: E402
 import xpnet.sklearn  # noqa: E402
-from xpnet.backend import limit_threads  # noqa: E402
+from xpnet.engine.threads import limit_threads  # noqa: E402
 from xpnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 # check_estimator runs in a fresh interpreter: SCIPY_ARRAY_API=1 must be set before scipy is

@@ -33,7 +33,7 @@ from sklearn.linear_model import PoissonRegressor  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.preprocessing import LabelBinarizer, MinMaxScaler, scale  # noqa: E402
 
-from xpnet.backend import limit_threads  # noqa: E402
+from xpnet.engine.threads import limit_threads  # noqa: E402
 from xpnet.sklearn import MLPClassifier, MLPRegressor, _Objective  # noqa: E402
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]

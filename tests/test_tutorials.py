@@ -9,10 +9,11 @@ import json
 
 import numpy as np
 import pytest
-
 import reference
 from conftest import available_backend, run_cli
-from xpnet import datasets, tutorials
+
+from xpnet import tutorials
+from xpnet.data import datasets
 
 # Printed in the texts (shared/seeds/002 and 000/001).
 TRASK_2LAYER_PRINTED = [0.00966449, 0.00786506, 0.99358898, 0.99211957]

@@ -13,11 +13,25 @@ torch or array-api-strict.
 
 __version__ = "0.1.0"
 
-from . import datasets
-from .backend import Backend, get_backend, limit_threads, to_numpy
+import sys as _sys
+
+from . import distributed
+from .backend import Backend, get_backend, to_numpy
+from .core import activations, layers, losses
+from .data import datasets
+from .engine.threads import limit_threads
 from .errors import BackendUnavailableError, XpnetError, XpnetTypeError, XpnetValueError
+from .io import checkpoint
 from .mlp import MLP
-from .train import FitResult, TrainConfig, TrainEvent, fit
+from .training import optim
+from .training.config import TrainConfig
+from .training.loop import FitResult, TrainEvent, fit
+
+# The public modules keep the short names they are documented by (``xpnet.activations``,
+# ``from xpnet.checkpoint import load``...) wherever they live in the layers.
+for _module in (activations, checkpoint, datasets, distributed, layers, losses, optim):
+    _sys.modules[f"{__name__}.{_module.__name__.rpartition('.')[2]}"] = _module
+del _module
 
 __all__ = [
     "MLP",
@@ -30,9 +44,15 @@ __all__ = [
     "XpnetTypeError",
     "XpnetValueError",
     "__version__",
+    "activations",
+    "checkpoint",
     "datasets",
+    "distributed",
     "fit",
     "get_backend",
+    "layers",
     "limit_threads",
+    "losses",
+    "optim",
     "to_numpy",
 ]

@@ -59,7 +59,8 @@ reduces on the device instead when CuPy's NCCL is available (untested here: no G
 
 from __future__ import annotations
 
-from .comm import (
+from .io.npy import load_npy_rows
+from .parallel.comm import (
     ABORT_GRACE,
     LAUNCHER_SIZE_VARS,
     MPI_HINT,
@@ -68,10 +69,9 @@ from .comm import (
     Shard,
     active,
     launch,
-    load_npy_rows,
     shard_bounds,
 )
-from .train import fit as train_fit
+from .training.loop import fit as train_fit
 
 __all__ = ["ABORT_GRACE", "LAUNCHER_SIZE_VARS", "MPI_HINT", "Communicator", "ReduceStats", "Shard", "active", "fit",
            "launch", "load_npy_rows", "shard_bounds"]

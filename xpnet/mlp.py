@@ -2,7 +2,7 @@
 
 Parameters are lists ``W[i]`` of shape ``(n_in, n_out)`` and ``b[i]`` of shape ``(n_out,)``
 on the model's backend. :func:`forward` and :func:`backward` are written once against the
-primitives of :mod:`xpnet.ops` and used by every backend, every row count, minibatches, the
+primitives of :mod:`xpnet.core.ops` and used by every backend, every row count, minibatches, the
 tutorials and data-parallel training; dropout and batch norm ride in the same loop. The
 operation order is the tutorials' (``Z = H @ W``, then ``+ b``; the activation's slope from
 its output), so their printed digits reproduce bit for bit. No autograd is involved.
@@ -17,124 +17,19 @@ its output), so their printed digits reproduce bit for bit. No autograd is invol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
-
 import numpy as np
 
-from . import activations, inputs, layers, losses, memory
+from . import memory
 from .backend import Backend, get_backend, itemsize
+from .core import activations, inputs, layers, losses
+from .core.init import SEEDS, initial_weights
+from .core.network import NUMERICS, Spec, forward, l2_penalty
+from .engine.kernels import CHOICES as KERNEL_CHOICES
+from .engine.numpy_ops import get_ops
 from .errors import Interval, XpnetValueError, check_bool, check_choice, check_positive
-from .init import initial_weights
-from .ops import Gradients, Ops, get_ops
 
-NUMERICS = ("stable", "tutorial")
-KERNEL_CHOICES = ("auto", "numpy", "jit")  # xpnet.kernels.CHOICES (kernels sit above this module)
-_new = tuple.__new__  # makes a NamedTuple without a Python call: a tiny net's pass is mostly calls
-SEEDS = Interval(0, 2**32 - 1, integer=True)  # NumPy's legacy RandomState (the tutorials' inits) takes these
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
 
-
-@dataclass(frozen=True)
-class Spec:
-    """The static description of a network (everything but the weights)."""
-
-    layer_sizes: tuple  # (n_inputs, hidden..., n_outputs)
-    hidden: tuple  # one Activation per hidden layer
-    output: str  # "softmax" | "sigmoid" | "identity"
-    loss: losses.Loss
-    bias: bool
-    stable: bool  # max-subtracted softmax and log-sum-exp loss (False: the tutorials' formulas)
-    dropout: float = 0.0  # inverted-dropout rate on hidden layers (training only)
-    batch_norm: bool = False  # batch normalization before each hidden activation
-
-
-class Tape(NamedTuple):
-    """What :func:`forward` keeps for :func:`backward`."""
-
-    inputs: list  # each layer's input: X, then the hidden layers' outputs (after dropout)
-    outputs: list  # each hidden layer's activation output, before dropout (its slope comes from it)
-    masks: list | None  # dropout multipliers per hidden layer (training only)
-    norms: list | None  # batch norm, per hidden layer: (Zhat, inv_std, mean, var) of the batch
-
-
-def forward(ops: Ops, spec: Spec, W, b, X, *, bn=None, train: bool = False, masks=None):
-    """The logits ``Z`` of the output layer for ``X`` (N, n_in), and the :class:`Tape`.
-
-    ``bn`` (a :class:`~xpnet.layers.BatchNorm`, for models with ``batch_norm``) normalizes each
-    hidden layer: with the batch statistics when ``train``, else the running ones. ``masks``
-    are dropout multipliers per hidden layer (N, width), training only.
-    """
-    inputs, outputs = [X], []
-    norms: list | None = [] if bn is not None and train else None
-    H, i = X, 0
-    for act in spec.hidden:
-        b_i = None if b is None else b[i]
-        if bn is None:
-            A = ops.dense(i, H, W[i], b_i, act)
-        else:
-            A = ops.activate(act, _normalize(ops.xp, ops.affine(i, H, W[i], b_i), bn, i, norms))
-        outputs.append(A)
-        H = A if masks is None else A * masks[i]
-        inputs.append(H)
-        i += 1
-    return ops.affine(i, H, W[i], None if b is None else b[i]), _new(Tape, (inputs, outputs, masks, norms))
-
-
-def _normalize(xp, Z, bn, i: int, norms):
-    """Batch norm of layer ``i``: batch statistics (recorded in ``norms``) or, without ``norms``, running ones."""
-    if norms is None:
-        return layers.batch_norm_inference(xp, Z, bn.gamma[i], bn.beta[i], bn.mean[i], bn.var[i])
-    Y, Zhat, inv_std, mean, var = layers.batch_norm_train(xp, Z, bn.gamma[i], bn.beta[i])
-    norms.append((Zhat, inv_std, mean, var))
-    return Y
-
-
-def backward(ops: Ops, spec: Spec, W, tape: Tape, dZ, *, bn=None, data_loss=None) -> Gradients:
-    """The gradients from the output layer's ``dZ`` (the loss's delta) and :func:`forward`'s tape.
-
-    Same operations, same order as the tutorials: ``dW = H.T @ dZ``, ``db = sum(dZ, 0)``,
-    ``dZ_prev = act'(dZ @ W.T)`` (from the activation's output). The input's gradient is
-    never computed. ``data_loss`` is passed through to the result.
-    """
-    inputs, outputs, masks, norms = tape
-    n, bias, hidden = len(W), spec.bias, spec.hidden
-    dW, db = [None] * n, [None] * n
-    dgamma: list = [None] * (n - 1) if norms is not None else []
-    dbeta: list = [None] * (n - 1) if norms is not None else []
-    plain = masks is None and norms is None  # nothing between a layer's product and the activation below
-    for i in range(n - 1, 0, -1):
-        act = hidden[i - 1]
-        if plain:
-            dW[i], db[i], dZ = ops.dense_backward(i, inputs[i], dZ, W[i], bias, act, outputs[i - 1])
-            continue
-        dW[i], db[i], dH = ops.affine_backward(i, inputs[i], dZ, W[i], bias)
-        if masks is not None:
-            dH = dH * masks[i - 1]
-        dZ = ops.activate_backward(act, dH, outputs[i - 1])
-        if norms is not None:
-            Zhat, inv_std = norms[i - 1][:2]
-            dZ, dgamma[i - 1], dbeta[i - 1] = layers.batch_norm_backward(ops.xp, dZ, bn.gamma[i - 1], Zhat, inv_std)
-    dW[0], db[0], _ = ops.affine_backward(0, inputs[0], dZ, W[0], bias)
-    extra = (None, None, None) if norms is None else (dgamma, dbeta, [norm[2:] for norm in norms])
-    return _new(Gradients, (dW, db if bias else None, data_loss, *extra))
-
-
-def gradients(ops: Ops, spec: Spec, W, b, X, T, scale=None, with_loss: bool = False, *, bn=None,
-              masks=None) -> Gradients:
-    """One training pass on ``(X, T)``: forward, the loss's delta divided by ``scale`` (the row
-    count for a mean; None for a sum), backward; with ``with_loss`` also the summed data loss."""
-    Z, tape = forward(ops, spec, W, b, X, bn=bn, train=True, masks=masks)
-    _, dZ, loss = ops.output_delta(spec, Z, T, scale, with_loss)
-    return backward(ops, spec, W, tape, dZ, bn=bn, data_loss=loss)
-
-
-def l2_penalty(xp, W, l2: float):
-    """l2/2 * sum_i ||W_i||^2 (biases are not penalised)."""
-    total = xp.sum(W[0] * W[0])
-    for Wi in W[1:]:
-        total = total + xp.sum(Wi * Wi)
-    return l2 / 2 * total
 
 
 class MLP:
@@ -156,7 +51,7 @@ class MLP:
     bias : bool, default True
         Bias units (WildML has them; Trask's nets have none).
     init : str, default "auto"
-        Weight scheme from :mod:`xpnet.init`: ``trask``, ``cavar``, ``wildml``, ``he``,
+        Weight scheme from :mod:`xpnet.core.init`: ``trask``, ``cavar``, ``wildml``, ``he``,
         ``xavier`` or ``auto``.
     dtype : {"float32", "float64"}, default "float32"
     backend : str or Backend, optional
@@ -174,7 +69,7 @@ class MLP:
         Batch normalization before every hidden activation; inference (predict, loss,
         accuracy) uses the running statistics.
     kernels : {"auto", "numpy", "jit"}, default "auto"
-        Which whole-pass kernels full-batch training may use (:mod:`xpnet.kernels`): any that
+        Which whole-pass kernels full-batch training may use (:mod:`xpnet.engine.kernels`): any that
         supports the case, the NumPy ones only, or the compiled ones only; the generic pass
         runs where none does. Results are the same up to float rounding.
     weights : (W, b), optional
@@ -270,7 +165,7 @@ class MLP:
 
     # -- data ----------------------------------------------------------------------------
     def as_inputs(self, X, *, allow_empty: bool = False):
-        """``X`` as a 2-D array of the model's dtype on its device (validated; see :mod:`xpnet.inputs`)."""
+        """``X`` as a 2-D array of the model's dtype on its device (validated; see :mod:`xpnet.core.inputs`)."""
         return inputs.as_inputs(self.backend, self.dtype, self.layer_sizes[0], X, allow_empty=allow_empty)
 
     def as_targets(self, y, n: int):
@@ -335,8 +230,8 @@ class MLP:
 
     # -- training ------------------------------------------------------------------------
     def fit(self, X, y, **options):
-        """Train on ``(X, y)`` from the current weights; see :func:`xpnet.train.fit`."""
-        from .train import fit
+        """Train on ``(X, y)`` from the current weights; see :func:`xpnet.fit`."""
+        from .training.loop import fit
 
         return fit(self, X, y, **options)
 

@@ -74,15 +74,18 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
         "(in a clone of xpnet: pip install '.[sklearn]')"
     ) from None
 
-from . import fullbatch, losses
-from .activations import HIDDEN, IDENTITY, output_forward, overflow_quiet
-from .backend import limit_threads, to_numpy
+from .backend import to_numpy
+from .core import losses
+from .core.activations import HIDDEN, IDENTITY, output_forward, overflow_quiet
+from .core.init import glorot_uniform_with_biases
+from .engine import fullbatch
+from .engine.numpy_ops import get_ops
+from .engine.threads import limit_threads
 from .errors import Interval, XpnetValueError, check_bool, check_choice
-from .init import glorot_uniform_with_biases
 from .mlp import MLP
-from .ops import get_ops
-from .optim import Schedule
-from .train import TrainConfig, fit
+from .training.config import TrainConfig
+from .training.loop import fit
+from .training.optim import Schedule
 
 ACTIVATIONS = {"identity": IDENTITY, "logistic": HIDDEN["sigmoid"], "tanh": HIDDEN["tanh"], "relu": HIDDEN["relu"]}
 OUTPUTS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "identity", "exp": "exp"}  # scikit-learn: xpnet

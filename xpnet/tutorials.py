@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import datasets, optim
 from .backend import to_numpy
+from .data import datasets
 from .errors import XpnetValueError, check_choice, check_positive
 from .mlp import MLP
+from .training import optim
 
 TRASK_ALPHAS = (0.001, 0.01, 0.1, 1, 10, 100, 1000)
 
@@ -275,7 +276,7 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
     """Run the tutorial called ``name`` (see :data:`TUTORIALS`); ``activation`` only where it applies.
 
     ``kernels`` is the models' choice of whole-pass kernels (:class:`xpnet.MLP`); a gradient pass
-    of at most ``xpnet.ops.SMALL`` (256) rows never uses one and no tutorial's pass is larger, so
+    of at most ``xpnet.core.ops.SMALL`` (256) rows never uses one and no tutorial's pass is larger, so
     their printed digits stay the tutorials' own whatever the choice.
     """
     check_choice("tutorial", name, tuple(TUTORIALS))

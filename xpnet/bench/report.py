@@ -9,8 +9,8 @@ import time
 from dataclasses import asdict
 
 from ..backend import Backend, get_backend
+from ..engine.kernels import CHOICES as KERNEL_CHOICES
 from ..errors import XpnetValueError, check_choice
-from ..mlp import KERNEL_CHOICES
 from .cost import units
 from .machine import machine_info
 from .runners import (
@@ -33,7 +33,7 @@ def measure_case(case: Case, *, backend: Backend | None = None, ceilings: dict |
                  kernels: str = "auto", progress=None) -> dict:
     """Time one case, the peers in ``compare`` and its tanh floor; return one result row.
 
-    ``kernels`` chooses xpnet's whole-pass kernels (:mod:`xpnet.kernels`); the row says which
+    ``kernels`` chooses xpnet's whole-pass kernels (:mod:`xpnet.engine.kernels`); the row says which
     ran (``kernels``). A JIT kernel is compiled (or loaded from numba's cache) before any
     epoch, timed apart as ``compile_seconds``; ``progress("compiling", row so far)`` is called
     first when it will compile.
@@ -133,7 +133,7 @@ def run(backends=None, dtypes=("float32",), n_samples=(1000, 10000, 100000), hid
     tanh_floor : bool
         Also time each case's tanh floor (:class:`~xpnet.bench.TanhFloor`), interleaved.
     kernels : {"auto", "numpy", "jit"}
-        xpnet's whole-pass kernels (:mod:`xpnet.kernels`): any that supports the case, the
+        xpnet's whole-pass kernels (:mod:`xpnet.engine.kernels`): any that supports the case, the
         NumPy ones, or the numba ones (the generic pass where none does). A JIT kernel is
         compiled before the timed epochs (``compile_seconds``).
     progress : callable, optional

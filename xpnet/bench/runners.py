@@ -1,7 +1,7 @@
 """What a benchmark times: xpnet's training step on one case, the peers doing the same job,
 and the probes of the machine's limits, each a *runner* (``run(epochs)`` ends with a sync).
 
-* :class:`EpochRunner`: xpnet's full-batch step, exactly as :func:`xpnet.train.fit` takes it
+* :class:`EpochRunner`: xpnet's full-batch step, exactly as :func:`xpnet.fit` takes it
   (:func:`gradient_pass`, then :class:`xpnet.optim.SGD` with L2 on the weights).
 * The peers of ``compare`` (:data:`COMPARE`), on the same data, starting weights and dtype:
   :class:`TorchBaseline` (PyTorch eager), :class:`TorchCompileBaseline` (``torch.compile``),
@@ -26,13 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import fullbatch, memory, optim
-from ..backend import Backend, cpu_threads, get_backend, native_module, to_numpy
+from .. import memory
+from ..backend import Backend, get_backend, native_module, to_numpy
 from ..backend import itemsize as dtype_bytes
+from ..engine import fullbatch
+from ..engine.kernels import CHOICES as KERNEL_CHOICES
+from ..engine.kernels import select as select_kernel
+from ..engine.numpy_ops import get_ops
+from ..engine.threads import cpu_threads, run_lanes
 from ..errors import BackendUnavailableError, XpnetValueError, check_choice, check_positive
-from ..kernels import select as select_kernel
-from ..mlp import KERNEL_CHOICES, MLP
-from ..ops import get_ops, run_lanes
+from ..mlp import MLP
+from ..training import optim
 from .cost import ACTIVATIONS
 from .machine import default_ceiling_sizes
 
@@ -92,14 +96,14 @@ def compare_key(name: str) -> str:
 # -- the seam: the only code of xpnet.bench that knows the gradient pass's internals ----------
 def gradient_pass(backend: Backend, spec, W, b, X, T, kernels: str = "auto") -> tuple:
     """``(dW, db)`` of the mean data loss over the whole batch: the full-batch gradient pass
-    :func:`xpnet.train.fit` takes on ``backend`` (:func:`xpnet.fullbatch.gradients`)."""
+    :func:`xpnet.fit` takes on ``backend`` (:func:`xpnet.engine.fullbatch.gradients`)."""
     grads = fullbatch.gradients(get_ops(backend), spec, W, b, X, T, "mean", kernel=kernels)
     return grads.dW, grads.db
 
 
 def pass_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> str:
     """What computes :func:`gradient_pass` for ``model`` on ``n`` rows: a kernel's name,
-    ``"generic"`` or ``"plain"`` (:func:`xpnet.fullbatch.pass_name`)."""
+    ``"generic"`` or ``"plain"`` (:func:`xpnet.engine.fullbatch.pass_name`)."""
     return fullbatch.pass_name(get_ops(backend), model, n, kernels)
 
 
@@ -115,7 +119,7 @@ def warm_up_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> tu
 
 
 def chosen_kernel(backend: Backend, model, n: int, kernels: str = "auto"):
-    """The kernel of :mod:`xpnet.kernels` that :func:`gradient_pass` runs for ``model`` on ``n``
+    """The kernel of :mod:`xpnet.engine.kernels` that :func:`gradient_pass` runs for ``model`` on ``n``
     rows; None for the generic or plain pass."""
     if pass_kernel(backend, model, n, kernels) in ("generic", "plain"):
         return None
@@ -184,7 +188,7 @@ class EpochRunner:
     seed : int
         Seeds the synthetic data and the starting weights.
     kernels : {"auto", "numpy", "jit"}
-        Which whole-pass kernels the gradient pass may use (:mod:`xpnet.kernels`).
+        Which whole-pass kernels the gradient pass may use (:mod:`xpnet.engine.kernels`).
 
     Attributes
     ----------
@@ -233,7 +237,7 @@ class EpochRunner:
             self.spec, self.case.dtype)
 
     def step(self) -> None:
-        """One epoch: forward, backward, update -- exactly as :func:`xpnet.train.fit` does it."""
+        """One epoch: forward, backward, update -- exactly as :func:`xpnet.fit` does it."""
         dW, db = gradient_pass(self.backend, self.spec, self.W, self.b, self.X, self.T, self.kernels)
         params = self.optimizer.step(self.W + self.b, list(dW) + list(db), self.case.learning_rate)
         self.W, self.b = params[:len(self.W)], params[len(self.W):]

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from ..activations import get_hidden
 from ..backend import get_backend
 from ..backend import itemsize as dtype_bytes
+from ..core.activations import get_hidden
 from ..errors import check_choice, check_positive
 from .cost import ACTIVATIONS
 from .machine import default_ceiling_sizes

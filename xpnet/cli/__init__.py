@@ -26,7 +26,8 @@ import sys
 import traceback
 
 from .. import __version__, distributed
-from ..backend import ENV_VAR, get_backend, limit_threads
+from ..backend import ENV_VAR, get_backend
+from ..engine.threads import limit_threads
 from ..errors import XpnetError
 from . import bench, model, train, tutorial
 from .args import (

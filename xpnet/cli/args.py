@@ -12,8 +12,8 @@ import re
 import sys
 
 from ..backend import ENV_VAR
+from ..core.init import SEEDS
 from ..errors import XpnetError, XpnetValueError
-from ..mlp import SEEDS
 
 
 class UsageError(Exception):
@@ -299,7 +299,7 @@ def check_destination(flag: str, path) -> str:
     """Refuse ``path`` as an output file before any work (:func:`xpnet.checkpoint.check_destination`:
     a directory, device, FIFO or socket, a dangling link, a missing or unwritable directory),
     the message naming ``flag``. Returns the file that will really be written."""
-    from ..checkpoint import check_destination as check
+    from ..io.checkpoint import check_destination as check
 
     try:
         return check(path)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..backend import ENV_VAR, limit_threads
+from ..backend import ENV_VAR
+from ..engine.threads import limit_threads
 from ..errors import BackendUnavailableError
 from .args import _positive_int, _progress
 

@@ -116,7 +116,7 @@ def _header(args, ckpt):
 
 
 def cmd_predict(args) -> int:
-    from .. import checkpoint, data
+    from ..io import checkpoint, tables
 
     if args.output:
         check_destination("--output", args.output)
@@ -124,7 +124,7 @@ def cmd_predict(args) -> int:
     task = _task(ckpt)
     if args.proba and task != "classification":
         raise XpnetValueError("--proba gives class probabilities; this model is a regressor (it predicts numbers)")
-    table = data.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
+    table = tables.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
     X = _features(ckpt, table, args.data)
     if task == "regression":
         return _print_values(args, _in_units(_chunked(ckpt.model.predict, X), _scaling(ckpt.config)), ckpt)
@@ -170,7 +170,7 @@ def _write_csv(path, header, rows) -> None:
     import csv
     import io
 
-    from ..checkpoint import atomic_write
+    from ..io.checkpoint import atomic_write
 
     text = io.StringIO()
     writer = csv.writer(text)
@@ -180,18 +180,19 @@ def _write_csv(path, header, rows) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .. import checkpoint, data
+    from ..data import labels
+    from ..io import checkpoint, tables
     from .prepare import prepare
 
     ckpt = checkpoint.load(args.model, backend=args.backend)
     task, scaling = _task(ckpt), _scaling(ckpt.config)
     if args.data:
-        table = data.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt))
+        table = tables.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt))
         X = _features(ckpt, table, args.data)
         if table.y is None:
             raise XpnetValueError(f"--data {args.data!r} has no target column to evaluate against")
         if task == "regression":
-            y = _standardized(data.regression_targets(table.y, f"--data {args.data!r}"), scaling)
+            y = _standardized(labels.regression_targets(table.y, f"--data {args.data!r}"), scaling)
         else:
             y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
         split, source = "given", args.data

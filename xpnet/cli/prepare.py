@@ -23,23 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import (
-    LabelMap,
-    Scaler,
-    TargetScaler,
-    _label_kind,
-    _numeric,
-    _read,
-    check_task,
-    infer_task,
-    load_digits,
-    load_file,
-    regression_targets,
-    split,
-    split_order,
-    typed_labels,
-)
+from ..data.datasets import load_digits
+from ..data.labels import LabelMap, _label_kind, _numeric, check_task, infer_task, regression_targets, typed_labels
+from ..data.preprocess import Scaler, TargetScaler, split, split_order
 from ..errors import XpnetValueError
+from ..io.tables import _read, load_file
 
 # The settings that decide which data a run trains on (saved in checkpoints, reused by
 # --resume and `xpnet evaluate`). None means "the default".
@@ -116,7 +104,7 @@ def prepare(config: dict, comm=None) -> Prepared:
     ``data`` (a file, read with ``header`` and ``target``) wins over ``dataset``. ``task``
     (``"auto"``, the default, ``"classification"`` or ``"regression"``) decides how the
     target is encoded; auto means regression when a file's target column holds numbers
-    that are not all whole (:func:`xpnet.data.infer_task`), and the built-in datasets are
+    that are not all whole (:func:`xpnet.data.labels.infer_task`), and the built-in datasets are
     classification. ``dataset="digits"`` sets a test split aside (25%); the validation
     rows (``validation_fraction``, default 0, or 0.1 with ``early_stopping``) come from
     the rest. Splits are drawn with ``seed``; standardizations are fitted on the training
@@ -125,7 +113,7 @@ def prepare(config: dict, comm=None) -> Prepared:
     With ``comm`` (a :class:`xpnet.distributed.Communicator` of several processes) the
     result holds this process's rows only, and the data of all processes together equals
     what one process gets (up to rounding in the standardizations): a data file is read
-    a block per process (:func:`xpnet.data.load_file` with ``block=comm.bounds``; see
+    a block per process (:func:`xpnet.io.tables.load_file` with ``block=comm.bounds``; see
     :func:`_prepare_shard`); a built-in dataset is generated and prepared whole, then each
     process keeps its contiguous block of the training, validation and test rows.
     """
@@ -153,7 +141,7 @@ def _validation_fraction(config: dict) -> float:
 
 
 def _prepare_whole(config: dict) -> Prepared:
-    from .. import datasets
+    from ..data import datasets
 
     seed = int(config.get("seed") or 0)
     task = config.get("task") or "auto"
@@ -218,7 +206,7 @@ def _prepare_shard(config: dict, comm) -> Prepared:
     validation split is the permutation one process draws, of which each process keeps
     the positions whose file rows it holds (so its training rows need not be contiguous
     in the training order: ``Prepared.rows`` says where they stand); the standardization
-    statistics come from :meth:`xpnet.data.Scaler.fit` over all processes.
+    statistics come from :meth:`xpnet.data.preprocess.Scaler.fit` over all processes.
     """
     table, ext = _read(config["data"], config.get("target"), True, comm.bounds, config.get("header"))
     task, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm,
@@ -258,7 +246,7 @@ def _shared_targets(cells, ext: str, task: str, comm, where: str) -> tuple[str, 
     """``(task, labels, y)``: the task and the :class:`LabelMap` that one process finds in the
     whole file, and this block's targets (class indices, or float64 regression targets).
 
-    CSV and NPY cells are typed alike everywhere (:func:`xpnet.data.typed_labels`: words as
+    CSV and NPY cells are typed alike everywhere (:func:`xpnet.data.labels.typed_labels`: words as
     soon as one process has a word, fractional numbers as soon as one has one, so "auto"
     decides as over the whole column); then a classifier's sorted distinct labels of every
     block are gathered (a few values per process) and merged.

@@ -22,11 +22,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import datasets, distributed, metrics, optim
+from .. import distributed, metrics
 from ..backend import to_numpy
+from ..data import datasets
 from ..errors import XpnetError, XpnetValueError
 from ..mlp import MLP
-from ..train import TrainConfig, fit
+from ..training import optim
+from ..training.config import TrainConfig
+from ..training.loop import fit
 from .args import (
     _common,
     _fraction,
@@ -266,8 +269,8 @@ def cmd_train(args) -> int:
 def _compile_ahead(args, run, config: TrainConfig) -> None:
     """Compile the JIT kernel the run's passes will take before the first epoch (its first run,
     before numba's cache has it), saying so: a progress line, not a silent pause."""
-    from .. import kernels
-    from ..ops import get_ops
+    from ..engine import kernels
+    from ..engine.numpy_ops import get_ops
 
     model, n = run.model, run.prepared.X.shape[0]
     rows = n if config.batch_size is None else min(config.batch_size, n)
@@ -436,7 +439,7 @@ def _resume(args):
     error, whatever its value: "given" is read from the command line, not by comparing with
     the defaults, so ``--learning-rate 0.5`` against a saved 0.1 is refused too.
     """
-    from .. import checkpoint
+    from ..io import checkpoint
 
     ckpt = checkpoint.load(args.resume, backend=args.backend)
     given = getattr(args, "given", set())
@@ -672,7 +675,7 @@ class _Saver:
         self.failed = False  # a periodic save failed: no more of them
 
     def save(self, progress, epochs_done: int, state) -> None:
-        from .. import checkpoint
+        from ..io import checkpoint
 
         prepared = self.prepared
         config = dict(self.config, target=prepared.target or self.config.get("target"))
@@ -699,7 +702,7 @@ class _Saver:
         try:
             self.save(progress, epochs_done, state)
         except (OSError, XpnetError) as exc:
-            from ..checkpoint import SaveError
+            from ..io.checkpoint import SaveError
 
             if isinstance(exc, SaveError):  # it names the destination, the cause and the rescue file
                 return _one_line(exc)

@@ -1,0 +1,1 @@
+"""Data on the host: built-in datasets, class labels and tasks, standardization and held-out splits."""

@@ -1,0 +1,111 @@
+"""Opening data files safely, and the table every reader returns."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data.labels import _numeric
+from ..errors import XpnetValueError
+
+FORMATS = (".csv", ".npy", ".npz")
+
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "missing"})  # cells read as missing values
+CHUNK = 1 << 16  # bytes read (or decompressed) at a time: a .npz member, a pass over a CSV
+
+
+@dataclass
+class Table:
+    """Data read from a file: ``X`` float64 (N, F), ``y`` (N,) labels or None, column names.
+
+    A block read (``load_file(..., block=...)``) holds file rows ``[start, start + N)``
+    of the file's ``n_rows``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray | None
+    feature_names: list
+    target: str | None
+    start: int = 0  # the file row of X[0]
+    n_rows: int | None = None  # rows in the whole file
+
+
+def _check_regular(path) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise XpnetValueError(f"data file {path!r}: no such file") from None
+    except OSError as exc:
+        raise XpnetValueError(f"data file {path!r}: cannot read it ({exc.strerror}); check its path and "
+                              "permissions") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise XpnetValueError(f"data file {path!r}: is {kind}; give the path of a {', '.join(FORMATS)} file")
+
+
+def _open(path):
+    """``path`` opened for reading bytes; a one-line error when it cannot be."""
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise XpnetValueError(f"data file {path!r}: cannot open it ({exc.strerror or exc}); check that it is "
+                              "readable (permissions)") from None
+
+
+def _check_finite(X: np.ndarray, where) -> None:
+    """Refuse NaN (a missing value) and infinities in ``X``; ``where(row, column)`` names a cell."""
+    if X.size and not np.isfinite(X).all():
+        r, c = (int(i) for i in np.argwhere(~np.isfinite(X))[0])
+        value = X[r, c]
+        fix = " (a missing value); xpnet does not fill in missing values: fill them in or drop those rows" \
+            if np.isnan(value) else "; xpnet needs finite numbers: replace it or drop the row"
+        raise XpnetValueError(f"{where(r, c)} is {value}{fix}")
+
+
+def _check_labels(cells: np.ndarray, where, name) -> None:
+    """Refuse empty (or NaN) labels; ``where(row)`` names a row (file included)."""
+    if cells.dtype.kind in "US":
+        empty = np.flatnonzero(np.char.str_len(cells) == 0) if cells.size else np.zeros(0, dtype=np.intp)
+    elif cells.dtype.kind in "fc":
+        empty = np.flatnonzero(~np.isfinite(cells))
+    else:
+        return
+    if empty.size:
+        _empty_label(where(int(empty[0])), name, cells[empty[0]])
+
+
+def _check_missing_numbers(cells: np.ndarray, where, name) -> None:
+    """Refuse a missing-value marker (``NA``, ``?``...) in a target column of numbers, which
+    would otherwise turn every label into a word; ``where(row)`` names a row."""
+    if cells.dtype.kind != "U" or not cells.size:
+        return
+    marked = np.isin(np.char.lower(cells), list(MISSING))
+    if marked.any() and not marked.all() and _numeric(cells[~marked]) is not None:
+        r = int(np.flatnonzero(marked)[0])
+        raise XpnetValueError(f"{where(r)}: the label (column {name!r}) is {str(cells[r])!r}, a missing label in a "
+                              "column of numbers; give every row a label or drop the unlabelled rows")
+
+
+def _empty_label(where: str, name, value=""):
+    what = "is empty" if isinstance(value, str) else f"is {value}"
+    raise XpnetValueError(f"{where}: the label (column {name!r}) {what}, a missing label; give every row a label "
+                          "or drop the unlabelled rows")
+
+
+def _target_index(path, header, target, has_target):
+    if target is None:
+        return len(header) - 1 if has_target else None
+    if isinstance(target, str) and target in header:
+        return header.index(target)
+    try:
+        index = int(target)
+    except (TypeError, ValueError):
+        index = None
+    if index is not None and -len(header) <= index < len(header):
+        return index % len(header)
+    if not has_target:
+        return None
+    raise XpnetValueError(f"--target {target!r} is not a column of {path!r}; the columns are {', '.join(header)}")

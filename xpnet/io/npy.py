@@ -1,0 +1,237 @@
+"""Bounded .npy and .npz readers: headers checked against the file, rows read by offset."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+from .. import memory
+from ..errors import XpnetValueError
+from ..parallel.comm import shard_bounds
+from .files import CHUNK, Table, _check_finite, _check_labels, _check_regular, _open, _target_index
+
+
+# -- NPY and NPZ -------------------------------------------------------------------------------
+def _read_npy(path, target, has_target, block) -> Table:
+    with _open(path) as handle:
+        header = _npy_header(handle, path, os.fstat(handle.fileno()).st_size)
+        shape, dtype = header[0], header[2]
+        if len(shape) != 2 or shape[1] < (2 if has_target else 1):
+            raise XpnetValueError(f"data file {path!r}: the array has shape {shape}; expected (n_samples, "
+                                  "n_features + 1) with the labels in the --target column (default: last)")
+        _check_numbers(path, dtype, "the array")
+        start, stop = block(shape[0])
+        memory.require((stop - start) * shape[1] * (dtype.itemsize + 8), f"reading {stop - start:,} rows of {path!r}")
+        A = _npy_rows(handle, header, start, stop)
+    column = _target_index(path, [str(i) for i in range(shape[1])], target, has_target)
+    features = [i for i in range(shape[1]) if i != column]
+    y = None if column is None else A[:, column].copy()  # a copy: a view would keep all of A alive
+    X = np.asarray(A[:, features], dtype=np.float64)
+    _check_finite(X, lambda r, c: f"data file {path!r}: row {start + r}, column {features[c]} (counting from 0)")
+    if y is not None:
+        _check_labels(y, lambda r: f"data file {path!r}: row {start + r} (counting from 0)", column)
+    return Table(X, y, [f"x{i}" for i in features], None if column is None else str(column), start, shape[0])
+
+
+def _check_numbers(where, dtype: np.dtype, what: str, labels: bool = False) -> None:
+    """Refuse arrays xpnet cannot read as numbers (text only as ``labels``), with the fix."""
+    kind = dtype.kind
+    if kind in "biuf" or (labels and kind in "US"):
+        return
+    fixes = {"c": "complex numbers; xpnet would have to drop the imaginary part: save the real and imaginary parts "
+                  "as two columns",
+             "M": "dates and times; convert them to numbers first (e.g. seconds since a start)",
+             "m": "time spans; convert them to numbers first (e.g. seconds)",
+             "U": "text; save the numbers as numbers (labels that are words go in .npz's y or a .csv)",
+             "S": "bytes; save the numbers as numbers (labels that are words go in .npz's y or a .csv)"}
+    fix = fixes.get(kind, "values that are not plain numbers; save a 2-D array of numbers")
+    raise XpnetValueError(f"data file {where!r}: {what} holds {fix} (dtype {dtype})")
+
+
+def read_npy_rows(path, block) -> np.ndarray:
+    """Rows ``block(n_rows) -> [start, stop)`` of the ``.npy`` array at ``path``; the rest is never read.
+
+    Returns an array of shape ``(stop - start, *row_shape)`` in the file's dtype. The
+    header is checked against the file's size, and the block's size against the memory
+    available, before the block is allocated.
+    """
+    path = os.fspath(path)
+    _check_regular(path)
+    with _open(path) as handle:
+        header = _npy_header(handle, path, os.fstat(handle.fileno()).st_size)
+        start, stop = block(header[0][0])
+        memory.require((stop - start) * math.prod(header[0][1:]) * header[2].itemsize,
+                       f"reading {stop - start:,} rows of {path!r}")
+        return _npy_rows(handle, header, start, stop)
+
+
+def _npy_header(handle, where, size: int) -> tuple:
+    """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the stream's position (left after it).
+
+    ``size``: the bytes the array may take from where its header begins (the file's or
+    the zip member's); a header that claims more is refused before anything is allocated.
+    """
+    begin = handle.tell()
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version not in readers:
+            raise ValueError(f"format version {version} is not supported here; save it with np.save")
+        shape, fortran, dtype = readers[version](handle)
+    except (ValueError, SyntaxError, TypeError) as exc:
+        raise XpnetValueError(f"data file {where!r}: not a .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise XpnetValueError(f"data file {where!r}: holds Python objects (pickled); save arrays of numbers or text")
+    if not shape:
+        raise XpnetValueError(f"data file {where!r}: holds a scalar; expected one row per sample")
+    if any(n < 0 for n in shape):
+        raise XpnetValueError(f"data file {where!r}: damaged header (shape {shape})")
+    claimed = math.prod(shape) * dtype.itemsize
+    held = size - (handle.tell() - begin)
+    if claimed > held:
+        raise XpnetValueError(f"data file {where!r}: its header claims a {' x '.join(map(str, shape))} {dtype} array "
+                              f"({memory.format_bytes(claimed)}) but the file holds {memory.format_bytes(max(held, 0))}"
+                              " of data; the file is truncated or damaged: save it again")
+    return shape, fortran, dtype
+
+
+def _npy_rows(handle, header, start: int, stop: int, compressed: bool = False) -> np.ndarray:
+    """Rows ``[start, stop)`` of the array whose header was just read from ``handle``.
+
+    Only those rows are read: one contiguous run in C order, one run per column (per
+    trailing index) in Fortran order. ``compressed``: the stream cannot seek, so the bytes
+    before each run are read and dropped (:func:`_skip_to`).
+    """
+    shape, fortran, dtype = header
+    n, width, count = shape[0], math.prod(shape[1:]), stop - start
+    if not width or not count:
+        return np.empty((count, *shape[1:]), dtype=dtype)
+    base = handle.tell()
+    if fortran and len(shape) > 1:
+        runs = [(k * n + start, count) for k in range(width)]
+    else:
+        runs = [(start * width, count * width)]
+    out = np.empty((len(runs), runs[0][1]), dtype=dtype)
+    for (first, _items), row in zip(runs, out):
+        _skip_to(handle, base + first * dtype.itemsize, compressed)
+        _read_into(handle, row)
+    if len(runs) > 1:
+        return np.ascontiguousarray(np.reshape(out.T, (count, *shape[1:]), order="F"))
+    return np.reshape(out, (count, *shape[1:]))
+
+
+def _skip_to(handle, position: int, compressed: bool) -> None:
+    if not compressed:
+        handle.seek(position)
+        return
+    left = position - handle.tell()
+    while left > 0:  # a compressed stream: decompress and drop, a chunk at a time
+        left -= len(handle.read(min(CHUNK, left)) or _truncated(handle))
+
+
+def _read_into(handle, array: np.ndarray) -> None:
+    """Fill ``array`` from ``handle``, at most ``CHUNK`` bytes per call (a zip member's
+    ``readinto`` goes through a temporary bytes object of the size asked for)."""
+    view, done = array.view(np.uint8).data, 0
+    while done < len(view):
+        got = handle.readinto(view[done:done + CHUNK])
+        done += got or _truncated(handle)
+
+
+def _truncated(handle):
+    raise XpnetValueError(f"data file {getattr(handle, 'name', '')!r}: the array ends before its header says")
+
+
+def _read_npz(path, has_target, block) -> Table:
+    with _open(path) as raw, _open_zip(path, raw) as archive:
+        members = {name[:-4] if name.endswith(".npy") else name: name for name in archive.namelist()}
+        if "X" not in members:
+            raise XpnetValueError(f"data file {path!r}: an .npz needs an array named 'X' (and 'y'); "
+                                  f"it has {list(members)}")
+        X_header = _npz_member(path, raw, archive, members["X"])[0]
+        y_header = _npz_member(path, raw, archive, members["y"])[0] if "y" in members else None
+        X_shape, y_shape = X_header[0], None if y_header is None else y_header[0]
+        if y_shape is None and has_target:
+            raise XpnetValueError(f"data file {path!r}: the .npz has no 'y' array with the labels; "
+                                  "save it with np.savez(path, X=X, y=y)")
+        if len(X_shape) != 2:
+            raise XpnetValueError(f"data file {path!r}: X has shape {X_shape}; expected (n_samples, n_features)")
+        if y_shape is not None and (len(y_shape) != 1 or y_shape[0] != X_shape[0]):
+            raise XpnetValueError(f"data file {path!r}: y has shape {y_shape}; expected ({X_shape[0]},)")
+        _check_numbers(f"{path}[X]", X_header[2], "X")
+        if y_header is not None:
+            _check_numbers(f"{path}[y]", y_header[2], "y", labels=True)
+        start, stop = block(X_shape[0])
+        need = (stop - start) * (X_shape[1] * (X_header[2].itemsize + 8) + (y_header[2].itemsize if y_header else 0))
+        memory.require(need, f"reading {stop - start:,} rows of {path!r}")
+        X = _npz_member(path, raw, archive, members["X"], (start, stop))[1]
+        y = _npz_member(path, raw, archive, members["y"], (start, stop))[1] if y_shape is not None else None
+    X = np.asarray(X, dtype=np.float64)
+    _check_finite(X, lambda r, c: f"data file {path!r}: X[{start + r}, {c}]")
+    if y is not None:
+        _check_labels(y, lambda r: f"data file {path!r}: y[{start + r}]", "y")
+    return Table(X, y, [f"x{i}" for i in range(X_shape[1])], None if y is None else "y", start, X_shape[0])
+
+
+def _open_zip(path, raw) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise XpnetValueError(f"data file {path!r}: cannot read it as an .npz archive ({exc})") from None
+
+
+def _npz_member(path, raw, archive, name, rows=None) -> tuple:
+    """``(header, rows [start, stop) of member name or None)``: stored members are read by
+    offset in the file, compressed ones as a decompressed stream. The member's npy header
+    is checked against the size the zip directory declares (and that against the file)
+    before anything is inflated."""
+    info = archive.getinfo(name)
+    where = f"{path}[{name.removesuffix('.npy')}]"
+    if info.flag_bits & 1:
+        raise XpnetValueError(f"data file {where!r}: encrypted members are not supported")
+    compressed = info.compress_type != zipfile.ZIP_STORED
+    if compressed:
+        try:
+            handle = archive.open(info)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+            raise XpnetValueError(f"data file {where!r}: cannot read this member ({exc})") from None
+    else:
+        handle = raw
+        begin = _member_start(raw, info, where)
+        if begin + info.file_size > os.fstat(raw.fileno()).st_size:
+            raise XpnetValueError(f"data file {where!r}: the archive says the member holds {info.file_size} bytes, "
+                                  "more than the file; the file is truncated or damaged")
+        raw.seek(begin)
+    try:
+        header = _npy_header(handle, where, info.file_size)
+        return header, None if rows is None else _npy_rows(handle, header, rows[0], rows[1], compressed)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:  # a bad CRC, a damaged or short deflate stream
+        raise XpnetValueError(f"data file {where!r}: damaged member ({exc}); save the archive again") from None
+    finally:
+        if compressed:
+            handle.close()
+
+
+def _member_start(handle, info, where) -> int:
+    """Where the bytes of the stored zip member ``info`` begin (after its local file header)."""
+    handle.seek(info.header_offset)
+    fixed = handle.read(30)
+    if len(fixed) != 30 or fixed[:4] != b"PK\x03\x04":
+        raise XpnetValueError(f"data file {where!r}: damaged zip archive (no local header)")
+    name_length, extra_length = struct.unpack("<HH", fixed[26:30])
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def load_npy_rows(path, rank: int = 0, size: int = 1) -> np.ndarray:
+    """Read only this process's block of rows of the ``.npy`` file at ``path``.
+
+    Only rows ``shard_bounds(n_rows, rank, size)`` are read (by offset, after the header:
+    :func:`xpnet.io.npy.read_npy_rows`), so no process ever holds the whole file. Returns
+    an array of shape ``(stop - start, *row_shape)``.
+    """
+    return read_npy_rows(path, lambda n_rows: shard_bounds(n_rows, rank, size))
