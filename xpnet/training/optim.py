@@ -1,10 +1,10 @@
-"""Gradient descent: SGD with (Nesterov) momentum, Adam, L2, clipping, rate schedules.
+"""Gradient descent: SGD with (Nesterov) momentum, Adam, L2 and clipping.
 
+    >>> import numpy as np
     >>> from xpnet import optim
-    >>> optim.Schedule("annealing", decay=0.01).rate(0.1, epoch=100, epochs=1000)
-    0.05
-    >>> optim.get_schedule("step").rate(1.0, epoch=250, epochs=1000)  # step=100, gamma=0.5
-    0.25
+    >>> sgd = optim.SGD(np, n_penalised=1, momentum=0.9)
+    >>> sgd.step([np.ones(2)], [np.full(2, 0.5)], learning_rate=0.1)[0].tolist()
+    [0.95, 0.95]
 
 One update of :class:`SGD` on parameters ``p`` with gradients ``g`` of the data loss, at
 learning rate ``lr`` (``mu`` the momentum, ``l2`` the L2 strength, which applies to the
@@ -30,78 +30,21 @@ at update ``t`` (1-based), ``beta1``, ``beta2`` and ``epsilon``::
 Both keep their state on the device; :meth:`SGD.state` / :meth:`Adam.state` give it as
 named arrays (checkpoints save them) and ``load_state`` continues from them exactly.
 
-Schedules give the learning rate of epoch ``t`` (0-based: the number of epochs already
-done; in full-batch training that is the update count, as in WildML) from the base
-rate ``lr0``:
-
-==============  =========================================================
-``constant``    ``lr0``
-``annealing``   ``lr0 / (1 + decay * t)``      (WildML's exercise)
-``step``        ``lr0 * gamma ** floor(t / step)``
-``cosine``      ``min_rate + (lr0 - min_rate) * (1 + cos(pi * t / T)) / 2``, T = epochs
-``invscaling``  ``lr0 / (t * N + 1) ** power_t``, N = samples per epoch (scikit-learn's)
-``adaptive``    ``lr0``, divided by 5 each time the training stalls (scikit-learn's; needs
-                ``tol``, see :class:`xpnet.TrainConfig`); training stops once it is at most 1e-6
-==============  =========================================================
-
-The optimizers multiply the scheduled rate by their ``rate_scale`` (1 unless ``adaptive``
-lowered it), which is part of their state, so a resumed run continues with it.
+Learning-rate schedules: :mod:`xpnet.training.schedules`.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
 from itertools import repeat
 
-from ..errors import Interval, XpnetTypeError, XpnetValueError, check_bool, check_choice, check_positive
+from ..errors import XpnetValueError
+from .config import OPTIMIZERS, check
+from .schedules import SCHEDULES, Schedule, get_schedule
 
-SCHEDULES = ("constant", "annealing", "step", "cosine", "invscaling", "adaptive")
-OPTIMIZERS = ("sgd", "adam")
+__all__ = ["OPTIMIZERS", "SCHEDULES", "SGD", "Adam", "Schedule", "clip_gradients", "get_schedule", "make"]
 
-
-@dataclass(frozen=True)
-class Schedule:
-    """A learning-rate schedule by name, with its parameters (see the module docstring)."""
-
-    name: str = "constant"  # constant | annealing | step | cosine | invscaling | adaptive
-    decay: float = 0.001  # annealing: k in lr0 / (1 + k t)
-    step: int = 100  # step: epochs between drops
-    gamma: float = 0.5  # step: factor applied at each drop
-    min_rate: float = 0.0  # cosine: the rate reached at the end
-    power_t: float = 0.5  # invscaling: the exponent
-
-    def __post_init__(self):
-        check_choice("schedule", self.name, SCHEDULES)
-        _check_nonnegative("lr_decay", self.decay)
-        check_positive("lr_step", self.step, integer=True)
-        check_positive("lr_gamma", self.gamma)
-        _check_nonnegative("min_rate", self.min_rate)
-        _check_nonnegative("power_t", self.power_t)
-
-    def rate(self, learning_rate: float, epoch: int, epochs: int, samples: int = 1) -> float:
-        """The learning rate for epoch ``epoch`` (0-based) of ``epochs``, from base ``learning_rate``
-        (``samples``: rows per epoch, for ``invscaling``)."""
-        if self.name in ("constant", "adaptive"):
-            return learning_rate
-        if self.name == "invscaling":
-            return learning_rate / (epoch * samples + 1) ** self.power_t
-        if self.name == "annealing":
-            return learning_rate / (1 + self.decay * epoch)
-        if self.name == "step":
-            return learning_rate * self.gamma ** (epoch // self.step)
-        return self.min_rate + (learning_rate - self.min_rate) * (1 + math.cos(math.pi * epoch / epochs)) / 2
-
-
-def get_schedule(schedule) -> Schedule:
-    """A :class:`Schedule` from a name (default parameters) or a Schedule itself."""
-    if isinstance(schedule, Schedule):
-        return schedule
-    if not isinstance(schedule, str):
-        raise XpnetTypeError(f"schedule={schedule!r} must be a name ({', '.join(SCHEDULES)}) "
-                             "or an xpnet.optim.Schedule")
-    return Schedule(schedule)
 
 
 class SGD:
@@ -126,8 +69,11 @@ class SGD:
 
     def __init__(self, xp, n_penalised: int, *, l2: float = 0.0, momentum: float = 0.0, nesterov: bool = False,
                  clip_value: float | None = None, clip_norm: float | None = None):
-        _check_nonnegative("l2", l2)
-        check_options(momentum=momentum, nesterov=nesterov, clip_value=clip_value, clip_norm=clip_norm)
+        for name, value in (("l2", l2), ("momentum", momentum), ("nesterov", nesterov), ("clip_value", clip_value),
+                            ("clip_norm", clip_norm)):
+            check(name, value)
+        if nesterov and not momentum:
+            raise XpnetValueError("nesterov=True needs momentum > 0, e.g. momentum=0.9")
         self.xp, self.n_penalised, self.l2 = xp, n_penalised, l2
         self.momentum, self.nesterov = momentum, nesterov
         self.clip_value, self.clip_norm = clip_value, clip_norm
@@ -201,7 +147,8 @@ class Adam(SGD):
     def __init__(self, xp, n_penalised: int, *, l2: float = 0.0, beta1: float = 0.9, beta2: float = 0.999,
                  epsilon: float = 1e-8, clip_value: float | None = None, clip_norm: float | None = None):
         super().__init__(xp, n_penalised, l2=l2, clip_value=clip_value, clip_norm=clip_norm)
-        check_adam(beta1, beta2, epsilon)
+        for name, value in (("beta1", beta1), ("beta2", beta2), ("epsilon", epsilon)):
+            check(name, value)
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.m: list = []  # running means of the gradient and of its square (empty before the first update)
         self.v: list = []
@@ -282,28 +229,6 @@ def clip_gradients(xp, grads: list, clip_value: float | None = None, clip_norm: 
         scale = limit / xp.maximum(norm, limit)
         grads = [g * scale for g in grads]
     return grads
-
-
-def check_options(*, momentum=0.0, nesterov=False, clip_value=None, clip_norm=None) -> None:
-    """Clear errors for bad optimizer options."""
-    Interval(0, 1, "left").check("momentum", momentum, "e.g. 0.9; 0 turns it off")
-    check_bool("nesterov", nesterov)
-    if nesterov and not momentum:
-        raise XpnetValueError("nesterov=True needs momentum > 0, e.g. momentum=0.9")
-    for name, value in (("clip_value", clip_value), ("clip_norm", clip_norm)):
-        if value is not None:
-            check_positive(name, value)
-
-
-def check_adam(beta1, beta2, epsilon) -> None:
-    """Clear errors for bad Adam options."""
-    for name, value in (("beta1", beta1), ("beta2", beta2)):
-        Interval(0, 1, "left").check(name, value, "e.g. 0.9 and 0.999")
-    check_positive("epsilon", epsilon)
-
-
-def _check_nonnegative(name, value):
-    Interval(0, None).check(name, value)
 
 
 def _device(x):
