@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import rtol_for
+from conftest import available_backend, rtol_for
 
 import xpnet
 from xpnet.core.init import initial_weights
@@ -161,3 +161,26 @@ def test_a_model_can_start_from_given_weights(backend, dtype):
         np.testing.assert_array_equal(xpnet.to_numpy(got), want)
     with pytest.raises(xpnet.XpnetValueError, match="shapes"):
         xpnet.MLP([2, 3, 2], backend=backend, dtype=dtype, weights=([W[1], W[0]], b))
+
+
+@pytest.mark.parametrize("target", ["numpy", "array_api_strict", "torch"])
+def test_to_backend_moves_every_trained_array(target):
+    """A model trained on one backend predicts the same on another (weights, biases, batch norm)."""
+    source = available_backend("array_api_strict")
+    goal = available_backend(target)
+    X, y = xpnet.datasets.load("moons", n_samples=200, noise=0.2, seed=0)
+    model = xpnet.MLP([2, 8, 2], backend=source, dtype="float64", batch_norm=True, seed=3)
+    model.fit(X, y, epochs=30, learning_rate=0.5)
+    before = xpnet.to_numpy(model.predict_proba(X))
+    assert model.to_backend(goal) is model
+    assert model.backend.name == goal.name
+    assert all(type(p) is type(goal.asarray(np.zeros(1))) for p in model.parameters())
+    np.testing.assert_allclose(xpnet.to_numpy(model.predict_proba(X)), before, rtol=1e-12, atol=1e-15)
+
+
+def test_to_backend_changes_the_dtype_when_asked():
+    model = xpnet.MLP([2, 4, 2], backend="numpy", dtype="float64")
+    model.to_backend("numpy", "float32")
+    assert model.dtype_name == "float32" and all(p.dtype == np.float32 for p in model.parameters())
+    with pytest.raises(xpnet.XpnetValueError, match="dtype"):
+        model.to_backend("numpy", "float16")

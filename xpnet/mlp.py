@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import memory
-from .backend import Backend, get_backend, itemsize
+from .backend import Backend, get_backend, itemsize, to_numpy
 from .core import activations, inputs, layers, losses
 from .core.init import SEEDS, initial_weights
 from .core.network import NUMERICS, Spec, forward, l2_penalty
@@ -227,6 +227,31 @@ class MLP:
         else:
             hits = xp.all((self.predict_proba(X) > 0.5) == (T > 0.5), axis=1)
         return float(xp.mean(xp.astype(hits, self.dtype)))
+
+    def to_backend(self, backend, dtype: str | None = None) -> MLP:
+        """Move the model to ``backend`` (a name or :class:`~xpnet.backend.Backend`), in place.
+
+        Every trained array (weights, biases, batch-norm state) is copied to the new
+        namespace and device, in ``dtype`` (default: the model's); returns the model, so
+        ``model.to_backend("numpy").predict(X)`` reads as it runs. A model trained on a GPU
+        moves to a laptop this way (or through :mod:`xpnet.checkpoint` with ``backend=``).
+        """
+        target = get_backend(backend)
+        dtype = self.dtype_name if dtype is None else dtype
+        check_choice("dtype", dtype, ("float32", "float64"))
+        new_dtype = target.dtype(dtype)
+
+        def move(arrays, what):
+            return [inputs.to_device(target, new_dtype, to_numpy(a), f"{what}[{i}]") for i, a in enumerate(arrays)]
+
+        self.W = move(self.W, "W")
+        self.b = None if self.b is None else move(self.b, "b")
+        if self.bn is not None:
+            self.bn = layers.BatchNorm(*(tuple(move(part, name)) for part, name in
+                                         zip((self.bn.gamma, self.bn.beta, self.bn.mean, self.bn.var),
+                                             ("gamma", "beta", "mean", "var"))))
+        self.backend, self.dtype_name, self.dtype = target, dtype, new_dtype
+        return self
 
     # -- training ------------------------------------------------------------------------
     def fit(self, X, y, **options):

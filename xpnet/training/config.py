@@ -98,8 +98,22 @@ class TrainConfig:
                                   "(e.g. tol=1e-4 with n_iter_no_change=10)")
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (the schedule as its own dict)."""
+        """JSON-ready fields (the schedule as its own dict): what checkpoints record."""
         return {**dataclasses.asdict(self), "schedule": dataclasses.asdict(self.schedule)}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> TrainConfig:
+        """The config :meth:`to_dict` recorded (fields it lacks take their defaults, as in a
+        record written before they existed); an unknown key is a clear error."""
+        record = dict(record)
+        schedule = record.pop("schedule", "constant")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise XpnetValueError(f"unknown training options {unknown}; known ones are {sorted(known)}")
+        if isinstance(schedule, dict):
+            schedule = Schedule(**schedule)
+        return cls(schedule=schedule, **record)
 
 
 OPTIONS = {f.name: opt for f, opt in declared(TrainConfig)}  # field name: its Option
