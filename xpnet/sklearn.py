@@ -78,8 +78,8 @@ from .backend import to_numpy
 from .core import losses
 from .core.activations import HIDDEN, IDENTITY, output_forward, overflow_quiet
 from .core.init import glorot_uniform_with_biases
-from .engine import fullbatch
 from .engine.numpy_ops import get_ops
+from .engine.plan import choose
 from .engine.threads import limit_threads
 from .errors import Interval, XpnetValueError, check_bool, check_choice
 from .mlp import MLP
@@ -481,7 +481,6 @@ class _Objective:
 
     def __init__(self, model: MLP, X, y, weights, alpha: float):
         self.model, self.alpha, self.iterations = model, alpha, 0
-        self.ops = get_ops(model.backend)
         self.X = model.as_inputs(X)
         T = model.as_targets(y, self.X.shape[0])
         self.spec = model.spec
@@ -491,6 +490,7 @@ class _Objective:
             T = xp.concat([T, xp.reshape(w, (T.shape[0], 1))], axis=1)
             self.spec = dataclasses.replace(model.spec, loss=losses.weighted(model.spec.loss))
         self.T, self.n = T, self.X.shape[0]
+        self.pass_ = choose(get_ops(model.backend), self.spec, model.dtype_name, self.n, model.kernels)
         sizes = model.layer_sizes
         self.shapes = [(a, c) for a, c in zip(sizes[:-1], sizes[1:])] + [(c,) for c in sizes[1:]]
         self.n_weights = sum(a * c for a, c in zip(sizes[:-1], sizes[1:]))
@@ -508,8 +508,7 @@ class _Objective:
 
     def __call__(self, theta):
         W, b = self.unpack(theta)
-        grads = fullbatch.gradients(self.ops, self.spec, W, b, self.X, self.T, "sum", with_loss=True,
-                                    kernel=self.model.kernels)
+        grads = self.pass_(W, b, self.X, self.T, None, True)
         weights = theta[:self.n_weights]
         value = (float(grads.data_loss) + 0.5 * self.alpha * float(weights @ weights)) / self.n
         flat = np.concatenate([np.ravel(to_numpy(g)) for g in list(grads.dW) + list(grads.db)]).astype(np.float64)

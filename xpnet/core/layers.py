@@ -9,7 +9,8 @@ A hidden layer with both options computes, in training::
 
 ``M`` is the dropout multiplier: 0 for a dropped unit, ``1 / (1 - rate)`` for a kept one
 ("inverted" dropout, so inference needs no rescaling). Masks are drawn on the host with
-NumPy (:func:`dropout_masks`) and copied to the device. At inference there is no dropout
+NumPy as 16-bit integers (:func:`dropout_bits`: two bytes an entry to copy) and turned into
+multipliers on the device (:func:`dropout_multipliers`). At inference there is no dropout
 and batch norm uses the running statistics, updated after every training batch as
 ``running = 0.9 * running + 0.1 * batch`` (``var_batch`` is the biased variance).
 :func:`xpnet.core.network.forward` and :func:`xpnet.core.network.backward` run both in their one loop.
@@ -81,7 +82,19 @@ def update_running(bn: BatchNorm, stats) -> BatchNorm:
     return BatchNorm(bn.gamma, bn.beta, mean, var)
 
 
-def dropout_masks(rng: np.random.Generator, n: int, widths, rate: float) -> list:
-    """Host float64 multipliers (n, width) per hidden layer: 0 w.p. ``rate``, else 1/(1-rate)."""
-    keep = 1.0 - rate
-    return [(rng.random((n, w)) >= rate) / keep for w in widths]
+DROPOUT_LEVELS = 1 << 16  # masks are drawn as 16-bit integers: a rate is kept to within 1/65536
+
+
+def dropout_bits(rng: np.random.Generator, n: int, widths) -> list:
+    """Host uint16 draws (n, width) per hidden layer, uniform on 0..65535: two bytes an entry to
+    send to the device, where :func:`dropout_multipliers` turns them into a mask."""
+    return [rng.integers(0, DROPOUT_LEVELS, (n, w), dtype=np.uint16) for w in widths]
+
+
+def dropout_multipliers(xp, bits, rate: float, dtype):
+    """Inverted-dropout multipliers from :func:`dropout_bits`' draws, on their device: 0 where a
+    draw falls below ``rate`` (rounded to a multiple of 1/65536), else ``1 / keep`` with ``keep``
+    the exact probability of keeping, so the expected multiplier is exactly 1."""
+    cut = round(rate * DROPOUT_LEVELS)  # compared as floats: every 16-bit integer is exact there (and
+    # some libraries cannot compare 16-bit unsigned integers)
+    return xp.astype(xp.astype(bits, dtype) >= cut, dtype) * (DROPOUT_LEVELS / (DROPOUT_LEVELS - cut))
