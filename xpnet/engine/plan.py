@@ -54,14 +54,17 @@ class Pass:
     and is the cheapest way in.
     """
 
-    def __init__(self, name: str, ops: Ops, spec, dtype: str, kernel=None, reason: str = ""):
+    def __init__(self, name: str, ops: Ops, spec, dtype: str, kernel=None, reason: str = "", finish=None):
         self.name, self.ops, self.spec, self.kernel, self.reason = name, ops, spec, kernel, reason
         self.dtype_name = dtype
         # the pass itself, bound once: ``call(W, b, X, T, scale, with_loss)`` is it, with no Python frame
         # of its own (a tiny net's epoch is mostly calls), unless a logged pass's gradients are kept
-        self.run = functools.partial(plain_gradients, ops, spec) if name == "plain" else \
+        run: Callable[..., Gradients] = functools.partial(plain_gradients, ops, spec) if name == "plain" else \
             functools.partial(fullbatch.chunked, ops, spec, kernel)
-        self.call: Callable[..., Gradients] = self.run
+        if finish is not None:  # e.g. data-parallel training: the processes' sums, in the pass itself
+            run = functools.partial(_finished, run, finish)
+        self.run = run
+        self.call: Callable[..., Gradients] = run
 
     def __repr__(self) -> str:
         return f"Pass({self.name!r})"
@@ -92,22 +95,30 @@ class Pass:
         return kernel is not None and hasattr(kernel, "needs_compile") and kernel.needs_compile(
             self.spec, self.dtype_name)
 
-    def warm_up(self, before=None) -> float | None:
-        """Compile ahead what this pass runs, if it needs compiling: ``before()`` is called first
-        (the command line says "compiling..." there); the seconds it took, or None."""
-        if not self.needs_compile():
+    def warm_up(self, before=None, always: bool = False) -> float | None:
+        """Compile ahead what this pass runs, if it needs compiling (``always``: load it from
+        numba's cache too, to time that apart): ``before()`` is called first (the command line
+        says "compiling..." there); the seconds it took, or None when nothing was compiled."""
+        kernel = self.kernel
+        if not (self.needs_compile() or (always and kernel is not None and hasattr(kernel, "warm_up"))):
             return None
         if before is not None:
             before()
         return self.kernel.warm_up(self.spec, self.dtype_name)
 
 
-def choose(ops: Ops, spec, dtype: str, rows: int, kernels: str = "auto") -> Pass:
+def _finished(run, finish, W, b, X, T, scale=None, with_loss=False) -> Gradients:
+    return finish(run(W, b, X, T, scale, with_loss), X.shape[0])
+
+
+def choose(ops: Ops, spec, dtype: str, rows: int, kernels: str = "auto", finish=None) -> Pass:
     """THE pass for a batch of ``rows`` rows of a ``spec`` network in ``dtype`` on ``ops``'s backend.
 
     ``kernels`` chooses which whole-pass kernels may run (:data:`CHOICES`); ``"jit"``
     without numba is an error naming the install (never a silent substitute), while
     ``"auto"`` falls back to NumPy's kernels and says so in :attr:`Pass.reason`.
+    ``finish(gradients, rows)``, when given, completes every pass (data-parallel training
+    adds up the processes' sums there, so a logged pass's kept gradients are the summed ones).
     """
     check_choice("kernels", kernels, CHOICES)
     if kernels == "jit" and not numba_support.available():
@@ -115,11 +126,11 @@ def choose(ops: Ops, spec, dtype: str, rows: int, kernels: str = "auto") -> Pass
                               "or choose kernels='auto' (numba's kernels when it is installed, else NumPy's)")
     if rows <= SMALL or spec.dropout or spec.batch_norm:
         why = (f"up to {SMALL} rows" if rows <= SMALL else "dropout and batch norm need all rows at once")
-        return Pass("plain", ops, spec, dtype, reason=f"one pass over all rows ({why})")
+        return Pass("plain", ops, spec, dtype, reason=f"one pass over all rows ({why})", finish=finish)
     for kernel in KERNELS:
         if kernels in ("auto", kernel.family) and kernel.supports(spec, ops.name, dtype, rows):
-            return Pass(kernel.name, ops, spec, dtype, kernel, _reason(kernel, kernels, ops))
-    return Pass("generic", ops, spec, dtype, reason=_reason(None, kernels, ops))
+            return Pass(kernel.name, ops, spec, dtype, kernel, _reason(kernel, kernels, ops), finish)
+    return Pass("generic", ops, spec, dtype, reason=_reason(None, kernels, ops), finish=finish)
 
 
 def _reason(kernel, kernels: str, ops: Ops) -> str:
@@ -135,10 +146,10 @@ class Planner(dict):
     """The passes of one run by batch size, ``planner[rows]``: chosen once per size (a minibatch
     run has at most two), so an epoch asks :func:`choose` nothing (a dictionary lookup)."""
 
-    def __init__(self, ops: Ops, spec, dtype: str, kernels: str = "auto"):
+    def __init__(self, ops: Ops, spec, dtype: str, kernels: str = "auto", finish=None):
         super().__init__()
-        self.ops, self.spec, self.dtype, self.kernels = ops, spec, dtype, kernels
+        self.ops, self.spec, self.dtype, self.kernels, self.finish = ops, spec, dtype, kernels, finish
 
     def __missing__(self, rows: int) -> Pass:
-        found = self[rows] = choose(self.ops, self.spec, self.dtype, rows, self.kernels)
+        found = self[rows] = choose(self.ops, self.spec, self.dtype, rows, self.kernels, self.finish)
         return found

@@ -37,6 +37,7 @@ gradient buffer, so all processes stop after the same epoch (see :mod:`xpnet.dis
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -167,7 +168,9 @@ class Run:
         self.X, self.T, self.n = X, T, shard.n_total  # n: rows of the training data over every process
         self.batches = Batches(shard, self.backend, X, T, config.batch_size, config.shuffle, self.seed)
         kernels = model.kernels if config.kernels is None else config.kernels
-        self.passes = Planner(self.ops, self.spec, model.dtype_name, kernels)
+        # data-parallel: each pass ends with the processes' sums (one buffer: gradients, rows, loss, Ctrl-C flag)
+        finish = functools.partial(_reduced, comm, self.backend, config.reduction) if comm.size > 1 else None
+        self.passes = Planner(self.ops, self.spec, model.dtype_name, kernels, finish)
         self.l2_scales = {size: self._l2_scale(size) for size in self.batches.sizes()}
         # the logged pass of plain full-batch training also gives the next update's gradients
         self.plain = self.batches.full and not model.spec.dropout and model.bn is None
@@ -272,8 +275,6 @@ class Run:
                                           masks=None if masks_rng is None else _masks(model, masks_rng, rows))
                 if grads.bn_stats is not None:
                     model.bn = layers.update_running(model.bn, grads.bn_stats)
-            if self.comm.size > 1:
-                grads = _reduced(self.comm, self.backend, grads, config.reduction, rows)
             l2_scale = self.l2_scales[size]
             if stall is not None:  # this batch's share of the epoch's objective, on the device
                 objective = self._batch_objective(grads.data_loss, size, l2_scale)
@@ -325,10 +326,7 @@ class Run:
             return self._objective()
         X, T = self.X, self.T
         grads = self.passes[X.shape[0]].logged(model.W, model.b, X, T, X.shape[0] if self.mean else None)
-        data = grads.data_loss
-        if self.comm.size > 1:
-            data = self.comm.sum_floats([float(data)])[0]
-        return float(model.objective(data, self.n, config.l2, config.reduction))
+        return float(model.objective(grads.data_loss, self.n, config.l2, config.reduction))  # summed over processes
 
     def _objective(self) -> float:
         """The training objective of the current weights by an inference pass over every process's rows."""
@@ -408,7 +406,7 @@ def _masks(model, rng, rows: int) -> list:
             for b in bits]
 
 
-def _reduced(comm: Communicator, backend, grads, reduction: str, n_local: int):
+def _reduced(comm: Communicator, backend, reduction: str, grads, n_local: int):
     """``grads`` summed over the processes (one buffer: gradients, count, loss, Ctrl-C flag) and,
     for a mean, divided by the global row count (batch norm is refused in data-parallel runs)."""
     flat, n, loss = comm.reduce_step(backend, grads.flat(), n_local, grads.data_loss)
