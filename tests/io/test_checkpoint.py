@@ -123,7 +123,7 @@ def test_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
         handle.write(b"PK\x03\x04 half an archive")
         raise Crash
 
-    monkeypatch.setattr(checkpoint.np, "savez", half_then_crash)
+    monkeypatch.setattr(np, "savez", half_then_crash)
     with pytest.raises(Crash):
         checkpoint.save(path, trained("numpy", "float64", epochs=10), epochs_done=10)
     assert path.read_bytes() == before

@@ -26,7 +26,8 @@ from conftest import available_backend
 import xpnet
 from xpnet import memory
 from xpnet.errors import XpnetValueError
-from xpnet.io import checkpoint
+from xpnet.io import atomic, checkpoint
+from xpnet.io.checkpoint import loader, members
 
 X, Y = xpnet.datasets.load("moons", n_samples=64, noise=0.2, seed=0)
 
@@ -199,7 +200,7 @@ def test_deeply_nested_meta_is_one_line_not_a_recursion_error(saved, tmp_path):
 
 def test_meta_larger_than_the_cap_is_refused_before_it_is_read(saved, monkeypatch):
     path, arrays, meta = saved
-    monkeypatch.setattr(checkpoint, "META_MAX_BYTES", 100)
+    monkeypatch.setattr(members, "META_MAX_BYTES", 100)
     with pytest.raises(XpnetValueError, match="meta.*larger than"):
         checkpoint.load(path)
 
@@ -266,10 +267,27 @@ def test_compressed_fortran_order_and_big_endian_arrays_load(saved, tmp_path):
 
 def test_not_a_regular_file_is_refused_without_reading(tmp_path):
     os.mkfifo(tmp_path / "pipe.npz")
-    with pytest.raises(XpnetValueError, match="not a regular file"):
+    with pytest.raises(XpnetValueError, match=r"is not a regular file \(it is a FIFO"):
         checkpoint.load(tmp_path / "pipe.npz")  # a FIFO: reading it would block forever
-    with pytest.raises(XpnetValueError, match="not a regular file"):
+    with pytest.raises(XpnetValueError, match="is a directory; give the path of a checkpoint"):
         checkpoint.load(tmp_path)
+
+
+def test_data_files_and_checkpoints_share_one_opener(tmp_path, monkeypatch):
+    """One regular-file opener (xpnet.io.files.open_regular): a data file that turns into a FIFO
+    between the check and the open is refused on the open file, without blocking."""
+    from xpnet.io import files, tables
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(XpnetValueError, match=r"data file .*pipe.csv'.*not a regular file \(it is a FIFO"):
+        tables.load_file(tmp_path / "pipe.csv")
+    real_stat = os.stat
+    monkeypatch.setattr(files.os, "stat", lambda p, *a, **k: real_stat(__file__) if str(p).endswith("pipe.csv")
+                        else real_stat(p, *a, **k))  # the check before opening sees a regular file
+    for read in (lambda: files._open(str(tmp_path / "pipe.csv")),
+                 lambda: checkpoint.load(tmp_path / "pipe.csv")):
+        with pytest.raises(XpnetValueError, match="not a regular file"):
+            read()
 
 
 def test_memory_is_checked_before_the_model_is_built(saved, tmp_path, monkeypatch):
@@ -277,7 +295,7 @@ def test_memory_is_checked_before_the_model_is_built(saved, tmp_path, monkeypatc
     big = trained((2, 20000, 2))
     checkpoint.save(tmp_path / "big.npz", big)
     monkeypatch.setattr(memory, "cgroup_available", lambda: 1 << 20)
-    monkeypatch.setattr(checkpoint, "MLP", None)  # building a model would fail loudly
+    monkeypatch.setattr(loader, "MLP", None)  # building a model would fail loudly
     with pytest.raises(memory.XpnetMemoryError) as info:
         checkpoint.load(tmp_path / "big.npz")
     message = str(info.value)
@@ -531,7 +549,7 @@ def test_disk_full_faked_rescues_the_weights(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(handle, **arrays)
 
-    monkeypatch.setattr(checkpoint.np, "savez", full_once)
+    monkeypatch.setattr(np, "savez", full_once)
     model = trained()
     with pytest.raises(checkpoint.SaveError, match="No space left on device") as info:
         checkpoint.save(tmp_path / "m.npz", model, epochs_done=7)
@@ -560,8 +578,8 @@ def test_permission_denied_faked_rescues_the_weights(tmp_path, monkeypatch):
 
 
 def test_when_no_rescue_is_possible_the_error_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "rescue_directories", lambda failed: [])
-    monkeypatch.setattr(checkpoint.np, "savez", lambda handle, **a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+    monkeypatch.setattr(atomic, "rescue_directories", lambda failed: [])
+    monkeypatch.setattr(np, "savez", lambda handle, **a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
     with pytest.raises(checkpoint.SaveError, match="no rescue file could be written") as info:
         checkpoint.save(tmp_path / "m.npz", trained(), epochs_done=7)
     assert info.value.rescue_path is None
