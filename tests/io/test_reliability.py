@@ -128,6 +128,19 @@ BAD_META = [  # (what, changes to the meta, words of the error)
     ("standardize without a scaler", None, ["scaler_mean"]),
     ("xpnet_version a number", lambda m: meta_with(m, xpnet_version=1), ["xpnet_version"]),
     ("format_version a bool", lambda m: meta_with(m, format_version=True), ["format_version"]),
+    ("train_config a list", lambda m: meta_with(m, train_config=[1]), ["train_config", "JSON object"]),
+    ("train_config with an unknown option", lambda m: meta_with(m, train_config={"epochs": 5, "bogus": 1}),
+     ["train_config", "bogus"]),
+    ("train_config with a negative rate", lambda m: meta_with(m, train_config={"learning_rate": -1}),
+     ["train_config", "learning_rate"]),
+    ("train_config with a string for a number", lambda m: meta_with(m, train_config={"epochs": "5"}),
+     ["train_config", "epochs"]),
+    ("train_config with a bad schedule", lambda m: meta_with(m, train_config={"schedule": {"name": "step", "step": 0}}),
+     ["train_config", "step"]),
+    ("train_config with an unknown schedule option", lambda m: meta_with(m, train_config={"schedule": {"bogus": 1}}),
+     ["train_config", "bogus"]),
+    ("train_config contradicting itself", lambda m: meta_with(m, train_config={"nesterov": True}),
+     ["train_config", "nesterov"]),
 ]
 
 

@@ -195,8 +195,8 @@ def _check_train_config(fail: _Checker, record) -> TrainConfig | None:
     try:
         return TrainConfig.from_dict(record)
     except (XpnetError, TypeError, ValueError, OverflowError, RecursionError) as exc:
-        raise fail(f"train_config is not a valid training configuration ({short(' '.join(str(exc).split()))})") \
-            from None
+        problem = " ".join(str(exc).split())
+        raise fail(f"train_config is not a valid training configuration: {problem[:200]}") from None
 
 
 def _check_history(fail: _Checker, history) -> dict:
