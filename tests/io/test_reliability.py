@@ -636,3 +636,68 @@ def test_fit_results_pickle():
     clone = pickle.loads(pickle.dumps(result))
     assert clone.history == result.history and clone.backend == result.backend
     assert sorted(clone.optimizer_state) == sorted(result.optimizer_state)
+
+
+UNPICKLE_WITHOUT = """
+import pickle, sys, warnings
+sys.modules[sys.argv[1]] = None  # the library cannot be imported in this process
+with open(sys.argv[2], "rb") as handle:
+    data = handle.read()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = pickle.loads(data)
+import numpy as np, xpnet
+X = np.load(sys.argv[3])
+np.save(sys.argv[4], xpnet.to_numpy(model.predict_proba(X)))
+print(model.backend.name, model.dtype_name, type(model.W[0]).__module__)
+print(*[str(w.message) for w in caught], sep="\\n")
+"""
+
+
+@pytest.mark.parametrize("name, library", [("torch", "torch"), ("array_api_strict:device1", "array_api_strict")])
+def test_a_model_pickled_on_any_backend_unpickles_where_that_backend_is_absent(name, library, tmp_path):
+    b = available_backend(name)
+    model = xpnet.MLP([2, 5, 3, 2], backend=b, dtype="float32", batch_norm=True)
+    model.fit(X, Y, epochs=3, batch_size=16)
+    expected = xpnet.to_numpy(model.predict_proba(X))
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(model))
+    np.save(tmp_path / "X.npy", X)
+    proc = subprocess.run([sys.executable, "-c", UNPICKLE_WITHOUT, library, str(tmp_path / "m.pkl"),
+                           str(tmp_path / "X.npy"), str(tmp_path / "P.npy")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    restored, *warned = proc.stdout.splitlines()
+    assert restored == "numpy float32 numpy"
+    assert len(warned) == 1 and f"pickled on the {b.qualified_name()!r} backend, which is not available" in warned[0]
+    assert "restored onto NumPy" in warned[0] and "to_backend" in warned[0]
+    np.testing.assert_allclose(np.load(tmp_path / "P.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"batch_norm": True}, {"bias": False}])
+def test_the_pickle_holds_numpy_arrays_and_the_backend_by_name(options):
+    import io
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module, name):
+            found.add(module)
+            return super().find_class(module, name)
+
+    b = available_backend("torch")
+    model = xpnet.MLP([2, 4, 2], backend=b, dtype="float32", **options)
+    model.fit(X, Y, epochs=2)
+    found: set = set()
+    clone = Recording(io.BytesIO(pickle.dumps(model))).load()
+    assert not [module for module in found if module.split(".")[0] == "torch"], found  # no class of torch's
+    assert clone.backend.qualified_name() == "torch:cpu" and clone.dtype == b.dtype("float32")
+    assert (clone.b is None, clone.bn is None) == (model.b is None, model.bn is None)
+    arrays = clone.parameters() + (list(clone.bn.mean) + list(clone.bn.var) if clone.bn else [])
+    assert all(type(a) is type(model.W[0]) for a in arrays)
+    np.testing.assert_array_equal(xpnet.to_numpy(clone.predict_proba(X)), xpnet.to_numpy(model.predict_proba(X)))
+
+
+def test_pickles_of_the_previous_layout_still_load():
+    """A model pickled before the state held NumPy arrays (its attributes as they were)."""
+    model = trained()
+    old = xpnet.MLP.__new__(xpnet.MLP)
+    old.__setstate__(dict(model.__dict__))
+    np.testing.assert_array_equal(xpnet.to_numpy(old.predict_proba(X)), xpnet.to_numpy(model.predict_proba(X)))
