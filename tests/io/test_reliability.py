@@ -7,6 +7,7 @@ filesystem mount a tmpfs (root only); each also has a variant that fakes the fai
 
 import copy
 import errno
+import io
 import json
 import os
 import pickle
@@ -244,6 +245,45 @@ def test_members_that_are_not_expected_are_never_read(saved, tmp_path):
     finally:
         tracemalloc.stop()
     assert ckpt.epochs_done == 5 and peak < 16_000_000
+
+
+class CountingStream(io.BytesIO):
+    """A stream that remembers how many bytes were asked of it."""
+
+    asked = 0
+
+    def read(self, n=-1):
+        self.asked += n if n >= 0 else len(self.getvalue())
+        return super().read(n)
+
+
+def npy_bytes(array) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+def test_one_bounded_npy_header_reader_with_its_limits_as_arguments():
+    from xpnet.io.npy import NPY_HEADER_MAX, read_npy_header
+
+    liar = CountingStream(b"\x93NUMPY\x02\x00" + (2**32 - 16).to_bytes(4, "little") + b"{" * 100)
+    with pytest.raises(XpnetValueError, match=r"^x: its .npy header is 4294967280 bytes long, more than the 10000"):
+        read_npy_header(liar, "x", 10**12)
+    assert liar.asked == 12  # the magic and the length field: the 4 GB header is never read
+    data = npy_bytes(np.arange(6.0).reshape(2, 3))
+    header = read_npy_header(CountingStream(data), "x", len(data))
+    assert header == ((2, 3), False, np.dtype("<f8")) and NPY_HEADER_MAX == 10_000
+    with pytest.raises(XpnetValueError, match="more than the 64 allowed"):
+        read_npy_header(CountingStream(data), "x", len(data), limit=64)
+    padded = data + bytes(8)
+    assert read_npy_header(CountingStream(padded), "x", len(padded)).shape == (2, 3)  # a data file may have more
+    with pytest.raises(XpnetValueError, match="8 more bytes follow its data"):
+        read_npy_header(CountingStream(padded), "x", len(padded), exact=True)  # a checkpoint's member may not
+    with pytest.raises(XpnetValueError, match="2 x 3 float64 array .* truncated"):
+        read_npy_header(CountingStream(data[:-1]), "x", len(data) - 1)
+    with pytest.raises(XpnetValueError, match="Python objects"):
+        blob = npy_bytes(np.array([{}], dtype=object))
+        read_npy_header(CountingStream(blob), "x", len(blob))
 
 
 def test_a_member_whose_zip_size_contradicts_its_header_is_refused(saved, tmp_path):
@@ -675,8 +715,6 @@ def test_a_model_pickled_on_any_backend_unpickles_where_that_backend_is_absent(n
 
 @pytest.mark.parametrize("options", [{"batch_norm": True}, {"bias": False}])
 def test_the_pickle_holds_numpy_arrays_and_the_backend_by_name(options):
-    import io
-
     class Recording(pickle.Unpickler):
         def find_class(self, module, name):
             found.add(module)
