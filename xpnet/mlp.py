@@ -289,6 +289,12 @@ class MLP:
             self.bn = layers.BatchNorm(**{key: tuple(backend.asarray(a, dtype) for a in part)
                                           for key, part in arrays["bn"].items()})
 
+    def __copy__(self) -> MLP:
+        """A shallow copy: a new model object holding the same arrays."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def __deepcopy__(self, memo) -> MLP:
         """A copy on the same backend and device (arrays copied there, not through the host)."""
         clone = object.__new__(type(self))

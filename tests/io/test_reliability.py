@@ -666,8 +666,11 @@ def test_models_pickle_deepcopy_and_go_through_joblib(name, tmp_path):
         assert clone.backend.name == b.name and clone.backend.device_name() == b.device_name()
         np.testing.assert_array_equal(xpnet.to_numpy(clone.predict_proba(X)), expected)
     clone = copy.deepcopy(model)
+    assert all(type(a) is type(model.W[0]) for a in clone.W)  # copied on the device
     clone.fit(X, Y, epochs=2, batch_size=16)  # the copy trains on its own
     np.testing.assert_array_equal(xpnet.to_numpy(model.predict_proba(X)), expected)
+    shallow = copy.copy(model)
+    assert shallow is not model and shallow.W is model.W and shallow.backend is model.backend
 
 
 def test_fit_results_pickle():
