@@ -15,6 +15,7 @@ from .atomic import kind_of
 FORMATS = (".csv", ".npy", ".npz")
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "missing"})  # cells read as missing values
+NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX; elsewhere there are no FIFOs to block on
 CHUNK = 1 << 16  # bytes read (or decompressed) at a time: a .npz member, a pass over a CSV
 
 
@@ -77,7 +78,8 @@ def open_regular(path, name: str, expected: str, missing: str = ""):
                               "(permissions)") from None
     try:
         _refuse_special(os.fstat(handle.fileno()), name, expected)
-        os.set_blocking(handle.fileno(), True)  # a regular file: reads behave as usual
+        if NONBLOCK:
+            os.set_blocking(handle.fileno(), True)  # a regular file: reads behave as usual
     except BaseException:
         handle.close()
         raise
@@ -86,7 +88,7 @@ def open_regular(path, name: str, expected: str, missing: str = ""):
 
 def _open_nonblocking(path, flags: int) -> int:
     # O_NONBLOCK: opening a FIFO for reading does not wait for a writer
-    return os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    return os.open(path, flags | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
 
 
 DATA_FILES = f"a {', '.join(FORMATS)} file"
