@@ -22,6 +22,7 @@ import xpnet  # noqa: E402
 import xpnet.sklearn.base  # noqa: E402
 import xpnet.sklearn.lbfgs  # noqa: E402
 from xpnet.engine.threads import limit_threads  # noqa: E402
+from xpnet.memory import XpnetMemoryError  # noqa: E402
 from xpnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 # check_estimator runs in a fresh interpreter: SCIPY_ARRAY_API=1 must be set before scipy is
@@ -397,3 +398,16 @@ def test_weighted_lbfgs_objective_gradient_matches_finite_differences(Estimator,
     grad = objective(theta)[1]
     numeric = np.array([(objective(theta + e)[0] - objective(theta - e)[0]) / 2e-6 for e in np.eye(theta.size) * 1e-6])
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_weights_too_big_are_refused_before_they_are_drawn(Estimator, monkeypatch):
+    """xpnet's memory error (one line, naming the parameter), not NumPy's MemoryError from the draw."""
+    def drawn(*args):
+        raise AssertionError("the initial weights were drawn before the memory check")
+
+    monkeypatch.setattr(xpnet.sklearn.base, "glorot_uniform_with_biases", drawn)
+    X, y = blobs(30)
+    with pytest.raises(XpnetMemoryError, match=r"the weights of layers \[2, 1000000000, .*hidden_layer_sizes") as info:
+        Estimator(hidden_layer_sizes=(10**9,)).fit(X, y)
+    assert "\n" not in str(info.value)

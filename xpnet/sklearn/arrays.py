@@ -17,7 +17,6 @@ import array_api_compat
 import numpy as np
 from scipy import sparse
 from sklearn import get_config
-from sklearn.utils._array_api import get_namespace_and_device
 
 from ..backend import Backend, get_backend, to_numpy
 from ..errors import XpnetValueError
@@ -132,13 +131,11 @@ def check_same_place(est, X, method: str) -> None:
     fitted, here = backend_of(est.coefs_[0]), backend_of(X)
     if fitted.qualified_name() == here.qualified_name():
         return
-    xp_X, _, device_X = get_namespace_and_device(X)
-    what = ("array-like" if device_X is None and not sparse.issparse(X) else "sparse array" if sparse.issparse(X)
-            else xp_X.__name__)
+    where = "numpy" if here.name == "numpy" else here.qualified_name()
     raise XpnetValueError(
         f"Inputs passed to {type(est).__name__}.{method}() must use the same namespace and the same device as "
-        f"those passed to fit(). The estimator was fitted on {fitted.describe()}, {method} got {what} on "
-        f"{here.describe()}; move the estimator with est.to_backend({here.qualified_name()!r}) (or "
+        f"those passed to fit(): it was fitted on {fitted.describe()}, {method} got {here.describe()} (array-likes "
+        f"and sparse input count as NumPy); move the estimator with est.to_backend({where!r}) (or "
         "sklearn.utils._array_api.move_estimator_to), or pass X where it was fitted")
 
 
