@@ -233,3 +233,18 @@ def test_a_pickle_from_torch_loads_where_torch_is_absent():
     assert proc.stdout.decode().split() == ["ndarray", "ndarray", "10"]
     warning = [line for line in proc.stderr.decode().splitlines() if "UserWarning" in line]
     assert len(warning) == 1 and "fitted on torch:cpu, which is not available here" in warning[0]
+
+
+def test_a_float32_only_device_trains_in_float32_there():
+    put, backend = place("array_api_strict:no_float64")
+    X, y = blobs()
+    X = X.astype(np.float32)
+    est = MLPClassifier(hidden_layer_sizes=(5,), max_iter=10, random_state=0, early_stopping=True)
+    ref = numpy_fit(est, X, y)
+    clf = est.fit(put(X), put(y))
+    assert {where(a) for a in clf.coefs_ + [clf.classes_]} == {backend.qualified_name()}
+    assert all(a.dtype == xs.float32 for a in clf.coefs_ + clf.intercepts_)
+    proba = clf.predict_proba(put(X))
+    assert where(proba) == backend.qualified_name() and proba.dtype == xs.float32
+    np.testing.assert_allclose(host(proba), ref.predict_proba(X), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(clf.validation_scores_, ref.validation_scores_, atol=1e-6)

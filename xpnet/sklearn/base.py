@@ -150,7 +150,7 @@ class _BaseMLP(BaseEstimator):
     def _keep(self, model: MLP) -> None:
         self._model, self._model_source = model, list(self.coefs_) + list(self.intercepts_)
 
-    def _fitted(self, model: MLP, backend: Backend) -> None:
+    def _fitted(self, model: MLP) -> None:
         """The trained ``model``'s weights as ``coefs_``/``intercepts_``: its own arrays under array_api_dispatch
         (they stay where training ran), NumPy otherwise (scikit-learn's fitted attributes)."""
         if dispatching():

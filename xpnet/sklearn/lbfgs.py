@@ -51,7 +51,7 @@ def fit(est, X, Y, sw, backend) -> None:
             value = objective.value(result.x, losses.SQUARED_ERROR)
     est.n_iter_ = min(int(result.nit), int(est.max_iter))
     est.loss_ = value
-    est._fitted(model, backend)
+    est._fitted(model)
     if result.status != 0:
         lbfgs_failed(est.n_iter_, result)
 

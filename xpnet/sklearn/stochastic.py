@@ -69,7 +69,7 @@ def fit(est, X, Y, sw, rng, incremental: bool, backend) -> None:
         printer.finish(result)
     if result.diverged and not est.early_stopping:
         raise XpnetValueError(nonfinite_message(X, est.learning_rate_init))
-    record(est, result, model, n, start, incremental, backend)
+    record(est, result, model, n, start, incremental)
 
 
 def start_curves(est) -> None:
@@ -124,7 +124,7 @@ def validation_score(est, model, X_val, Y_val, sw_val):
     return score
 
 
-def record(est, result, model, n: int, start, incremental: bool, backend) -> None:
+def record(est, result, model, n: int, start, incremental: bool) -> None:
     """The fitted attributes after a run (scikit-learn's, in its units)."""
     state = result.optimizer_state
     done = len(result.epoch_losses)
@@ -144,7 +144,7 @@ def record(est, result, model, n: int, start, incremental: bool, backend) -> Non
     else:
         est.best_loss_ = best
     if keep:
-        est._fitted(model, backend)
+        est._fitted(model)
     else:
         est.coefs_, est.intercepts_ = start
     est._optimizer = OptimizerState(est.solver, state, next_rate(est, state))
