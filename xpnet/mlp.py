@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import memory
 from .backend import Backend, get_backend, itemsize, to_numpy
 from .core import activations, inputs, layers, losses
-from .core.init import SEEDS, check_weights_fit, initial_weights
+from .core.init import SEEDS, initial_weights
 from .core.network import NUMERICS, Spec, forward, l2_penalty
 from .engine.kernels import CHOICES as KERNEL_CHOICES
 from .engine.numpy_ops import get_ops
@@ -125,7 +126,9 @@ class MLP:
         self.dtype = self.backend.dtype(dtype)
         self.init, self.seed, self.numerics, self.kernels = init, int(seed), numerics, kernels
         shapes = list(zip(self.spec.layer_sizes[:-1], self.spec.layer_sizes[1:]))
-        check_weights_fit(self.spec.layer_sizes, itemsize(dtype), self.backend, fix="use narrower --hidden layers")
+        n_params = sum((a + 1) * c for a, c in shapes)  # checked before anything of that size exists
+        memory.require(n_params * (8 + itemsize(dtype)), f"the weights of layers {list(self.spec.layer_sizes)}",
+                       self.backend, fix="use narrower --hidden layers")
         if weights is None:
             relu = any(a.name == "relu" for a in self.spec.hidden)
             host = initial_weights(init, self.spec.layer_sizes, self.seed, "relu" if relu else "tanh")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import memory
 from ..errors import Interval, check_choice
 
 SCHEMES = ("auto", "trask", "cavar", "wildml", "he", "xavier")
@@ -79,17 +78,6 @@ def glorot_uniform_with_biases(random_state: np.random.RandomState, layer_sizes,
         W.append(np.asarray(random_state.uniform(-bound, bound, (n_in, n_out)), dtype=np.float64))
         b.append(np.asarray(random_state.uniform(-bound, bound, n_out), dtype=np.float64))
     return W, b
-
-
-def check_weights_fit(layer_sizes, itemsize: int, backend=None, *, fix: str) -> None:
-    """Refuse weights that would not fit (:class:`xpnet.memory.XpnetMemoryError`) before any is drawn.
-
-    A layer holds ``(n_in + 1) * n_out`` numbers (biases included), drawn in float64 on the
-    host and kept in the model's dtype (``itemsize`` bytes) on ``backend``. ``fix`` ends the
-    message (how to ask for less). Every model and estimator draws its weights after this.
-    """
-    n_params = sum((a + 1) * c for a, c in zip(layer_sizes[:-1], layer_sizes[1:]))
-    memory.require(n_params * (8 + itemsize), f"the weights of layers {list(layer_sizes)}", backend, fix=fix)
 
 
 SEEDS = Interval(0, 2**32 - 1, integer=True)  # NumPy's legacy RandomState (the tutorials' inits) takes these

@@ -10,6 +10,7 @@ nothing changes: NumPy (or array-likes) in, NumPy out, fitted arrays NumPy.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -54,6 +55,14 @@ def backend_of(a) -> Backend:
     lib = "array_api_strict" if array_api_compat.is_array_api_strict_namespace(xp) else xp.__name__
     text = str(device)  # array_api_strict.Device('device1') -> device1, as xpnet spells devices
     return named(f"{lib}:{text.split(QUOTE)[1] if text.count(QUOTE) >= 2 else text}")
+
+
+def current(backend: Backend):
+    """A context making ``backend``'s device the current one for what runs inside: CuPy computes on
+    the current device, not the arrays' (``cupy:1``); elsewhere arrays carry their device and it
+    does nothing. (``Backend.activate`` comes with the GPU placement work; until then, nothing.)"""
+    activate = getattr(backend, "activate", None)
+    return activate() if activate is not None else contextlib.nullcontext()
 
 
 def same_place(a, backend: Backend) -> bool:

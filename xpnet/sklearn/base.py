@@ -12,9 +12,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._array_api import get_namespace
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .. import memory
 from ..backend import Backend, get_backend, itemsize
 from ..core import losses
-from ..core.init import check_weights_fit, glorot_uniform_with_biases
+from ..core.init import glorot_uniform_with_biases
 from ..engine.threads import limit_threads
 from ..errors import BackendUnavailableError, XpnetValueError, check_choice
 from ..mlp import MLP
@@ -23,6 +24,8 @@ from .arrays import (
     all_finite,
     backend_of,
     check_same_place,
+    current,
+    deliver,
     dispatching,
     dtype_name,
     is_device_array,
@@ -179,10 +182,11 @@ class _BaseMLP(BaseEstimator):
             self._initialize(Y, units, dtype, rng, backend)
         else:
             self._check_continuation(units, dtype)
-        if self.solver == "lbfgs":
-            lbfgs.fit(self, X, Y, sw, backend)
-        else:
-            stochastic.fit(self, X, Y, sw, rng, incremental, backend)
+        with current(backend):
+            if self.solver == "lbfgs":
+                lbfgs.fit(self, X, Y, sw, backend)
+            else:
+                stochastic.fit(self, X, Y, sw, rng, incremental, backend)
         if not all_finite(list(self.coefs_) + list(self.intercepts_)):
             raise XpnetValueError(nonfinite_message(X, self.learning_rate_init))
         self._place_labels()
@@ -195,7 +199,9 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(units)
         self.out_activation_ = self._out_activation()
-        check_weights_fit(units, itemsize(dtype), backend, fix="use narrower hidden_layer_sizes")  # before the draw
+        n_params = sum((a + 1) * c for a, c in zip(units[:-1], units[1:]))  # drawn in float64, kept in dtype
+        memory.require(n_params * (8 + itemsize(dtype)), f"the weights of layers {units}", backend,
+                       fix="use narrower hidden_layer_sizes")  # before the draw, not NumPy's MemoryError in it
         W, b = glorot_uniform_with_biases(rng, units, 2.0 if self.activation == "logistic" else 6.0)
         self.coefs_ = [w.astype(dtype) for w in W]
         self.intercepts_ = [c.astype(dtype) for c in b]
@@ -219,21 +225,28 @@ class _BaseMLP(BaseEstimator):
         """Labels (the classifier's ``classes_``) next to the weights; nothing for a regressor."""
 
     # -- prediction ------------------------------------------------------------------------------
-    def _validated_for_predict(self, X, method: str):
+    def _predicted(self, X, method: str, finish=None):
+        """``finish(outputs)`` (default: the outputs themselves) of the network for ``X``, computed on the
+        model's backend with its device current; delivered in the input's namespace and on its device
+        under array_api_dispatch, else as NumPy (labels that are not numbers are NumPy anyway)."""
         check_is_fitted(self, "coefs_")
         check_same_place(self, X, method)
         xp, _ = get_namespace(X)  # scikit-learn's: NumPy's without dispatch
-        return validate_data(self, X, reset=False, accept_sparse=["csr", "csc"], dtype=(xp.float64, xp.float32))
-
-    def _outputs(self, X):
-        """The network's outputs (n_samples, n_outputs) for validated ``X``, on the model's backend."""
+        valid = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"], dtype=(xp.float64, xp.float32))
         model = self._predictor()
-        with limit_threads(self.threads), np.errstate(over="ignore"):
-            if not sparse.issparse(X):
-                return outputs(model, move(X, model.backend, model.dtype_name))
-            rows = max(1, PREDICT_CHUNK // max(1, X.shape[1]))
-            return model.xp.concat([outputs(model, model.backend.asarray(X[a:a + rows].toarray(), model.dtype))
-                                    for a in range(0, X.shape[0], rows)], axis=0)
+        with limit_threads(self.threads), np.errstate(over="ignore"), current(model.backend):
+            out = self._outputs(model, valid)
+            result = out if finish is None else finish(out)
+            return deliver(result, X) if is_numeric(result) else result
+
+    @staticmethod
+    def _outputs(model: MLP, X):
+        """The network's outputs (n_samples, n_outputs) for validated ``X``, on the model's backend."""
+        if not sparse.issparse(X):
+            return outputs(model, move(X, model.backend, model.dtype_name))
+        rows = max(1, PREDICT_CHUNK // max(1, X.shape[1]))
+        return model.xp.concat([outputs(model, model.backend.asarray(X[a:a + rows].toarray(), model.dtype))
+                                for a in range(0, X.shape[0], rows)], axis=0)
 
     # -- moving and pickling ---------------------------------------------------------------------
     def to_backend(self, backend, dtype: str | None = None):

@@ -12,7 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ..errors import XpnetValueError
-from .arrays import backend_of, deliver, is_device_array, is_numeric, move, to_host
+from .arrays import backend_of, is_device_array, is_numeric, move, to_host
 from .base import _BaseMLP
 
 
@@ -198,14 +198,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes) in the order of ``classes_`` (multilabel: one
         independent probability per label)."""
-        return deliver(self._proba(self._outputs(self._validated_for_predict(X, "predict_proba"))), X)
+        return self._predicted(X, "predict_proba", self._proba)
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""
-        proba = self._proba(self._outputs(self._validated_for_predict(X, "predict_log_proba")))
-        return deliver(backend_of(proba).xp.log(proba), X)
+        return self._predicted(X, "predict_log_proba", lambda out: backend_of(out).xp.log(self._proba(out)))
 
     def predict(self, X):
         """Predicted labels (n_samples,), or the indicator matrix for multilabel targets."""
-        labels = self._labels(self._outputs(self._validated_for_predict(X, "predict")))
-        return deliver(labels, X) if is_numeric(labels) else labels  # strings stay NumPy
+        return self._predicted(X, "predict", self._labels)

@@ -10,7 +10,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ..errors import XpnetValueError, check_choice
-from .arrays import deliver, move
+from .arrays import move
 from .base import _BaseMLP
 
 
@@ -99,5 +99,4 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X):
         """Predictions (n_samples,) for one target, else (n_samples, n_targets), in the training dtype."""
-        out = self._outputs(self._validated_for_predict(X, "predict"))
-        return deliver(out[:, 0] if out.shape[1] == 1 else out, X)
+        return self._predicted(X, "predict", lambda out: out[:, 0] if out.shape[1] == 1 else out)
