@@ -35,8 +35,8 @@ class OptimizerState:
         self.solver, self.state, self.learning_rate = solver, state, learning_rate
 
     def moved(self, fn) -> OptimizerState:
-        """The same state with ``fn`` applied to its arrays (0-d counters stay host numbers)."""
-        state = {name: fn(a) if getattr(a, "ndim", 0) else a for name, a in self.state.items()}
+        """The same state with ``fn`` applied to its arrays (counters that are 0-d NumPy arrays stay)."""
+        state = {name: fn(a) if is_device_array(a) or getattr(a, "ndim", 0) else a for name, a in self.state.items()}
         return OptimizerState(self.solver, state, self.learning_rate)
 
 
