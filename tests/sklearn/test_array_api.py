@@ -232,7 +232,7 @@ def test_a_pickle_from_torch_loads_where_torch_is_absent():
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert proc.stdout.decode().split() == ["ndarray", "ndarray", "10"]
     warning = [line for line in proc.stderr.decode().splitlines() if "UserWarning" in line]
-    assert len(warning) == 1 and "fitted on torch:cpu, which is not available here" in warning[0]
+    assert len(warning) == 1 and "pickled on the 'torch:cpu' backend, which is not available here" in warning[0]
 
 
 def test_a_float32_only_device_trains_in_float32_there():

@@ -36,7 +36,7 @@ class OptimizerState:
 
     def moved(self, fn) -> OptimizerState:
         """The same state with ``fn`` applied to its arrays (counters that are 0-d NumPy arrays stay)."""
-        state = {name: fn(a) if is_device_array(a) or getattr(a, "ndim", 0) else a for name, a in self.state.items()}
+        state = {name: fn(a) if is_device_array(a) or np.ndim(a) else a for name, a in self.state.items()}
         return OptimizerState(self.solver, state, self.learning_rate)
 
 
