@@ -65,7 +65,8 @@ from .files import FORMATS, Table, _check_regular
 from .npy import _read_npy, _read_npz
 
 
-def load_file(path, target=None, *, has_target: bool = True, block=None, header: bool | None = None) -> Table:
+def load_file(path, target=None, *, has_target: bool = True, block=None, header: bool | None = None,
+              mapped: bool = False) -> Table:
     """Read ``path`` (``.csv``, ``.npy`` or ``.npz``) into a :class:`Table`.
 
     Parameters
@@ -83,6 +84,11 @@ def load_file(path, target=None, *, has_target: bool = True, block=None, header:
     header : bool, optional
         Whether a CSV's first row names the columns. Default (None): detected, a first
         row of numbers is data (see the module docstring).
+    mapped : bool, default False
+        Map ``.npy`` files and stored ``.npz`` members instead of reading them: ``X`` is
+        then a :class:`~xpnet.data.rows.HostRows` over a read-only memory map (the
+        file's numbers, converted a chunk at a time when read) and ``Table.mapped`` is
+        True. CSV and compressed ``.npz`` members are read into memory either way.
 
     Returns
     -------
@@ -97,14 +103,15 @@ def load_file(path, target=None, *, has_target: bool = True, block=None, header:
         and the fix: unreadable or malformed files, missing values, duplicate column
         names, arrays too large for the memory available...
     """
-    table, ext = _read(path, target, has_target, block, header)
+    table, ext = _read(path, target, has_target, block, header, mapped)
     if ext != ".npz" and table.y is not None:
         table.y = typed_labels(table.y)
     return table
 
 
-def _read(path, target, has_target, block, header=None) -> tuple[Table, str]:
-    """The :class:`Table` of ``block``'s rows with untyped labels (CSV text or numbers, NPY numbers), and the type."""
+def _read(path, target, has_target, block, header=None, mapped: bool = False) -> tuple[Table, str]:
+    """The :class:`Table` of ``block``'s rows with untyped labels (CSV text or numbers, NPY numbers as
+    float64), and the type; ``mapped``: see :func:`load_file`."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
@@ -117,8 +124,8 @@ def _read(path, target, has_target, block, header=None) -> tuple[Table, str]:
         if ext == ".csv":
             return _read_csv(path, target, has_target, block, header), ext
         if ext == ".npz":
-            return _read_npz(path, has_target, block), ext
-        return _read_npy(path, target, has_target, block), ext
+            return _read_npz(path, has_target, block, mapped), ext
+        return _read_npy(path, target, has_target, block, mapped), ext
     except OSError as exc:  # e.g. an I/O error in the middle of the file
         raise XpnetValueError(f"data file {path!r}: cannot read it ({exc.strerror or exc})") from None
 
