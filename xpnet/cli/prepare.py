@@ -103,7 +103,7 @@ class Prepared:
     # The validation rows under their former names (read by the train and evaluate commands
     # until they move to X_val / y_val / n_val). They never hold test rows.
     @property
-    def X_held(self) -> np.ndarray:
+    def X_held(self) -> np.ndarray | HostRows:
         return self.X_val
 
     @property
@@ -144,7 +144,7 @@ def prepare(config: dict, comm=None, *, stream: bool = False) -> Prepared:
     check_task(config.get("task") or "auto")
     if config.get("data"):
         prepared = _prepare_file(config, Communicator() if comm is None else comm)
-        return prepared if stream else materialize(prepared)
+        return prepared if stream and prepared.mapped else materialize(prepared)
     if comm is None or comm.size == 1:
         return _prepare_whole(config)
     whole = _prepare_whole(config)
@@ -262,11 +262,12 @@ def materialize(prepared: Prepared) -> Prepared:
     for the training and the validation rows, filled a block at a time, never a second
     copy). ``prepared`` is returned as it is when its rows are arrays already.
     """
-    if not isinstance(prepared.X, HostRows):
+    X, X_val = prepared.X, prepared.X_val
+    if not isinstance(X, HostRows) or not isinstance(X_val, HostRows):
         return prepared
-    n, width = prepared.X.shape
-    memory.require((n + prepared.X_val.shape[0]) * width * 8, f"converting {n:,} rows of {prepared.source} to float64")
-    return dataclasses.replace(prepared, X=prepared.X.materialize(), X_val=prepared.X_val.materialize(), mapped=False)
+    n, width = X.shape
+    memory.require((n + X_val.shape[0]) * width * 8, f"converting {n:,} rows of {prepared.source} to float64")
+    return dataclasses.replace(prepared, X=X.materialize(), X_val=X_val.materialize(), mapped=False)
 
 
 def _notes(path, ext: str, mapped: bool) -> tuple:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import Interval, XpnetValueError
-from .rows import HostRows
+from .rows import HostRows, block_rows, spans
 
 CONSTANT = 64 * np.finfo(np.float64).eps  # a feature whose std is below this times |mean| is constant
 
@@ -49,12 +49,17 @@ class Scaler:
         mean, std = moments.mean, np.sqrt(moments.variance)
         return cls(mean, np.where(std > CONSTANT * np.abs(mean), std, 1.0))
 
-    def transform(self, X) -> np.ndarray:
-        """``(X - mean) / scale`` as a new float64 array (applied to one chunk at a time by streamed data)."""
+    def transform(self, X, *, copy: bool = True) -> np.ndarray:
+        """``(X - mean) / scale`` as float64: a new array, or ``X`` itself standardized in place when
+        ``copy`` is False and ``X`` is a writable float64 array (a chunk just read: no second buffer)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.mean.shape[0]:
             raise XpnetValueError(f"X has shape {X.shape}; the model was trained on {self.mean.shape[0]} features")
-        Z = X - self.mean
+        if copy or not X.flags.writeable:
+            Z = X - self.mean
+        else:
+            Z = X
+            Z -= self.mean
         Z /= self.scale  # in place: one array of X's size, not two
         return Z
 
@@ -83,13 +88,15 @@ class Moments:
         """The moments of the rows of ``X`` (2-D array or :class:`~xpnet.data.rows.HostRows`),
         ``block`` rows (default :func:`~xpnet.data.rows.block_rows`) converted to float64 at a time."""
         rows = X if isinstance(X, HostRows) else HostRows(_two_dimensional(X))
-        width = rows.shape[1]
+        n, width = rows.shape
         total = cls(0, np.zeros(width), np.zeros(width))
-        for _start, _stop, B in rows.blocks(block):
-            mean = np.sum(B, axis=0) / B.shape[0]  # what X.mean(axis=0) computes
-            D = B - mean
+        for start, stop in spans(n, block or block_rows(width)):
+            D = np.ascontiguousarray(rows.rows(start, stop))
+            mean = np.sum(D, axis=0) / D.shape[0]  # what X.mean(axis=0) computes (on C-ordered rows)
+            D = D - mean if np.may_share_memory(D, rows.data) else _subtract(D, mean)
             D *= D
-            total = total.merge(cls(B.shape[0], mean, np.sum(D, axis=0)))
+            total = total.merge(cls(stop - start, mean, np.sum(D, axis=0)))
+            del D  # one block alive at a time
         if not total.n:
             total.mean[:] = np.nan
         return total
@@ -114,6 +121,11 @@ class Moments:
         mean = np.asarray(sums) / n if n else np.full_like(mine, np.nan)
         spread = self.m2 + self.n * (mine - mean) ** 2 if self.n else np.zeros_like(mine)
         return Moments(int(n), mean, np.asarray(comm.sum_floats(spread)))
+
+
+def _subtract(D: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    D -= mean  # a block read for this pass: its own buffer holds the deviations
+    return D
 
 
 def _two_dimensional(X) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-BLOCK_BYTES = 1 << 23  # float64 bytes converted at a time by the streaming passes (8 MiB)
+BLOCK_BYTES = 1 << 18  # float64 bytes converted at a time by the streaming passes (256 KiB: a cache's worth)
 
 
 def block_rows(width: int, budget: int | None = None) -> int:
@@ -52,7 +52,7 @@ class HostRows:
     data: np.ndarray  # (M, W) real numbers, any dtype: often a read-only np.memmap (or a strided view of one)
     index: np.ndarray | None = None  # (N,) int64 rows of data, in order (None: every row of data, in order)
     columns: Any = None  # data's columns to keep: a slice or int array (None: all)
-    scaler: Any = None  # has .transform(float64 (n, F)) -> float64 (n, F); applied per chunk (None: no scaling)
+    scaler: Any = None  # .transform(float64 (n, F), copy=...) -> float64 (n, F), per chunk (None: no scaling)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -100,9 +100,10 @@ class HostRows:
     def materialize(self) -> np.ndarray:
         """The whole selection as one float64 (N, F) array, filled a block at a time (never a
         second copy of the data: the peak is the result and one block)."""
-        out = np.empty(self.shape, dtype=np.float64)
-        for start, stop, block in self.blocks():
-            out[start:stop] = block
+        n, width = self.shape
+        out = np.empty((n, width), dtype=np.float64)
+        for start, stop in spans(n, block_rows(width)):
+            out[start:stop] = self.rows(start, stop)  # one block alive at a time
         return out
 
     def with_scaler(self, scaler) -> HostRows:
@@ -111,4 +112,7 @@ class HostRows:
 
     def _finish(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, dtype=np.float64)
-        return block if self.scaler is None else self.scaler.transform(block)
+        if self.scaler is None:
+            return block
+        # a block read by index or converted is a new array: standardized in place, no second buffer
+        return self.scaler.transform(block, copy=np.may_share_memory(block, self.data))

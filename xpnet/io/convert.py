@@ -84,7 +84,8 @@ def csv_to_npy(source, dest, target=None, *, header: bool | None = None, dtype: 
         handle.write(head)
         for start, stop in spans(n, step):
             X, cells = _csv_block(layout, start, stop, features, column)
-            handle.write(memoryview(_rows(layout, start, X, cells, [*features, column], kind)).cast("B"))
+            assert cells is not None  # a label column was asked for
+            handle.write(_rows(layout, start, X, cells, [*features, column], kind).data)  # no copy: C order
 
     try:
         atomic_write(dest, write)

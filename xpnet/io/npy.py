@@ -57,7 +57,8 @@ def _map_rows(handle, header, start: int, stop: int, offset: int | None = None) 
     width, count = math.prod(shape[1:]), stop - start
     if not width or not count:
         return None
-    offset = handle.tell() if offset is None else offset
+    position = handle.tell()
+    offset = position if offset is None else offset
     try:
         if fortran and len(shape) > 1:  # column-major: map the whole array, view the block's rows
             return np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=tuple(shape), order="F")[start:stop]
@@ -65,6 +66,8 @@ def _map_rows(handle, header, start: int, stop: int, offset: int | None = None) 
                          shape=(count, *shape[1:]), order="C")
     except (OSError, ValueError):
         return None
+    finally:
+        handle.seek(position)  # np.memmap seeks to the end to measure the file
 
 
 def _feature_rows(A: np.ndarray, features: list) -> HostRows:
