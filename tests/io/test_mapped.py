@@ -57,6 +57,19 @@ def test_a_block_maps_only_its_rows_in_either_order(tmp_path):
     assert c.X.data.shape[0] == 334 and c.X.data.offset == header + 334 * 5 * 8  # the map starts at the block
 
 
+def test_each_process_maps_its_block_of_an_npy_through_the_python_api(tmp_path):
+    from xpnet import distributed
+
+    A = np.arange(10_001 * 3, dtype=np.float32).reshape(10_001, 3)
+    np.save(tmp_path / "a.npy", A)
+    parts = [distributed.load_npy_rows(tmp_path / "a.npy", rank, 3, mapped=True) for rank in range(3)]
+    assert all(isinstance(part, np.memmap) and not part.flags.writeable for part in parts)
+    assert [part.shape[0] for part in parts] == [3334, 3334, 3333]
+    np.testing.assert_array_equal(np.concatenate(parts), A)
+    read = distributed.load_npy_rows(tmp_path / "a.npy", 1, 3)
+    assert not isinstance(read, np.memmap) and np.array_equal(read, parts[1])
+
+
 def test_stored_npz_members_are_mapped_compressed_ones_are_read(tmp_path):
     X, labels = data()
     write_table(tmp_path / "d.npz", X, labels)

@@ -7,7 +7,7 @@ import json
 
 from ..io.convert import DTYPES, csv_to_npy
 from ..memory import format_bytes
-from .args import check_destination, say
+from .args import _config_flags, check_destination, say
 
 
 def add_parser(commands) -> None:
@@ -31,6 +31,7 @@ def add_parser(commands) -> None:
                          help="the .npy's numbers: float64 keeps every value (training on it equals training on the "
                               "CSV); float32 halves the file (default: float64)")
     convert.add_argument("--json", action="store_true", help="print one JSON line with what was written")
+    _config_flags(convert)
     convert.set_defaults(handler=cmd_convert, threads=None)  # no BLAS work: nothing to limit
 
 

@@ -118,18 +118,23 @@ def _check_numbers(where, dtype: np.dtype, what: str, labels: bool = False) -> N
     raise XpnetValueError(f"data file {where!r}: {what} holds {fix} (dtype {dtype})")
 
 
-def read_npy_rows(path, block) -> np.ndarray:
+def read_npy_rows(path, block, *, mapped: bool = False) -> np.ndarray:
     """Rows ``block(n_rows) -> [start, stop)`` of the ``.npy`` array at ``path``; the rest is never read.
 
     Returns an array of shape ``(stop - start, *row_shape)`` in the file's dtype. The
     header is checked against the file's size, and the block's size against the memory
-    available, before the block is allocated.
+    available, before the block is allocated. With ``mapped``, the block is a read-only
+    memory map of the file instead (nothing read, no memory taken but page cache), unless
+    the file cannot be mapped.
     """
     path = os.fspath(path)
     _check_regular(path)
     with _open(path) as handle:
         header = _npy_header(handle, path, os.fstat(handle.fileno()).st_size)
         start, stop = block(header[0][0])
+        found = _map_rows(handle, header, start, stop) if mapped else None
+        if found is not None:
+            return found
         memory.require((stop - start) * math.prod(header[0][1:]) * header[2].itemsize,
                        f"reading {stop - start:,} rows of {path!r}")
         return _npy_rows(handle, header, start, stop)
@@ -305,11 +310,12 @@ def _member_start(handle, info, where) -> int:
     return info.header_offset + 30 + name_length + extra_length
 
 
-def load_npy_rows(path, rank: int = 0, size: int = 1) -> np.ndarray:
-    """Read only this process's block of rows of the ``.npy`` file at ``path``.
+def load_npy_rows(path, rank: int = 0, size: int = 1, *, mapped: bool = False) -> np.ndarray:
+    """Read (or, with ``mapped``, memory-map) only this process's block of rows of the ``.npy`` file at ``path``.
 
     Only rows ``shard_bounds(n_rows, rank, size)`` are read (by offset, after the header:
     :func:`xpnet.io.npy.read_npy_rows`), so no process ever holds the whole file. Returns
-    an array of shape ``(stop - start, *row_shape)``.
+    an array of shape ``(stop - start, *row_shape)``: with ``mapped``, a read-only
+    ``np.memmap`` of those rows, which training reads a chunk at a time.
     """
-    return read_npy_rows(path, lambda n_rows: shard_bounds(n_rows, rank, size))
+    return read_npy_rows(path, lambda n_rows: shard_bounds(n_rows, rank, size), mapped=mapped)

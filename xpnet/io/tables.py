@@ -1,11 +1,13 @@
 """Your own data: load CSV / NPY / NPZ files into a :class:`~xpnet.io.files.Table`.
 
-    >>> from xpnet import data
-    >>> table = data.load_file("iris.csv", target="species")     # doctest: +SKIP
-    >>> data.infer_task(table.y)                                 # doctest: +SKIP
+    >>> from xpnet.data.labels import LabelMap, infer_task
+    >>> from xpnet.io.tables import load_file
+    >>> table = load_file("iris.csv", target="species")          # doctest: +SKIP
+    >>> infer_task(table.y)                                      # doctest: +SKIP
     'classification'
-    >>> labels = data.LabelMap.fit(table.y)                      # doctest: +SKIP
+    >>> labels = LabelMap.fit(table.y)                           # doctest: +SKIP
     >>> y = labels.encode(table.y)          # 0..C-1; labels.decode(y) maps back   # doctest: +SKIP
+    >>> big = load_file("big.npy", mapped=True)   # .X: HostRows over a memory map  # doctest: +SKIP
 
 File formats (the rules in full, with examples: docs/data.md)
 -------------------------------------------------------------
@@ -38,8 +40,11 @@ Reading a block of rows
 chooses once it knows the file's row count, without ever holding the rest:
 
 - ``.npy`` files and uncompressed ``.npz`` members (``np.savez``): the header gives the
-  shape; the block is read by offset (one seek and one read per contiguous run: one run
-  in C order, one per column in Fortran order).
+  shape; with ``mapped=True`` the block is memory-mapped (nothing read; ``Table.X`` is a
+  :class:`~xpnet.data.rows.HostRows` over the map, the label column copied out), otherwise
+  mapped and converted to float64 a block of rows at a time (or, where the file cannot be
+  mapped, read by offset: one seek and one read per contiguous run: one run in C order,
+  one per column in Fortran order).
 - compressed ``.npz`` members (``np.savez_compressed``): decompressed as a stream,
   ``CHUNK`` (64 KiB) at a time; the bytes before the block are dropped.
 - ``.csv``: a first pass over the bytes (vectorised, ``CHUNK`` at a time) finds where
