@@ -153,3 +153,15 @@ def test_split_order_is_index_arrays_and_split_is_their_copy():
     np.testing.assert_array_equal(HostRows(X, kept).materialize(), X_kept)
     np.testing.assert_array_equal(HostRows(X, held).materialize(), X_held)
     assert y_kept.tolist() == kept.tolist() and y_held.tolist() == held.tolist()
+
+
+def test_unordered_blocks_read_distinct_rows_in_file_order_and_repeated_ones_in_their_order(mapped):
+    A, M = mapped
+    index = np.random.default_rng(3).permutation(777)[:300]
+    scaler = Scaler(np.full(4, 2.0), np.full(4, 3.0))
+    got = np.concatenate(list(HostRows(M[:, :-1], index, None, scaler).unordered_blocks(50)))
+    np.testing.assert_array_equal(got, scaler.transform(A[np.sort(index), :-1]))  # front to back through the map
+    repeated = np.array([5, 5, 700, 2])
+    got = np.concatenate(list(HostRows(M[:, :-1], repeated).unordered_blocks(3)))
+    np.testing.assert_array_equal(got, A[repeated, :-1])
+    assert len(list(HostRows(M[:, :-1], index[:0]).unordered_blocks())) == 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import Interval, XpnetValueError
-from .rows import HostRows, block_rows, spans
+from .rows import HostRows
 
 CONSTANT = 64 * np.finfo(np.float64).eps  # a feature whose std is below this times |mean| is constant
 
@@ -86,16 +86,20 @@ class Moments:
     @classmethod
     def of(cls, X, block: int | None = None) -> Moments:
         """The moments of the rows of ``X`` (2-D array or :class:`~xpnet.data.rows.HostRows`),
-        ``block`` rows (default :func:`~xpnet.data.rows.block_rows`) converted to float64 at a time."""
+        ``block`` rows (default :func:`~xpnet.data.rows.block_rows`) converted to float64 at a time.
+
+        Rows picked by index are visited in the order of the array they come from
+        (:meth:`~xpnet.data.rows.HostRows.unordered_blocks`: a memory map read front to back),
+        so the result does not depend on the order of the index (but for rounding)."""
         rows = X if isinstance(X, HostRows) else HostRows(_two_dimensional(X))
-        n, width = rows.shape
+        width = rows.shape[1]
         total = cls(0, np.zeros(width), np.zeros(width))
-        for start, stop in spans(n, block or block_rows(width)):
-            D = np.ascontiguousarray(rows.rows(start, stop))
+        for D in rows.unordered_blocks(block):
+            D = np.ascontiguousarray(D)
             mean = np.sum(D, axis=0) / D.shape[0]  # what X.mean(axis=0) computes (on C-ordered rows)
             D = D - mean if np.may_share_memory(D, rows.data) else _subtract(D, mean)
             D *= D
-            total = total.merge(cls(stop - start, mean, np.sum(D, axis=0)))
+            total = total.merge(cls(D.shape[0], mean, np.sum(D, axis=0)))
             del D  # one block alive at a time
         if not total.n:
             total.mean[:] = np.nan

@@ -97,6 +97,30 @@ class HostRows:
         for start, stop in spans(n, size or block_rows(width)):
             yield start, stop, self.rows(start, stop)
 
+    def unordered_blocks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """The selection's rows as float64 blocks (as :meth:`rows` gives them), in ``data``'s order
+        when the index picks distinct rows, else in the selection's order.
+
+        For what does not depend on the rows' order but for rounding (sums, statistics): a
+        memory map is then read front to back, ``size`` of its rows at a time (default
+        :func:`block_rows`), which is several times faster than gathering rows in a shuffled
+        order. Costs one bool per row of ``data``.
+        """
+        n, width = self.shape
+        step = size or block_rows(width)
+        if self.index is not None and n:
+            picked = np.zeros(self.data.shape[0], dtype=bool)
+            picked[self.index] = True
+            if np.count_nonzero(picked) == n:  # distinct rows: any order holds the same rows
+                whole = replace(self, index=None)
+                for start, stop in spans(self.data.shape[0], step):
+                    block = whole.raw(start, stop)[picked[start:stop]]
+                    if block.shape[0]:
+                        yield whole._finish(block)
+                return
+        for start, stop in spans(n, step):
+            yield self.rows(start, stop)
+
     def materialize(self) -> np.ndarray:
         """The whole selection as one float64 (N, F) array, filled a block at a time (never a
         second copy of the data: the peak is the result and one block)."""
