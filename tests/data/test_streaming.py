@@ -165,3 +165,11 @@ def test_unordered_blocks_read_distinct_rows_in_file_order_and_repeated_ones_in_
     got = np.concatenate(list(HostRows(M[:, :-1], repeated).unordered_blocks(3)))
     np.testing.assert_array_equal(got, A[repeated, :-1])
     assert len(list(HostRows(M[:, :-1], index[:0]).unordered_blocks())) == 0
+
+
+def test_materialize_returns_a_float64_array_in_memory_as_it_is_when_nothing_is_to_be_done(mapped):
+    A, M = mapped
+    X = A[:, :-1].astype(np.float64)
+    assert HostRows(X).materialize() is X  # no copy of data that is ready
+    assert HostRows(X, np.arange(777)).materialize() is not X
+    assert not np.shares_memory(HostRows(M[:, :-1]).materialize(), M)  # a map is always copied out

@@ -123,7 +123,11 @@ class HostRows:
 
     def materialize(self) -> np.ndarray:
         """The whole selection as one float64 (N, F) array, filled a block at a time (never a
-        second copy of the data: the peak is the result and one block)."""
+        second copy of the data: the peak is the result and one block). ``data`` itself when
+        it is a float64 array in memory and there is nothing to pick, convert or scale."""
+        if self.index is None and self.columns is None and self.scaler is None and not self.mapped \
+                and self.data.dtype == np.float64:
+            return self.data
         n, width = self.shape
         out = np.empty((n, width), dtype=np.float64)
         for start, stop in spans(n, block_rows(width)):

@@ -45,9 +45,9 @@ def _read_npy(path, target, has_target, block, mapped: bool = False) -> Table:
                  shape[0], mapped=mapped and X.mapped)
 
 
-def _map_rows(handle, header, start: int, stop: int, offset: int | None = None) -> np.ndarray | None:
+def _map_rows(handle, header, start: int, stop: int) -> np.ndarray | None:
     """Rows ``[start, stop)`` of the array whose header was just read from ``handle`` (its data
-    at ``offset``, default the stream's position), as a read-only memory map of the file.
+    begins at the stream's position), as a read-only memory map of the file.
 
     Nothing is read: the pages come from the page cache as they are touched. None when
     there is nothing to map, or when the file cannot be mapped (a file system without
@@ -57,8 +57,7 @@ def _map_rows(handle, header, start: int, stop: int, offset: int | None = None) 
     width, count = math.prod(shape[1:]), stop - start
     if not width or not count:
         return None
-    position = handle.tell()
-    offset = position if offset is None else offset
+    offset = handle.tell()
     try:
         if fortran and len(shape) > 1:  # column-major: map the whole array, view the block's rows
             return np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=tuple(shape), order="F")[start:stop]
@@ -67,7 +66,7 @@ def _map_rows(handle, header, start: int, stop: int, offset: int | None = None) 
     except (OSError, ValueError):
         return None
     finally:
-        handle.seek(position)  # np.memmap seeks to the end to measure the file
+        handle.seek(offset)  # np.memmap seeks to the end to measure the file
 
 
 def _feature_rows(A: np.ndarray, features: list) -> HostRows:
@@ -88,7 +87,7 @@ def _scan(X: HostRows, A: np.ndarray, column, where_cell, where_label) -> np.nda
     n = X.shape[0]
     y = None if column is None else np.empty(n, dtype=np.float64)
     numbers = A.dtype.kind == "f"  # integers and bools are always finite
-    for start, stop in spans(n, block_rows(A.shape[1] if A.ndim == 2 else 1)):
+    for start, stop in spans(n, block_rows(A.shape[1])):
         if numbers:
             _check_finite(X.raw(start, stop), lambda r, c, at=start: where_cell(at + r, c))
         if y is not None:
