@@ -29,7 +29,7 @@ import numpy as np
 from ..data.labels import _numeric
 from ..data.rows import block_rows, spans
 from ..errors import XpnetValueError
-from .checkpoint import atomic_write, check_destination
+from .atomic import atomic_write, check_destination
 from .csv import _csv_block, _csv_columns, _line_at
 from .files import _check_regular
 
