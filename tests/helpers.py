@@ -73,3 +73,29 @@ def select(spec, library, dtype, n, choice="auto"):
     """The kernel the plan would take for this case (None: the generic or plain pass)."""
     return next((k for k in plan.KERNELS if choice in ("auto", k.family) and k.supports(spec, library, dtype, n)),
                 None)
+
+
+def mpi_run(processes: int, args, timeout: float = 300):
+    """Run ``mpiexec -n processes ARGS`` (skipping the test when mpi4py or mpiexec is missing)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip("mpi4py is not installed: pip install mpi4py mpich")
+    found = Path(sys.executable).with_name("mpiexec")  # the mpich wheel installs it beside python
+    mpiexec = str(found) if found.exists() else shutil.which("mpiexec")
+    if not mpiexec:
+        pytest.skip("no mpiexec on PATH: pip install mpich (or load the site's MPI)")
+    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
+    try:
+        return subprocess.run([mpiexec, "-n", str(processes), *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the MPI job hung for {timeout} s: {exc.stderr!r}"[:2000])

@@ -322,6 +322,8 @@ def _start(args, comm, ckpt, config) -> _Run:
                   f"{f', {prepared.n_val} for validation' if prepared.n_val else ''}"
                   f"{f', {prepared.n_test} for testing' if prepared.n_test else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
+    for note in prepared.notes if run.root and not args.quiet else ():  # e.g. a large CSV held in memory
+        _progress(f"xpnet: {note}")
     return run
 
 
