@@ -30,6 +30,7 @@ from .core.init import SEEDS, initial_weights
 from .core.network import NUMERICS, Spec, forward, l2_penalty
 from .engine.numpy_ops import get_ops
 from .engine.plan import CHOICES as KERNEL_CHOICES
+from .engine.stream import StreamedRows, StreamedTargets, check_shape, source_of
 from .errors import Interval, XpnetError, XpnetValueError, check_bool, check_choice, check_positive
 
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
@@ -169,24 +170,38 @@ class MLP:
 
     # -- data ----------------------------------------------------------------------------
     def as_inputs(self, X, *, allow_empty: bool = False):
-        """``X`` as a 2-D array of the model's dtype on its device (validated; see :mod:`xpnet.core.inputs`)."""
+        """``X`` as a 2-D array of the model's dtype on its device (validated; see :mod:`xpnet.core.inputs`);
+        a row source (a memory map, :class:`~xpnet.engine.rows.HostRows`) as
+        :class:`~xpnet.engine.stream.StreamedRows`: read a chunk at a time, never copied whole."""
+        if isinstance(X, StreamedRows):
+            return X
+        source = source_of(X)
+        if source is not None:
+            check_shape(source, self.layer_sizes[0], allow_empty)
+            return StreamedRows(source, self.backend, self.dtype)
         return inputs.as_inputs(self.backend, self.dtype, self.layer_sizes[0], X, allow_empty=allow_empty)
 
-    def as_targets(self, y, n: int):
-        """Targets in the form the loss needs: one-hot (N, C) for softmax, else (N, n_out)."""
+    def as_targets(self, y, n: int, streamed: bool = False):
+        """Targets in the form the loss needs: one-hot (N, C) for softmax, else (N, n_out); with
+        ``streamed``, as :class:`~xpnet.engine.stream.StreamedTargets` (made a chunk at a time)."""
+        if streamed:
+            return StreamedTargets(self.backend, self.dtype, self.spec.output, self.layer_sizes[-1], y, n)
         return inputs.as_targets(self.backend, self.dtype, self.spec.output, self.layer_sizes[-1], y, n)
 
     # -- inference -----------------------------------------------------------------------
+    def _predict_rows(self) -> int:
+        """Rows per chunk of inference: about ``PREDICT_BYTES`` of activations."""
+        return max(1, PREDICT_BYTES // (max(self.layer_sizes) * itemsize(self.dtype_name)))
+
     def logits(self, X):
         """The output layer's pre-activation for validated ``X`` (inference: running batch-norm
         statistics, no dropout), in row chunks of about ``PREDICT_BYTES`` of activations."""
-        ops = get_ops(self.backend)
-        rows = max(1, PREDICT_BYTES // (max(self.layer_sizes) * itemsize(self.dtype_name)))
-        if X.shape[0] <= rows:
+        ops, rows, n = get_ops(self.backend), self._predict_rows(), X.shape[0]
+        if n <= rows and not isinstance(X, StreamedRows):
             return forward(ops, self.spec, self.W, self.b, X, bn=self.bn)[0]
         parts = [forward(ops, self.spec, self.W, self.b, X[a:a + rows, ...], bn=self.bn)[0]
-                 for a in range(0, X.shape[0], rows)]
-        return self.xp.concat(parts, axis=0)
+                 for a in range(0, max(n, 1), rows)]
+        return self.xp.concat(parts, axis=0) if len(parts) > 1 else parts[0]
 
     def predict_proba(self, X):
         """Network output for ``X``: class probabilities (softmax/sigmoid) or values (identity)."""
@@ -204,10 +219,18 @@ class MLP:
     def summed_loss(self, X, T, loss=None):
         """The data loss summed over the rows of validated ``(X, T)``, inference mode (0-d array);
         ``loss`` (a :class:`~xpnet.losses.Loss`) instead of the model's own (e.g. a weighted one)."""
-        loss = self.spec.loss if loss is None else loss
-        Z = self.logits(X)
-        Y = activations.output_forward(self.xp, self.spec.output, Z, self.spec.stable)
-        return loss.total(self.xp, Z, Y, T, self.spec.stable)
+        loss, xp, rows, n = self.spec.loss if loss is None else loss, self.xp, self._predict_rows(), X.shape[0]
+        if n <= rows and not isinstance(X, StreamedRows):
+            Z = self.logits(X)
+            return loss.total(xp, Z, activations.output_forward(xp, self.spec.output, Z, self.spec.stable), T,
+                              self.spec.stable)
+        total = None  # the chunks' sums added in order: the same bits for rows on the device and streamed
+        for a in range(0, max(n, 1), rows):
+            Z = self.logits(X[a:a + rows, ...])
+            part = loss.total(xp, Z, activations.output_forward(xp, self.spec.output, Z, self.spec.stable),
+                              T[a:a + rows, ...], self.spec.stable)
+            total = part if total is None else total + part
+        return total
 
     def objective(self, data_total, n: int, l2: float = 0.0, reduction: str = "mean"):
         """The reported objective from a summed data loss over ``n`` rows (see :mod:`xpnet.losses`)."""
@@ -217,20 +240,29 @@ class MLP:
     def loss(self, X, y, *, l2: float = 0.0, reduction: str = "mean") -> float:
         """The objective on ``(X, y)`` as training reports it (see :mod:`xpnet.losses`)."""
         X = self.as_inputs(X)
-        return float(self.objective(self.summed_loss(X, self.as_targets(y, X.shape[0])), X.shape[0], l2, reduction))
+        T = self.as_targets(y, X.shape[0], isinstance(X, StreamedRows))
+        return float(self.objective(self.summed_loss(X, T), X.shape[0], l2, reduction))
 
     def accuracy(self, X, y) -> float:
         """Fraction of samples classified correctly (for classifiers)."""
         if self.spec.output == "identity":
             raise XpnetValueError("accuracy needs a classifier; this model has output='identity'")
         X = self.as_inputs(X)
-        T = self.as_targets(y, X.shape[0])
+        streamed, xp = isinstance(X, StreamedRows), self.xp
+        T = self.as_targets(y, X.shape[0], streamed)
+        if streamed:  # the hits of each chunk (one bool a row), then the mean as over rows on the device
+            rows = self._predict_rows()
+            hits = xp.concat([self._hits(X[a:a + rows], T[a:a + rows]) for a in range(0, max(X.shape[0], 1), rows)])
+        else:
+            hits = self._hits(X, T)
+        return float(xp.mean(xp.astype(hits, self.dtype)))
+
+    def _hits(self, X, T):
+        """Whether each row of validated ``X`` is classified as ``T`` says."""
         xp = self.xp
         if self.spec.output == "softmax":
-            hits = xp.argmax(self.predict_proba(X), axis=1) == xp.argmax(T, axis=1)
-        else:
-            hits = xp.all((self.predict_proba(X) > 0.5) == (T > 0.5), axis=1)
-        return float(xp.mean(xp.astype(hits, self.dtype)))
+            return xp.argmax(self.predict_proba(X), axis=1) == xp.argmax(T, axis=1)
+        return xp.all((self.predict_proba(X) > 0.5) == (T > 0.5), axis=1)
 
     def to_backend(self, backend, dtype: str | None = None) -> MLP:
         """Move the model to ``backend`` (a name or :class:`~xpnet.backend.Backend`), in place.

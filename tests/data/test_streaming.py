@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from xpnet.data import preprocess, rows
+from xpnet.data import preprocess
 from xpnet.data.preprocess import Moments, Scaler
-from xpnet.data.rows import HostRows
+from xpnet.engine import rows
+from xpnet.engine.rows import HostRows
 
 
 def table(n=1000, width=5, seed=0, dtype=np.float64):

@@ -14,7 +14,7 @@ from xpnet import memory
 from xpnet.cli import prepare as prepare_module
 from xpnet.cli.prepare import materialize, prepare
 from xpnet.data import preprocess, rows
-from xpnet.data.rows import HostRows
+from xpnet.engine.rows import HostRows
 from xpnet.errors import XpnetValueError
 from xpnet.io import tables
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
+
 from .namespace import ENV_VAR
 
 
@@ -72,3 +74,64 @@ def device_allreducer(backend, mpi_comm):
             return out + [float(v) for v in buffer[offset:].get()]
 
     return allreduce
+
+
+def chunk_uploader(backend):
+    """What sends host chunks of rows to ``backend``'s device with the copy of the next chunk
+    overlapping the compute of the current one: a :class:`ChunkUploader` on CuPy, else None
+    (other backends copy when a chunk is used)."""
+    return ChunkUploader(backend) if backend.name == "cupy" else None
+
+
+class ChunkUploader:
+    """Host chunks copied to a CuPy device on a second stream, from two pinned host buffers.
+
+    ``start(host)`` copies a C-contiguous host chunk into the next pinned buffer (after the
+    copy that used it last has left it) and queues its transfer on the copy stream into a
+    new device array; ``finish(ticket)`` makes the current (compute) stream wait for that
+    transfer and returns the array. Started while the compute stream still works on the
+    current chunk, the transfer of the next one runs beside it.
+
+    The device array is allocated on the compute stream, and the copy stream first waits
+    for the compute work queued so far: CuPy's pool may hand out memory that kernels queued
+    earlier still read, and the copy must not overwrite it before they are done.
+    """
+
+    def __init__(self, backend):
+        self.backend, self.cupy = backend, backend._module
+        with backend.device:
+            self.stream = self.cupy.cuda.Stream(non_blocking=True)
+        self.pinned: list = [None, None]  # (pinned memory, a uint8 NumPy view of it) per buffer
+        self.left: list = [None, None]  # per buffer: the event of its last transfer (done: the buffer is free)
+        self.turn = 0
+
+    def start(self, host):
+        """Queue the transfer of ``host`` (a C-contiguous NumPy array); a ticket for :meth:`finish`."""
+        cupy, k = self.cupy, self.turn
+        self.turn ^= 1
+        if self.left[k] is not None:
+            self.left[k].synchronize()
+        staging = self._buffer(k, host.nbytes)[:host.nbytes].view(host.dtype).reshape(host.shape)
+        staging[...] = host
+        with self.backend.device:
+            compute = cupy.cuda.get_current_stream()
+            out = cupy.empty(host.shape, dtype=host.dtype)
+            self.stream.wait_event(compute.record())
+            out.set(staging, stream=self.stream)
+            arrived = self.stream.record()
+        self.left[k] = arrived
+        return out, arrived
+
+    def finish(self, ticket):
+        """The device array of a :meth:`start`, once the compute stream has waited for its transfer."""
+        out, arrived = ticket
+        with self.backend.device:
+            self.cupy.cuda.get_current_stream().wait_event(arrived)
+        return out
+
+    def _buffer(self, k: int, nbytes: int):
+        held = self.pinned[k]
+        if held is None or held[1].nbytes < nbytes:
+            memory = self.cupy.cuda.alloc_pinned_memory(nbytes)
+            held = self.pinned[k] = (memory, np.frombuffer(memory, dtype=np.uint8, count=nbytes))
+        return held[1]

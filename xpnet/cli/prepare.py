@@ -28,7 +28,7 @@ from .. import memory
 from ..data.datasets import load_digits
 from ..data.labels import LabelMap, _label_kind, _numeric, check_task, regression_targets, typed_labels
 from ..data.preprocess import Scaler, TargetScaler, split, split_order
-from ..data.rows import HostRows, spans
+from ..engine.rows import HostRows, spans
 from ..errors import XpnetValueError
 from ..io.tables import _read
 from ..parallel.comm import Communicator
@@ -61,7 +61,7 @@ class Prepared:
 
     Data that is not in memory (``prepare(config, stream=True)`` of an ``.npy`` file or
     an ``.npz`` with a stored ``X``: ``mapped`` is True): ``X`` and ``X_val`` are then
-    :class:`~xpnet.data.rows.HostRows`, not arrays: the file's rows, memory-mapped, picked
+    :class:`~xpnet.engine.rows.HostRows`, not arrays: the file's rows, memory-mapped, picked
     by index in training (or validation) order, and read through ``scaler`` (fitted, not
     yet applied) a chunk at a time, as float64, by whoever reads them (``X.rows(start,
     stop)``, ``X.take(positions)``, ``X.materialize()``). ``y`` and ``y_val`` are arrays
@@ -137,7 +137,7 @@ def prepare(config: dict, comm=None, *, stream: bool = False) -> Prepared:
     An ``.npy`` file, or an ``.npz`` whose ``X`` is stored uncompressed, is memory-mapped,
     never copied whole: the labels, the split and the standardization statistics are
     computed in bounded blocks of rows. With ``stream=True`` the result keeps it that way
-    (``Prepared.mapped``: ``X`` and ``X_val`` are :class:`~xpnet.data.rows.HostRows`, for a
+    (``Prepared.mapped``: ``X`` and ``X_val`` are :class:`~xpnet.engine.rows.HostRows`, for a
     trainer that reads them a chunk at a time); otherwise they are converted here, by
     :func:`materialize`.
     """

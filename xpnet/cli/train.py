@@ -25,6 +25,7 @@ import numpy as np
 from .. import distributed, metrics
 from ..backend import to_numpy
 from ..data import datasets
+from ..engine.rows import HostRows
 from ..errors import XpnetError, XpnetValueError
 from ..mlp import MLP
 from ..training import optim
@@ -303,7 +304,7 @@ def _start(args, comm, ckpt, config) -> _Run:
     """Prepare the data (this process's rows) and build or restore the model."""
     from .prepare import prepare
 
-    prepared = prepare(config, comm)
+    prepared = prepare(config, comm, stream=True)  # a mapped file stays mapped: training reads it a chunk at a time
     task = _task(args, prepared)
     config["task"] = task
     if task == "regression" and ckpt is None and "learning_rate" not in getattr(args, "given", ()):
@@ -634,6 +635,8 @@ def _print_training(args, run: _Run, result, scores, saved, plotted) -> None:
         f"{model.dtype_name} ({task})")
     say(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
         + f"   time {result.seconds:.3f} s")
+    if result.data_residency == "streamed":
+        say(f"data      streamed from {args.data} a chunk at a time (not held in memory)")
     say(f"loss      {result.final_loss:.6f} (training objective)")
     for name, values in scores.items():
         n = values.get("samples")
@@ -727,7 +730,10 @@ def _plot(args, run: _Run, progress) -> bool:
     from .. import plot
 
     comm, model, prepared, task, scaling = run.comm, run.model, run.prepared, run.task, run.scaling
-    points = (prepared.X, prepared.y) if comm is None else comm.sample(prepared.X, prepared.y, PLOT_POINTS)
+    X, y, every = prepared.X, prepared.y, max(1, -(-prepared.n_samples // PLOT_POINTS))
+    if isinstance(X, HostRows) and comm is None:  # a mapped file: the rows the picture draws are read, not the file
+        X, y = X[np.arange(0, X.shape[0], every)], y[::every]
+    points = (X, y) if comm is None else comm.sample(X, y, PLOT_POINTS)
     confusion = None
     if task == "classification" and prepared.X.shape[1] != 2:
         name, X, y = ("test", prepared.X_test, prepared.y_test) if prepared.n_test else \

@@ -52,6 +52,14 @@ def as_targets(backend: Backend, dtype, output: str, n_out: int, y, n: int):
 
 def one_hot(y, n: int, n_classes: int) -> np.ndarray:
     """Host float64 one-hot rows (n, n_classes) of class labels ``y`` in 0..n_classes-1 (checked)."""
+    labels = class_labels(y, n, n_classes)
+    onehot = np.zeros((n, n_classes))
+    onehot[np.arange(n), labels] = 1.0
+    return onehot
+
+
+def class_labels(y, n: int, n_classes: int) -> np.ndarray:
+    """Class labels ``y`` (n,) as host int64, checked: whole numbers in 0..n_classes-1."""
     labels = np.asarray(y if isinstance(y, np.ndarray) else to_numpy(y))
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
@@ -61,9 +69,7 @@ def one_hot(y, n: int, n_classes: int) -> np.ndarray:
         raise XpnetValueError("y must hold integer class labels 0..n_classes-1 for output='softmax'")
     if labels.dtype.kind not in "iuf" or (labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
         raise XpnetValueError(f"y must hold class labels in 0..{n_classes - 1} (the model has {n_classes} outputs)")
-    onehot = np.zeros((n, n_classes))
-    onehot[np.arange(n), labels.astype(np.int64)] = 1.0
-    return onehot
+    return labels.astype(np.int64, copy=False)
 
 
 def to_device(backend: Backend, dtype, a, name: str):

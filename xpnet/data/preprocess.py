@@ -2,7 +2,7 @@
 
 Everything here streams: the statistics are gathered a block of rows at a time
 (:class:`Moments`), so fitting a :class:`Scaler` on a memory-mapped file (or on
-:class:`~xpnet.data.rows.HostRows`, rows picked by index) never copies or converts it
+:class:`~xpnet.engine.rows.HostRows`, rows picked by index) never copies or converts it
 whole, and a split is arrays of row numbers (:func:`split_order`), not copies of ``X``.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.rows import HostRows
 from ..errors import Interval, XpnetValueError
-from .rows import HostRows
 
 CONSTANT = 64 * np.finfo(np.float64).eps  # a feature whose std is below this times |mean| is constant
 
@@ -34,7 +34,7 @@ class Scaler:
         """Fit on ``X`` (N, F); with a communicator of several processes, on all of their rows.
 
         ``X`` is any 2-D array of real numbers (a memory map too) or a
-        :class:`~xpnet.data.rows.HostRows`: it is read in one streaming pass, a block of rows
+        :class:`~xpnet.engine.rows.HostRows`: it is read in one streaming pass, a block of rows
         at a time converted to float64 (:meth:`Moments.of`), never converted whole. On
         rows that fit in one block the statistics are NumPy's ``X.mean(axis=0)`` and
         ``X.std(axis=0)`` bit for bit; on more, they equal them up to rounding.
@@ -85,11 +85,11 @@ class Moments:
 
     @classmethod
     def of(cls, X, block: int | None = None) -> Moments:
-        """The moments of the rows of ``X`` (2-D array or :class:`~xpnet.data.rows.HostRows`),
-        ``block`` rows (default :func:`~xpnet.data.rows.block_rows`) converted to float64 at a time.
+        """The moments of the rows of ``X`` (2-D array or :class:`~xpnet.engine.rows.HostRows`),
+        ``block`` rows (default :func:`~xpnet.engine.rows.block_rows`) converted to float64 at a time.
 
         Rows picked by index are visited in the order of the array they come from
-        (:meth:`~xpnet.data.rows.HostRows.unordered_blocks`: a memory map read front to back),
+        (:meth:`~xpnet.engine.rows.HostRows.unordered_blocks`: a memory map read front to back),
         so the result does not depend on the order of the index (but for rounding)."""
         rows = X if isinstance(X, HostRows) else HostRows(_two_dimensional(X))
         width = rows.shape[1]

@@ -14,6 +14,10 @@ is decided elsewhere (:func:`xpnet.engine.plan.choose`); this driver runs the ch
 
 Chunks hold about ``ops.chunk_bytes`` of activations of the widest layer: 1 MiB on NumPy
 (they stay in the CPU's cache), 256 MiB elsewhere (there it only bounds the memory).
+
+``X`` and ``T`` may be streamed (:mod:`xpnet.engine.stream`): each lane then reads its chunks
+from the host source as it reaches them (``X[a:z]``), the same chunks in the same lanes, so
+the sums are the same bits as from arrays on the device.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..backend import itemsize
 from ..core.network import gradients as network_gradients
 from ..core.ops import Gradients, Ops
 from .numpy_ops import LANES
+from .stream import StreamedRows
 from .threads import run_lanes
 
 MIN_ROWS = 64  # fewest rows per chunk
@@ -58,13 +63,16 @@ def chunked(ops: Ops, spec, kernel, W, b, X, T, scale=None, with_loss: bool = Fa
     summed data loss. ``rows`` overrides the chunk size (tests force chunking with it)."""
     n = X.shape[0]
     rows = rows or pass_rows(ops, spec.layer_sizes, itemsize(X.dtype), n)
+    streamed = isinstance(X, StreamedRows)
     if n <= rows and kernel is None:
-        return network_gradients(ops, spec, W, b, X, T, scale, with_loss)
+        return network_gradients(ops, spec, W, b, *((X[0:n], T[0:n]) if streamed else (X, T)), scale, with_loss)
     lanes = kernel.prepare(spec, W, b, scale, with_loss) if kernel is not None else \
         GenericLanes(ops, spec, W, b, scale, with_loss)
     chunks = [(start, min(start + rows, n)) for start in range(0, n, rows)]
     groups = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
     parallel = ops.parallel and n * max(spec.layer_sizes[1:]) >= PARALLEL_MIN
+    if streamed:  # rows read from a host source as the lanes reach them, the next chunk of each on its way
+        X = X.reading(groups, parallel)
     return lanes.combine(run_lanes(lambda group: lanes.lane_total(X, T, group, min(rows, n)), groups, parallel))
 
 

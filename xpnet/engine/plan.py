@@ -124,13 +124,19 @@ def choose(ops: Ops, spec, dtype: str, rows: int, kernels: str = "auto", finish=
     if kernels == "jit" and not numba_support.available():
         raise XpnetValueError(f"kernels='jit' needs numba: {numba_support.unavailable_reason()}; {JIT_HINT}, "
                               "or choose kernels='auto' (numba's kernels when it is installed, else NumPy's)")
-    if rows <= SMALL or spec.dropout or spec.batch_norm:
+    if takes_all_rows(spec, rows):
         why = (f"up to {SMALL} rows" if rows <= SMALL else "dropout and batch norm need all rows at once")
         return Pass("plain", ops, spec, dtype, reason=f"one pass over all rows ({why})", finish=finish)
     for kernel in KERNELS:
         if kernels in ("auto", kernel.family) and kernel.supports(spec, ops.name, dtype, rows):
             return Pass(kernel.name, ops, spec, dtype, kernel, _reason(kernel, kernels, ops), finish)
     return Pass("generic", ops, spec, dtype, reason=_reason(None, kernels, ops), finish=finish)
+
+
+def takes_all_rows(spec, rows: int) -> bool:
+    """Whether the pass over ``rows`` rows is the plain one, on all of them at once (no chunks: rows
+    streamed from a host source cannot feed it)."""
+    return rows <= SMALL or bool(spec.dropout) or bool(spec.batch_norm)
 
 
 def _reason(kernel, kernels: str, ops: Ops) -> str:

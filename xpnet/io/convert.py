@@ -8,7 +8,7 @@ A CSV is always read into memory to train on it (its numbers are text); an ``.np
 memory-mapped and read a chunk at a time (docs/data.md). This converts one into the other
 in bounded memory: the first pass of the CSV reader (:func:`xpnet.io.csv._scan_csv`)
 counts the rows, so the ``.npy`` header (shape ``(rows, features + 1)``) is written first;
-then :data:`~xpnet.data.rows.BLOCK_BYTES` worth of rows at a time are parsed by the same
+then :data:`~xpnet.engine.rows.BLOCK_BYTES` worth of rows at a time are parsed by the same
 vectorised reader that ``xpnet train --data file.csv`` uses, checked the same way (errors
 name the line), and appended. The file is written atomically: a failure leaves no
 partial ``.npy`` behind.
@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from ..data.labels import _numeric
-from ..data.rows import block_rows, spans
+from ..engine.rows import block_rows, spans
 from ..errors import XpnetValueError
 from .atomic import atomic_write, check_destination
 from .csv import _csv_block, _csv_columns, _line_at

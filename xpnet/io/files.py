@@ -27,7 +27,7 @@ class Table:
     A block read (``load_file(..., block=...)``) holds file rows ``[start, start + N)``
     of the file's ``n_rows``. A mapped table (``load_file(..., mapped=True)`` of an
     ``.npy`` or a stored ``.npz`` member) has ``mapped`` True and ``X`` a
-    :class:`~xpnet.data.rows.HostRows` over a read-only memory map of the file (the
+    :class:`~xpnet.engine.rows.HostRows` over a read-only memory map of the file (the
     file's dtype, read a chunk at a time), not an array.
     """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -13,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import memory
-from ..data.rows import HostRows, block_rows, spans
+from ..engine.rows import HostRows, block_rows, spans
 from ..errors import XpnetValueError
 from ..parallel.comm import shard_bounds
 from .files import CHUNK, Table, _check_finite, _check_labels, _check_regular, _open, _target_index
@@ -101,7 +102,7 @@ def _scan(X: HostRows, A: np.ndarray, column, where_cell, where_label) -> np.nda
 
 def _finish(X: HostRows, mapped: bool):
     """``X`` as :class:`HostRows` when it is mapped and ``mapped`` is asked, else converted to float64."""
-    return X if mapped and X.mapped else X.materialize()
+    return dataclasses.replace(X, checked=True) if mapped and X.mapped else X.materialize()  # scanned: finite
 
 
 def _check_numbers(where, dtype: np.dtype, what: str, labels: bool = False) -> None:

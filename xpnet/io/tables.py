@@ -41,7 +41,7 @@ chooses once it knows the file's row count, without ever holding the rest:
 
 - ``.npy`` files and uncompressed ``.npz`` members (``np.savez``): the header gives the
   shape; with ``mapped=True`` the block is memory-mapped (nothing read; ``Table.X`` is a
-  :class:`~xpnet.data.rows.HostRows` over the map, the label column copied out), otherwise
+  :class:`~xpnet.engine.rows.HostRows` over the map, the label column copied out), otherwise
   mapped and converted to float64 a block of rows at a time (or, where the file cannot be
   mapped, read by offset: one seek and one read per contiguous run: one run in C order,
   one per column in Fortran order).
@@ -91,7 +91,7 @@ def load_file(path, target=None, *, has_target: bool = True, block=None, header:
         row of numbers is data (see the module docstring).
     mapped : bool, default False
         Map ``.npy`` files and stored ``.npz`` members instead of reading them: ``X`` is
-        then a :class:`~xpnet.data.rows.HostRows` over a read-only memory map (the
+        then a :class:`~xpnet.engine.rows.HostRows` over a read-only memory map (the
         file's numbers, converted a chunk at a time when read) and ``Table.mapped`` is
         True. CSV and compressed ``.npz`` members are read into memory either way.
 

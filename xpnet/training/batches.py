@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.stream import StreamedRows
+
 
 def epoch_rng(seed: int, stream: int, epoch: int) -> np.random.Generator:
     """The host generator of one epoch's shuffle (stream 1) or dropout masks (stream 2).
@@ -29,6 +31,7 @@ class Batches:
         self.size = n if batch_size is None or batch_size >= n else batch_size
         self.full = self.size == n
         self.all = ((X, T, n),)  # the one batch of full-batch training, made once
+        self.streamed = isinstance(X, StreamedRows)  # minibatches gathered from a host source
 
     def sizes(self) -> set:
         """The global sizes this run's batches have (at most two: the batch size and the remainder)."""
@@ -44,6 +47,12 @@ class Batches:
         n, size, backend = self.shard.n_total, self.size, self.backend
         order = epoch_rng(self.seed, 1, t).permutation(n) if self.shuffle else np.arange(n)
         take, positions = backend.xp.take, self.shard.positions
+        if self.streamed:  # each batch's rows read from the source (never the epoch's); positions on the host
+            for a in range(0, n, size):
+                z = min(a + size, n)
+                rows = order[a:z] if positions is None else self.shard.local(order[a:z])
+                yield self.X.take(rows), self.T.take(rows), z - a
+            return
         if positions is None:  # one process: slices of one index array on the device
             order = backend.asarray(order)
         for a in range(0, n, size):

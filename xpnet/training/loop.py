@@ -47,11 +47,11 @@ from ..backend import itemsize
 from ..core import inputs, layers, losses
 from ..core.activations import overflow_quiet
 from ..core.network import l2_penalty
-from ..engine import fullbatch
+from ..engine import fullbatch, stream
 from ..engine.numpy_ops import get_ops
-from ..engine.plan import Planner
+from ..engine.plan import Planner, takes_all_rows
 from ..errors import Interval, XpnetTypeError, XpnetValueError
-from ..memory import check_fits, out_of_memory
+from ..memory import check_fits, estimate_bytes, out_of_memory
 from ..parallel.comm import Communicator
 from . import optim
 from .batches import Batches, epoch_rng
@@ -148,8 +148,10 @@ class Run:
         self.seed = model.seed if config.seed is None else config.seed
         self.backend, self.ops = model.backend, get_ops(model.backend)
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
-        _check_memory(model, config, _rows_of(X))  # before anything of the data's size is on the device
-        X, T = self._placed(X, y, shared)
+        # a memory map or HostRows stays on the host, read a chunk at a time, unless its rows fit the device
+        self.residency = self._residency(X, training=True)
+        _check_memory(model, config, _rows_of(X), self.residency == "streamed")  # before any copy to the device
+        X, T = self._placed(X, y, shared, self.residency)
         self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
         if sample_weight is not None:
             T, self.spec = _weighted(model, T, sample_weight)
@@ -160,9 +162,11 @@ class Run:
             X, T, X_val, T_val = _split(model, X, T, config.validation_fraction, np.random.default_rng((self.seed, 0)))
         shard = comm.setup(model, X.shape[0], split, global_rows, self.interrupt)
         if config.early_stopping and not split:
-            X_val, T_val = self._placed(validation_data[0], validation_data[1], shared)
+            X_val, T_val = self._placed(validation_data[0], validation_data[1], shared,
+                                        self._residency(validation_data[0], training=False))
             if sample_weight is not None:  # held-out rows count with weight 1
-                T_val = model.xp.concat([T_val, model.xp.ones((T_val.shape[0], 1), dtype=T_val.dtype)], axis=1)
+                T_val = T_val.with_weights(np.ones(T_val.shape[0])) if isinstance(T_val, stream.StreamedTargets) \
+                    else model.xp.concat([T_val, model.xp.ones((T_val.shape[0], 1), dtype=T_val.dtype)], axis=1)
         self.stopper = EarlyStopping(config.patience, X_val, T_val, comm, self.spec) if config.early_stopping \
             else None
         self.X, self.T, self.n = X, T, shard.n_total  # n: rows of the training data over every process
@@ -189,13 +193,28 @@ class Run:
         rows = X.shape[0] if self.batches.full else min(self.batches.size, X.shape[0])
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
                                 backend_reason=self.backend.reason, dtype=model.dtype_name,
-                                kernels=self.passes[rows].name)
+                                kernels=self.passes[rows].name, data_residency=self.residency)
 
-    def _placed(self, X, y, shared: bool):
-        """``(X, T)`` validated on the model's device; running out of device memory on the way is
-        xpnet's memory error, like any other."""
+    def _residency(self, X, training: bool) -> str:
+        """Where the rows ``X`` live: on the device, unless ``X`` is a row source (a memory map, a
+        HostRows; :func:`xpnet.engine.stream.residency`): then streamed, unless the training pass
+        takes all rows at once or, off NumPy, the run fits the device with them."""
+        if stream.source_of(X) is None:
+            return "device"
+        model, config, n = self.model, self.config, _rows_of(X)
+        full = config.batch_size is None or config.batch_size >= n
+        streamable = not (training and full and takes_all_rows(model.spec, n))
+        needed = estimate_bytes(model.layer_sizes, n, itemsize(model.dtype_name), _rows_at_once(model, config, n))
+        return stream.residency(model.backend, needed, streamable)
+
+    def _placed(self, X, y, shared: bool, residency: str = "device"):
+        """``(X, T)`` validated on the model's device, or streamed from a source (``residency``);
+        running out of device memory on the way is xpnet's memory error, like any other."""
         model = self.model
+        source = stream.source_of(X)
         try:
+            if source is not None:
+                return _sourced(model, source, y, shared, residency)
             X = model.as_inputs(X, allow_empty=shared)
             return X, model.as_targets(y, X.shape[0])
         except Exception as exc:
@@ -391,12 +410,31 @@ def _rows_of(X) -> int:
     return int(shape[0]) if len(shape) else 0
 
 
-def _check_memory(model, config: TrainConfig, n: int) -> None:
-    """The data, the weights and a pass's activations fit in the memory this process may use."""
-    item, full = itemsize(model.dtype_name), config.batch_size is None or config.batch_size >= n
-    rows = fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, item, n) \
+def _check_memory(model, config: TrainConfig, n: int, streamed: bool = False) -> None:
+    """The data, the weights and a pass's activations fit in the memory this process may use
+    (streamed data: its chunk buffers, a chunk computing and the next on its way, not the source)."""
+    rows = _rows_at_once(model, config, n)
+    check_fits(model.backend, model.layer_sizes, n, itemsize(model.dtype_name), rows,
+               resident_rows=2 * rows if streamed else None)
+
+
+def _rows_at_once(model, config: TrainConfig, n: int) -> int:
+    """Rows whose activations a step holds at once: the chunks of a full-batch pass, else a batch."""
+    full = config.batch_size is None or config.batch_size >= n
+    return fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, itemsize(model.dtype_name), n) \
         if full and not model.spec.dropout and model.bn is None else min(n, config.batch_size or n)
-    check_fits(model.backend, model.layer_sizes, n, item, rows)
+
+
+def _sourced(model, source, y, shared: bool, residency: str):
+    """``(X, T)`` of a row source: copied to the device a block at a time, or streamed (checked
+    once here, not in every epoch)."""
+    stream.check_shape(source, model.layer_sizes[0], allow_empty=shared)
+    n = source.shape[0]
+    if residency == "device":
+        return stream.resident(source, model.backend, model.dtype), model.as_targets(y, n)
+    X = stream.StreamedRows(source, model.backend, model.dtype)
+    X.check()
+    return X, model.as_targets(y, n, streamed=True)
 
 
 def _masks(model, rng, rows: int) -> list:
@@ -424,13 +462,18 @@ def _split(model, X, T, fraction: float, rng):
         raise XpnetValueError(f"validation_fraction={fraction!r} of {n} samples leaves {n_val} for validation "
                               f"and {n - n_val} for training; both need at least 1 (use more data or another fraction)")
     order = rng.permutation(n)
-    rows = [model.backend.asarray(np.sort(part)) for part in (order[n_val:], order[:n_val])]
+    parts = [np.sort(part) for part in (order[n_val:], order[:n_val])]
+    if isinstance(X, stream.StreamedRows):  # row numbers into the source, nothing read
+        return tuple(A.subset(r) for r in parts for A in (X, T))
+    rows = [model.backend.asarray(r) for r in parts]
     xp = model.xp
     return tuple(xp.take(A, r, axis=0) for r in rows for A in (X, T))
 
 
 def _weighted(model, T, sample_weight):
     """``T`` with the weights as a last column, and the model's spec with the weighted loss."""
+    if isinstance(T, stream.StreamedTargets):  # the column is added to each chunk
+        return T.with_weights(sample_weight), dataclasses.replace(model.spec, loss=losses.weighted(model.spec.loss))
     w = inputs.to_device(model.backend, model.dtype, sample_weight, "sample_weight")
     if tuple(w.shape) != (T.shape[0],):
         raise XpnetValueError(f"sample_weight has shape {tuple(w.shape)}; expected ({T.shape[0]},), one per row of X")

@@ -51,6 +51,7 @@ class FitResult:
     validation_scores: list = field(default_factory=list)  # with validation_score: its value after each epoch
     best_validation_score: float | None = None  # with validation_score: the best one (its weights are restored)
     kernels: str = ""  # what computed the full-batch gradients: a kernel's name, "generic" or "plain" (tiny)
+    data_residency: str = "device"  # where the training rows lived: "device", or "streamed" from a host source per pass
     optimizer_state: dict = field(default_factory=dict, repr=False)  # optimizer and early-stopping state: to resume
 
     def to_dict(self) -> dict:
@@ -71,4 +72,5 @@ class FitResult:
             "stopped_early": self.stopped_early,
             "interrupted": self.interrupted,
             "kernels": self.kernels,
+            "data_residency": self.data_residency,
         }

@@ -102,10 +102,19 @@ class FusedLanes:
         accb1 = np.zeros(self.pad_out, dtype)
         buffers = (np.empty_like(acc), np.empty_like(accb1), np.empty((self.rows, width), dtype),
                    np.empty((self.rows, self.pad_out), dtype), np.zeros((self.rows, self.pad_out), dtype))
-        loss = self.fn(np.ascontiguousarray(X), np.ascontiguousarray(T), self.W0, self.b0, self.W1T, self.b1,
-                       np.asarray(chunks, np.int64).reshape(-1, 2), acc, accb1, *buffers, self.n_in, self.n_out,
-                       *self.codes)
-        return acc, accb1, dtype.type(loss)
+        weights = (self.W0, self.b0, self.W1T, self.b1)
+        if isinstance(X, np.ndarray):
+            loss = self.fn(np.ascontiguousarray(X), np.ascontiguousarray(T), *weights,
+                           np.asarray(chunks, np.int64).reshape(-1, 2), acc, accb1, *buffers, self.n_in, self.n_out,
+                           *self.codes)
+            return acc, accb1, dtype.type(loss)
+        # rows streamed from a host source: a call per chunk read, adding to the same sums in the same order
+        # (each chunk's sums start from zero inside), the losses added as the compiled loop adds them
+        total = dtype.type(0)
+        for a, z in chunks:
+            total += dtype.type(self.fn(X[a:z], T[a:z], *weights, np.array([[0, z - a]], np.int64), acc, accb1,
+                                        *buffers, self.n_in, self.n_out, *self.codes))
+        return acc, accb1, total
 
     def combine(self, totals) -> Gradients:
         """The lanes' sums added in lane order, cut back to the real shapes."""
