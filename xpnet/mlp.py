@@ -33,7 +33,8 @@ from .engine.plan import CHOICES as KERNEL_CHOICES
 from .engine.stream import StreamedRows, StreamedTargets, check_shape, source_of
 from .errors import Interval, XpnetError, XpnetValueError, check_bool, check_choice, check_positive
 
-PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
+PREDICT_BYTES = 1 << 24  # inference runs in row chunks of about this much of activations per layer (the peak: a few
+#                        times it, the chunk's input and each layer's output; streamed rows are read a chunk at a time)
 PICKLE_FORMAT = 1  # bumped when the pickled state changes meaning; unpickling reads every earlier one
 
 
@@ -260,9 +261,10 @@ class MLP:
     def _hits(self, X, T):
         """Whether each row of validated ``X`` is classified as ``T`` says."""
         xp = self.xp
+        Y = activations.output_forward(xp, self.spec.output, self.logits(X), self.spec.stable)
         if self.spec.output == "softmax":
-            return xp.argmax(self.predict_proba(X), axis=1) == xp.argmax(T, axis=1)
-        return xp.all((self.predict_proba(X) > 0.5) == (T > 0.5), axis=1)
+            return xp.argmax(Y, axis=1) == xp.argmax(T, axis=1)
+        return xp.all((Y > 0.5) == (T > 0.5), axis=1)
 
     def to_backend(self, backend, dtype: str | None = None) -> MLP:
         """Move the model to ``backend`` (a name or :class:`~xpnet.backend.Backend`), in place.

@@ -10,12 +10,14 @@ of a large file never live at once.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import numpy as np
 
 from .. import metrics
 from ..backend import to_numpy
+from ..engine.rows import HostRows
 from ..errors import XpnetValueError
 from .args import _common, _progress, check_destination, say
 
@@ -75,14 +77,26 @@ def _features(ckpt, table, path):
     names = ckpt.feature_names
     n_in = ckpt.model.layer_sizes[0]
     if names and all(name in table.feature_names for name in names):
-        X = table.X[:, [table.feature_names.index(name) for name in names]]
+        X = _columns(table.X, [table.feature_names.index(name) for name in names])
     elif table.X.shape[1] == n_in:
         X = table.X
     else:
         raise XpnetValueError(f"--data {path!r} has {table.X.shape[1]} feature columns "
                               f"({', '.join(table.feature_names)}); the model expects {n_in}"
                               + (f": {', '.join(names)}" if names else ""))
-    return ckpt.scaler.transform(X) if ckpt.scaler is not None else X
+    if ckpt.scaler is None:
+        return X
+    return X.with_scaler(ckpt.scaler) if isinstance(X, HostRows) else ckpt.scaler.transform(X)
+
+
+def _columns(X, picked: list):
+    """Columns ``picked`` of the rows ``X`` (of a mapped file: chosen in its description, nothing read)."""
+    if picked == list(range(X.shape[1])):
+        return X
+    if isinstance(X, HostRows):
+        kept = np.arange(X.data.shape[1])[X.columns if X.columns is not None else slice(None)]
+        return dataclasses.replace(X, columns=kept[picked])
+    return X[:, picked]
 
 
 def _task(ckpt) -> str:
@@ -124,7 +138,8 @@ def cmd_predict(args) -> int:
     task = _task(ckpt)
     if args.proba and task != "classification":
         raise XpnetValueError("--proba gives class probabilities; this model is a regressor (it predicts numbers)")
-    table = tables.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
+    table = tables.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt),
+                             mapped=True)  # a .npy is mapped: its rows are read a chunk at a time
     X = _features(ckpt, table, args.data)
     if task == "regression":
         return _print_values(args, _in_units(_chunked(ckpt.model.predict, X), _scaling(ckpt.config)), ckpt)
@@ -187,7 +202,8 @@ def cmd_evaluate(args) -> int:
     ckpt = checkpoint.load(args.model, backend=args.backend)
     task, scaling = _task(ckpt), _scaling(ckpt.config)
     if args.data:
-        table = tables.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt))
+        table = tables.load_file(args.data, args.target or ckpt.config.get("target"), header=_header(args, ckpt),
+                                 mapped=True)
         X = _features(ckpt, table, args.data)
         if table.y is None:
             raise XpnetValueError(f"--data {args.data!r} has no target column to evaluate against")
@@ -197,7 +213,7 @@ def cmd_evaluate(args) -> int:
             y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
         split, source = "given", args.data
     else:  # the run's own rows: its test rows (only ever reported), else its validation rows, else its training rows
-        prepared = prepare(ckpt.config)
+        prepared = prepare(ckpt.config, stream=True)
         split, X, y = next((name, X, y) for name, X, y in (("test", prepared.X_test, prepared.y_test),
                                                             ("validation", prepared.X_val, prepared.y_val),
                                                             ("training", prepared.X, prepared.y)) if X.shape[0])
