@@ -22,6 +22,8 @@ class Batches:
     (a permutation from :func:`epoch_rng` when ``shuffle``, else the rows in order, cut into
     ``batch_size`` pieces); each process keeps the rows of each batch that it holds. Full
     batch (``batch_size`` None or at least the rows) is one batch of all rows, unindexed.
+    Streamed rows (:class:`~xpnet.engine.stream.StreamedRows`) are gathered from their host
+    source a batch at a time.
     """
 
     def __init__(self, shard, backend, X, T, batch_size: int | None, shuffle: bool, seed: int):

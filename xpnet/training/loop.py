@@ -71,7 +71,11 @@ def fit(model, X, y, config: TrainConfig | None = None, *, callback=None, valida
     model : MLP
         Its ``dropout`` and ``batch_norm`` options apply in training (see :mod:`xpnet.layers`).
     X : array (N, n_inputs)
-        NumPy or backend array.
+        NumPy or backend array; or a row source, never copied whole: a memory map
+        (``np.load(path, mmap_mode="r")``) or :class:`~xpnet.engine.rows.HostRows`, whose
+        rows are streamed from the host a chunk at a time in every pass (on NumPy always;
+        elsewhere when they do not fit the device; ``FitResult.data_residency``), with the
+        results of the same rows in memory, bit for bit (:mod:`xpnet.engine.stream`).
     y : array
         Class labels (N,) for softmax; targets (N,) or (N, n_outputs) otherwise.
     config : TrainConfig, optional
