@@ -9,7 +9,7 @@
 
 The command line, checkpoints, the scikit-learn estimators, the tutorials and data-parallel
 training all train through it. Every update takes one gradient pass
-(:func:`xpnet.engine.fullbatch.gradients`: row chunks, threads, kernels) over a batch -- all rows in
+(the plan's, :func:`xpnet.engine.plan.choose`: row chunks, threads, kernels) over a batch -- all rows in
 full-batch training (``batch_size=None``), otherwise the rows of a minibatch -- and one
 optimizer step (:mod:`xpnet.optim`). With the defaults this is the tutorials' full-batch
 gradient descent, operation for operation.
@@ -400,10 +400,10 @@ def _check_memory(model, config: TrainConfig, n: int) -> None:
 
 
 def _masks(model, rng, rows: int) -> list:
-    """This step's dropout multipliers on the model's device (drawn on the host as 16-bit integers)."""
-    bits = layers.dropout_bits(rng, rows, model.layer_sizes[1:-1])
-    return [layers.dropout_multipliers(model.xp, model.backend.asarray(b), model.spec.dropout, model.dtype)
-            for b in bits]
+    """This step's dropout multipliers on the model's device (drawn on the host, sent as booleans)."""
+    keep = layers.dropout_keep(rng, rows, model.layer_sizes[1:-1], model.spec.dropout)
+    return [layers.dropout_multipliers(model.xp, model.backend.asarray(k), model.spec.dropout, model.dtype)
+            for k in keep]
 
 
 def _reduced(comm: Communicator, backend, reduction: str, grads, n_local: int):
