@@ -18,8 +18,8 @@ import scipy.optimize
 from ..backend import to_numpy
 from ..core import losses
 from ..core.activations import output_forward, overflow_quiet
-from ..engine import fullbatch
 from ..engine.numpy_ops import get_ops
+from ..engine.plan import choose
 from ..engine.threads import limit_threads
 from ..mlp import MLP
 from .arrays import is_device_array, to_host
@@ -57,9 +57,9 @@ def fit(est, X, Y, sw, backend) -> None:
 
 
 def gradient_pass(objective, W, b):
-    """The full-batch gradients (summed over the rows) with the summed data loss, at ``(W, b)``."""
-    return fullbatch.gradients(objective.ops, objective.spec, W, b, objective.X, objective.T, "sum", with_loss=True,
-                               kernel=objective.model.kernels)
+    """The full-batch gradients (summed over the rows) with the summed data loss, at ``(W, b)``:
+    the pass the plan chooses for all rows (:func:`xpnet.engine.plan.choose`), chosen once."""
+    return objective.pass_.call(W, b, objective.X, objective.T, None, True)
 
 
 class Objective:
@@ -68,7 +68,6 @@ class Objective:
 
     def __init__(self, model: MLP, X, y, weights, alpha: float):
         self.model, self.alpha, self.iterations = model, alpha, 0
-        self.ops = get_ops(model.backend)
         self.X = model.as_inputs(X)
         T = model.as_targets(y, self.X.shape[0])
         self.spec = model.spec
@@ -78,6 +77,7 @@ class Objective:
             T = xp.concat([T, xp.reshape(w, (T.shape[0], 1))], axis=1)
             self.spec = dataclasses.replace(model.spec, loss=losses.weighted(model.spec.loss))
         self.T, self.n = T, self.X.shape[0]
+        self.pass_ = choose(get_ops(model.backend), self.spec, model.dtype_name, self.n, model.kernels)
         sizes = model.layer_sizes
         self.shapes = [(a, c) for a, c in zip(sizes[:-1], sizes[1:])] + [(c,) for c in sizes[1:]]
         self.n_weights = sum(a * c for a, c in zip(sizes[:-1], sizes[1:]))
