@@ -10,11 +10,12 @@ header, a checkpoint's meta) before anything of that size is allocated.
 
 :func:`estimate_bytes` counts what a training run holds at its peak: the data (inputs and
 one-hot targets), the parameters with their gradients and an update's temporaries, and the
-activations of the rows processed at once (each layer's input, logits and delta).
-:func:`check_fits` compares it with what the backend's device has free
-(:meth:`xpnet.Backend.available_memory`: :func:`available_bytes` for CPU backends, free
-device memory for CuPy and CUDA torch) and raises :class:`XpnetMemoryError` when it does
-not fit.
+activations of the rows processed at once (each layer's input, logits and delta: one chunk
+per lane that really runs at the same time). :func:`check_fits` compares it with what the
+backend's device has free (:meth:`xpnet.Backend.available_memory`: :func:`available_bytes`
+for CPU backends; for CuPy the driver's free memory plus the free blocks its pool caches)
+and raises :class:`XpnetMemoryError` when it does not fit. Training calls it before the data
+goes to the device, so the data is counted once and an impossible run fails before any copy.
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ def virtual_size() -> int | None:
 
 # -- training runs ----------------------------------------------------------------------------
 
-def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None) -> int:
+def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None, *,
+                   with_data: bool = True) -> int:
     """Bytes a training run needs at its peak.
 
     Parameters
@@ -223,11 +225,14 @@ def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int
     itemsize : int
         Bytes per number (4 for float32, 8 for float64).
     rows_at_once : int, optional
-        Rows whose activations are alive together (a batch or chunk); default all.
+        Rows whose activations are alive together (a batch, or the chunks of the lanes that
+        run at once); default all.
+    with_data : bool, default True
+        Count the data (False when it is already on the device).
     """
     rows = n_samples if rows_at_once is None else min(rows_at_once, n_samples)
     n_in, n_out = layer_sizes[0], layer_sizes[-1]
-    data = n_samples * (n_in + n_out)
+    data = n_samples * (n_in + n_out) if with_data else 0
     params = sum((a + 1) * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     widths = sum(layer_sizes[1:])
     # activations: each layer keeps its input; a step also holds logits, outputs and deltas
@@ -246,9 +251,14 @@ def format_bytes(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def check_fits(backend, layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None) -> int:
-    """Raise :class:`XpnetMemoryError` when the run would not fit; return the estimate."""
-    need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once)
+def check_fits(backend, layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None, *,
+               placed: bool = False) -> int:
+    """Raise :class:`XpnetMemoryError` when the run would not fit; return the estimate.
+
+    Call it before the data goes to the device (``placed=True`` when it already is there:
+    it is then not counted again).
+    """
+    need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once, with_data=not placed)
     free = backend.available_memory() if need >= UNCHECKED else None
     if free is not None and need > HEADROOM * free:
         raise XpnetMemoryError(

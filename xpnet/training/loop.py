@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import itemsize
+from ..backend import epoch_work, itemsize, settle
 from ..core import inputs, layers, losses
 from ..core.activations import overflow_quiet
 from ..core.network import l2_penalty
@@ -181,9 +181,24 @@ def fit(model, X, y, config: TrainConfig | None = None, *, callback=None, valida
     Interval(0, None, integer=True).check("initial_epoch", initial_epoch, "the epochs already done")
     if validation_score is not None and config.tol is None:
         raise XpnetValueError("validation_score is watched by the stall rule: give tol too (e.g. tol=1e-4)")
-    run = _Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
-               initial_epoch, optimizer_state, validation_score, sample_weight)
-    return run.train(callback)
+    comm = Communicator() if comm is None else comm
+    _settle_backend(model, X, config, comm)
+    with model.backend.activate():  # CuPy computes on the current device: make it the model's
+        run = _Run(model, X, y, config, comm, validation_data, global_rows, initial_epoch, optimizer_state,
+                   validation_score, sample_weight)
+        return run.train(callback)
+
+
+def _settle_backend(model, X, config: TrainConfig, comm: Communicator) -> None:
+    """``auto`` chooses between NumPy and CuPy now that the work of an epoch is known."""
+    if model.backend.pending:
+        n = _rows(X) if comm.size == 1 else int(comm.sum_floats([_rows(X)])[0])  # every process chooses alike
+        work = epoch_work(model.layer_sizes, n, config.batch_size, itemsize(model.dtype_name))
+        model.to_backend(settle(model.backend, work))
+
+
+def _rows(X) -> int:
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
 
 
 def _config(config: TrainConfig | None, options: dict) -> TrainConfig:
@@ -200,6 +215,15 @@ def _config(config: TrainConfig | None, options: dict) -> TrainConfig:
     return dataclasses.replace(config, **options) if options else config
 
 
+def _check_memory(model, config: TrainConfig, n: int, placed: bool) -> None:
+    """Refuse a run that would not fit on the device, before its data is copied there."""
+    item = itemsize(model.dtype_name)
+    plain = (config.batch_size is None or config.batch_size >= n) and not model.spec.dropout and model.bn is None
+    rows = fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, item, n) if plain \
+        else min(config.batch_size or n, n)
+    check_fits(model.backend, model.layer_sizes, n, item, rows, placed=placed)
+
+
 class _Run:
     """The state of one :func:`fit`: data, optimizer, stopping rules, result."""
 
@@ -208,6 +232,7 @@ class _Run:
         self.model, self.config, self.comm, self.initial_epoch = model, config, comm, initial_epoch
         self.seed = model.seed if config.seed is None else config.seed
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
+        _check_memory(model, config, _rows(X), inputs.is_native(X, model.backend))  # before any copy
         X = model.as_inputs(X, allow_empty=shared)
         T = model.as_targets(y, X.shape[0])
         self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
@@ -254,13 +279,6 @@ class _Run:
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
                                 backend_reason=self.backend.reason, dtype=model.dtype_name,
                                 kernels=fullbatch.pass_name(self.ops, model, rows, self.kernel))
-        self._check_memory()
-
-    def _check_memory(self):
-        model, item = self.model, itemsize(self.model.dtype_name)
-        rows = fullbatch.rows_at_once(self.ops, model.layer_sizes, item, self.X.shape[0]) if self.plain \
-            else (self.config.batch_size or self.X.shape[0])
-        check_fits(self.backend, model.layer_sizes, self.X.shape[0], item, rows)
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, callback) -> FitResult:
