@@ -231,7 +231,7 @@ def test_weights_after_k_steps_equal_one_process(backend, dtype, tmp_path):
     # above cover 2 and 3 processes on numpy)
     processes = 2 if backend.name == "torch" else 3
     out = tmp_path / "weights.npz"
-    name = backend.name if backend.device_name() in ("cpu", "CPU_DEVICE") else f"{backend.name}:{backend.device_name()}"
+    name = backend.qualified_name()  # e.g. cupy:0, array_api_strict:no_float64: what get_backend reads back
     proc = _mpi_run((processes, [sys.executable, "-m", "mpi4py", "-c", LIBRARY_RUN, name, dtype, out]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = np.load(out)
