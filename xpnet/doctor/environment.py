@@ -31,7 +31,8 @@ LIBRARIES = {  # reported name: distribution names to try, in order
 ENV_VARS = ("XPNET_BACKEND", "CUDA_VISIBLE_DEVICES", "XPNET_CUDA_AWARE_MPI", "CUPY_GPU_MEMORY_LIMIT",
             "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
             "MKL_ENABLE_INSTRUCTIONS", "NPY_DISABLE_CPU_FEATURES", "SCIPY_ARRAY_API")
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_tile")
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16",
+             "amx_tile")
 
 
 def environment(backends=BACKENDS) -> dict:
@@ -138,8 +139,8 @@ def format_environment(info: dict) -> str:
                  if cuda_info.get("cupy") else "cuda        CuPy not installed")
     for gpu in info["gpus"]:
         lines.append(f"gpu {gpu['index']}       " + (gpu["error"] if "error" in gpu else
-                     f"{gpu['name']}, {gpu['memory_bytes'] / 2**30:.1f} GiB ({gpu['free_bytes'] / 2**30:.1f} GiB free), "
-                     f"compute capability {gpu['compute_capability']}"))
+                     f"{gpu['name']}, {gpu['memory_bytes'] / 2**30:.1f} GiB "
+                     f"({gpu['free_bytes'] / 2**30:.1f} GiB free), compute capability {gpu['compute_capability']}"))
     lines.append("libraries   " + ", ".join(f"{k} {v}" for k, v in info["libraries"].items() if v is not None))
     lines.append("missing     " + (", ".join(k for k, v in info["libraries"].items() if v is None) or "none"))
     lines.append("backends")

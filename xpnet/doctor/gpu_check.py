@@ -194,7 +194,7 @@ def _estimators(backend, X, y) -> tuple:
                                           f"they agree with NumPy's estimator on {agree:.1%}"), None
 
 
-RANKS_SCRIPT = """
+RANKS_SCRIPT = f"""
 import sys
 import numpy as np
 import xpnet
@@ -205,12 +205,12 @@ comm = distributed.launch(require=True)
 name = names[comm.rank]
 name = comm.backend_name(name) if name in ("cupy", "auto") else name
 X, y = xpnet.datasets.load("moons", n_samples=rows, noise=0.2, seed=0)
-model = xpnet.MLP(%r, activation="tanh", backend=name, dtype="float64", seed=0)
+model = xpnet.MLP({LAYERS!r}, activation="tanh", backend=name, dtype="float64", seed=0)
 with comm.abort_on_error():
-    distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, **%r)
+    distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, **{TRAIN!r})
 if comm.is_root:
     np.savez(out, *[xpnet.to_numpy(p) for p in model.parameters()])
-""" % (LAYERS, TRAIN)
+"""
 
 
 def _two_ranks(rank_devices, X, y) -> tuple:
@@ -227,8 +227,9 @@ def _two_ranks(rank_devices, X, y) -> tuple:
     env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "ranks.npz")
-        proc = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "-c", RANKS_SCRIPT, out,
-                               str(X.shape[0]), *rank_devices[:2]], capture_output=True, text=True, timeout=300, env=env)
+        command = [mpiexec, "-n", "2", sys.executable, "-m", "mpi4py", "-c", RANKS_SCRIPT, out, str(X.shape[0]),
+                   *rank_devices[:2]]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
         if proc.returncode != 0:
             return False, f"the 2-rank job failed ({proc.returncode}): {' '.join(proc.stderr.split())[-300:]}", None
         with np.load(out) as saved:
