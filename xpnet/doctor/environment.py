@@ -85,7 +85,7 @@ def blas_pools() -> list:
 
 def cpu_info(cpuinfo: str = "/proc/cpuinfo") -> dict:
     """The CPU's model, the SIMD features its flags list (Linux), NumPy's view of them, and threads."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         with open(cpuinfo) as f:
             for line in f:
