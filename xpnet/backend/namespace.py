@@ -121,7 +121,7 @@ class Backend:
 
         CuPy computes on the *current* device, whatever device the arrays were made on, so
         every fit, prediction and collective on ``cupy:1`` runs inside ``with
-        backend.activate():`` (``cupy.cuda.Device(1)``; CUDA torch: ``torch.cuda.device``).
+        backend.activate():`` (CuPy's device context; CUDA torch: ``torch.cuda.device``).
         Elsewhere arrays carry their device and this is a no-op. Contexts nest.
         """
         if self.name == "cupy":
