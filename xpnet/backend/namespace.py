@@ -404,7 +404,7 @@ def _import_namespace(lib: str):
         module = importlib.import_module(lib)
     except ImportError as exc:
         if known:
-            missing = getattr(exc, "name", None) or lib.split(".")[0]
+            missing = (getattr(exc, "name", None) or lib).split(".")[0]  # the package to install
             hint = INSTALL.get(lib, f"pip install {missing}")
             raise BackendUnavailableError(
                 f"backend {lib!r} needs {missing}, which is not installed; `{hint}`, or choose {CHOICES}") from None
