@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import available_backend, run_cli
+from conftest import available_backend, rtol_for, run_cli
 
 import xpnet
 
@@ -93,11 +93,17 @@ def test_round_trip_to_numpy(backend, dtype):
     backend.sync()
 
 
-def test_gpu_backend_really_runs_when_present():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gpu_backend_really_runs_when_present_chunked_and_agrees_with_numpy(monkeypatch, dtype):
+    from xpnet.core.ops import Ops
+
     b = available_backend("cupy")
-    model = xpnet.MLP([2, 4, 2], backend=b)
-    model.fit(np.ones((8, 2)), np.array([0, 1] * 4), epochs=3)
-    assert model.W[0].device == b.device
+    monkeypatch.setattr(Ops, "chunk_bytes", 1 << 14)  # chunks of 64 rows: the chunked pass on the device
+    X, y = xpnet.datasets.load("moons", n_samples=1000, seed=2)
+    models = [xpnet.MLP([2, 32, 2], backend=name, dtype=dtype, seed=1) for name in (b, "numpy")]
+    results = [m.fit(X, y, epochs=5, learning_rate=0.1) for m in models]
+    assert models[0].W[0].device == b.device and results[0].kernels == "generic"
+    np.testing.assert_allclose(results[0].history, results[1].history, rtol=10 * rtol_for(dtype))
 
 
 def test_same_result_whatever_the_thread_count():
