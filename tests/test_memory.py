@@ -226,11 +226,10 @@ def test_lanes_that_run_one_after_another_count_once():
     rows = fullbatch.chunk_rows(generic, [2, 4096, 2], 4)
     assert fullbatch.rows_at_once(generic, [2, 4096, 2], 4, 10**7) == rows  # generic lanes: one at a time
     numpy_ops = get_ops(xpnet.get_backend("numpy"))
-    with xpnet.limit_threads(1):
-        assert fullbatch.rows_at_once(numpy_ops, [2, 4096, 2], 4, 10**7) == fullbatch.chunk_rows(numpy_ops, [2, 4096, 2], 4)
-    with xpnet.limit_threads(LANES):
-        assert fullbatch.rows_at_once(numpy_ops, [2, 4096, 2], 4, 10**7) == LANES * fullbatch.chunk_rows(
-            numpy_ops, [2, 4096, 2], 4)
+    chunk = fullbatch.chunk_rows(numpy_ops, [2, 4096, 2], 4)
+    for threads, lanes in ((1, 1), (LANES, LANES), (LANES + 3, LANES)):
+        with xpnet.limit_threads(threads):
+            assert fullbatch.rows_at_once(numpy_ops, [2, 4096, 2], 4, 10**7) == lanes * chunk
 
 
 def test_out_of_memory_while_copying_is_xpnets_memory_error(monkeypatch):
