@@ -171,3 +171,45 @@ def test_the_step_buffer_has_the_gradients_dtype():
     assert buffers.buffer_dtype([xp.zeros(3, dtype=xp.float64)]) == np.float64
     packed = buffers.pack([np.ones((2, 2), np.float32)], buffers.encode(5, 1.0, 0, np.float32), np.float32)
     assert packed.dtype == np.float32 and packed.size == 4 + buffers.tail_size(np.float32)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_device_step_buffer_is_built_reduced_and_split_on_the_device(dtype):
+    backend = available_backend("array_api_strict:device2")
+    xp = backend.xp
+    grads = [backend.asarray(np.arange(6.0).reshape(2, 3), dtype), backend.asarray([0.5, -1.0], dtype)]
+    loss = xp.sum(grads[1])  # a 0-d device array: it stays on the device
+    seen = []
+
+    def two_identical_ranks(buffer):  # the reducer sees the whole buffer (NCCL would sum it in place)
+        seen.append((buffer.dtype, buffer.device))
+
+    kind = np.float32 if dtype == "float32" else np.float64
+    out, tail = buffers.reduce_on_device(backend, two_identical_ranks, grads, 300, loss, 1, kind)
+    assert seen == [(getattr(xp, dtype), backend.device)]  # the gradients' dtype, on the device: nothing cast
+    assert [o.device for o in out] == [backend.device] * 2 and out[0].shape == (2, 3)
+    np.testing.assert_array_equal(xpnet.to_numpy(out[0]), np.arange(6.0).reshape(2, 3))
+    summed = xpnet.to_numpy(tail) * 2  # as two processes' tails add up
+    assert buffers.decode(summed, kind) == (600, -1.0, 2.0)
+
+
+def test_bench_memory_reports_the_device_pools_peak_for_device_backends():
+    import dataclasses
+
+    from xpnet.bench.timing import peak_memory
+
+    @dataclasses.dataclass(frozen=True)
+    class Device(xpnet.Backend):
+        def uses_host_memory(self):
+            return False
+
+        def reset_peak_memory(self):
+            object.__setattr__(self, "reason", "reset")
+
+        def peak_memory(self):
+            return 4096 if self.reason == "reset" else None
+
+    numpy = xpnet.get_backend("numpy")
+    device = Device("fake", numpy.xp, "gpu0", "", numpy._module)
+    assert peak_memory(lambda: None, device) == {"device_peak_bytes": 4096}
+    assert numpy.peak_memory() is None
