@@ -74,6 +74,9 @@ def fake_cupy(count=2, free=1000, pool_free=300, pool_used=500, limit=0):
         def __init__(self, index=None):
             self.id = 0 if index is None else index
 
+        def __int__(self):
+            return self.id
+
         def use(self):
             calls.append(("use", self.id))
 
@@ -111,7 +114,7 @@ def test_free_device_memory_counts_the_pools_cached_blocks():
 
 class FakeMpi:
     def __init__(self, places):
-        self.places, self.reduced = places, []
+        self.places = places
 
     def Get_rank(self):
         return 0
@@ -120,14 +123,11 @@ class FakeMpi:
         return len(self.places)
 
     def allgather(self, value):
-        return self.places
+        return self.places if isinstance(value, tuple) else [value] * len(self.places)
 
     def bcast(self, value, root=0):
         return value
 
-    def allreduce(self, value, op=None):
-        self.reduced.append(value)
-        return value
 
 
 def _gpu_backend(module):

@@ -22,7 +22,6 @@ CUDA_HINT = (
     "(in a clone of xpnet: `pip install '.[cuda12]'`), or choose --backend numpy"
 )
 OUT_OF_MEMORY_STATUS = 2  # cudaErrorMemoryAllocation, as CUDARuntimeError.status
-NCCL_TYPES = {"float32": 7, "float64": 8}  # ncclFloat32, ncclFloat64 (cupy_backends/cuda/libs/nccl.pxd)
 
 
 def import_cupy():
@@ -190,7 +189,7 @@ def device_allreducer(backend, mpi_comm):
     NCCL (``cupy.cuda.nccl``) is used when every process has its own GPU; with
     ``XPNET_CUDA_AWARE_MPI=1`` the MPI reduces device memory itself. Processes sharing a GPU
     (NCCL refuses them) or an NCCL that fails to set up on any process give host staging on
-    every process (they agree through one MPI reduction, so none waits in NCCL alone).
+    every process (they agree through small set-up allgathers, so none waits in NCCL alone).
     ``reduce(buffer)`` sums a 1-D device array in place (float32 or float64).
     """
     if backend.name != "cupy":
@@ -211,31 +210,42 @@ def device_allreducer(backend, mpi_comm):
             available = bool(nccl.available)
         except Exception:
             available = False
-    from mpi4py import MPI
-
-    places = mpi_comm.allgather((os.uname().nodename, cupy.cuda.runtime.deviceGetPCIBusId(backend.device.id)))
-    shared = len(set(places)) < len(places)
+    places = mpi_comm.allgather((os.uname().nodename, cupy.cuda.runtime.deviceGetPCIBusId(int(backend.device))))
     problem = None if available else "CuPy's NCCL is not available"
-    problem = "processes share a GPU" if shared else problem
-    nccl_comm = None
+    problem = "processes share a GPU" if len(set(places)) < len(places) else problem
+    problem = _first(mpi_comm.allgather(problem))  # every process takes the same path: none waits in NCCL alone
     if problem is None:
+        uid = None
+        if mpi_comm.Get_rank() == 0:
+            try:
+                uid = nccl.get_unique_id()
+            except Exception as exc:
+                problem = _nccl_failed(exc)
+        uid = mpi_comm.bcast(uid, root=0)  # set-up only: 128 bytes, or None when rank 0 failed
         try:
-            uid = nccl.get_unique_id() if mpi_comm.Get_rank() == 0 else None
-            uid = mpi_comm.bcast(uid, root=0)  # set-up only: 128 bytes
             with backend.device:
-                nccl_comm = nccl.NcclCommunicator(mpi_comm.Get_size(), uid, mpi_comm.Get_rank())
+                nccl_comm = nccl.NcclCommunicator(mpi_comm.Get_size(), uid, mpi_comm.Get_rank()) if uid else None
         except Exception as exc:  # NcclError, CUDARuntimeError...: not only ImportError
-            problem = f"NCCL failed to set up ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
-    if mpi_comm.allreduce(problem is not None, op=MPI.LOR):
-        note = f"xpnet: note: gradients are summed through host memory ({problem or 'NCCL failed on another process'})"
-        return None, note
+            problem = _nccl_failed(exc)
+        problem = _first(mpi_comm.allgather(problem or (None if uid else "NCCL failed on rank 0")))
+    if problem is not None:
+        return None, f"xpnet: note: gradients are summed through host memory ({problem})"
+    kinds = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}
 
     def nccl_reduce(buffer):
-        kind = NCCL_TYPES[str(buffer.dtype)]
-        nccl_comm.allReduce(buffer.data.ptr, buffer.data.ptr, buffer.size, kind, nccl.NCCL_SUM,
+        nccl_comm.allReduce(buffer.data.ptr, buffer.data.ptr, buffer.size, kinds[str(buffer.dtype)], nccl.NCCL_SUM,
                             cupy.cuda.get_current_stream().ptr)
 
     return nccl_reduce, None
+
+
+def _nccl_failed(exc: Exception) -> str:
+    return f"NCCL failed to set up ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+
+
+def _first(problems):
+    """The first process's problem, if any process has one."""
+    return next((p for p in problems if p), None)
 
 
 def warn(note: str) -> None:
