@@ -57,6 +57,36 @@ def test_fit_runs_inside_the_backends_activate(monkeypatch):
     assert entered == ["numpy on cpu"]
 
 
+@pytest.mark.parametrize("call", ["predict", "predict_proba", "accuracy", "loss"])
+def test_inference_runs_with_the_models_device_current(monkeypatch, call):
+    """Every forward pass of inference happens inside the model's Backend.activate()."""
+    import contextlib
+
+    import xpnet.mlp as mlp_module
+
+    inside = []
+
+    @contextlib.contextmanager
+    def current(self):
+        inside.append(True)
+        try:
+            yield
+        finally:
+            inside.pop()
+
+    real_forward = mlp_module.forward
+
+    def forward(*args, **kwargs):
+        assert inside, "a forward pass ran without the model's device current"
+        return real_forward(*args, **kwargs)
+
+    model = xpnet.MLP([2, 3, 2], backend="numpy")
+    monkeypatch.setattr(xpnet.Backend, "activate", current)
+    monkeypatch.setattr(mlp_module, "forward", forward)
+    X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    getattr(model, call)(*((X, y) if call in ("accuracy", "loss") else (X,)))
+
+
 def test_activate_is_the_cupy_device_context_and_a_no_op_elsewhere():
     device = object()
     numpy = xpnet.get_backend("numpy")
