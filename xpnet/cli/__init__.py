@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 from .. import __version__, distributed
 from ..backend import ENV_VAR, get_backend
@@ -44,6 +45,8 @@ from .args import (
 
 __all__ = ["build_parser", "main"]
 
+FLOATING_POINT_WARNINGS = r"(overflow|invalid value|divide by zero|underflow) encountered"
+
 
 def build_parser() -> Parser:
     """The `xpnet` argument parser, with every subcommand."""
@@ -62,7 +65,11 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[:argv.index("--")] if "--" in argv else "--debug" in argv
     try:
-        code = _run(argv)
+        with warnings.catch_warnings():
+            # NumPy's floating-point warnings (overflow in exp, invalid value in multiply...) come from
+            # a run that diverges: xpnet detects that itself and names the likely cause instead
+            warnings.filterwarnings("ignore", message=FLOATING_POINT_WARNINGS, category=RuntimeWarning)
+            code = _run(argv)
         flush_stdout()
         return code
     except (UsageError, XpnetError) as exc:
@@ -90,7 +97,8 @@ def _run(argv: list) -> int:
         argv = argv[:at] + config_arguments(sub, args.config) + argv[at:]
         args = parser.parse_args(argv)
     if getattr(args, "print_config", False):
-        say(config_text(sub, args))
+        effective = getattr(args, "effective", None)  # a subcommand's defaults that depend on other flags
+        say(config_text(sub, args, omit=effective(args) if effective else ()))
         return 0
     args.given = given_flags(build_parser, argv)  # what the user set, whatever the value (for --resume)
     comm = distributed.launch() if getattr(args, "distributed", False) else None

@@ -24,7 +24,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.datasets import load_digits
-from ..data.labels import LabelMap, _label_kind, _numeric, check_task, infer_task, regression_targets, typed_labels
+from ..data.labels import (
+    LabelMap,
+    _label_kind,
+    _numeric,
+    check_task,
+    explain_task,
+    regression_targets,
+    task_of,
+    typed_labels,
+)
 from ..data.preprocess import Scaler, TargetScaler, split, split_order
 from ..errors import XpnetValueError
 from ..io.tables import _read, load_file
@@ -35,6 +44,8 @@ DATA_KEYS = ("dataset", "data", "target", "header", "task", "standardize", "vali
              "n_samples", "noise", "seed", "classes")
 DIGITS_TEST_FRACTION = 0.25  # --dataset digits: the test rows, set aside before anything else
 EARLY_STOPPING_FRACTION = 0.1  # the validation rows --early-stopping takes when --validation-fraction is not given
+DATA_FILE_FRACTION = 0.2  # the validation rows a data file keeps by default (--validation-fraction 0: none)
+MIN_DEFAULT_HOLDOUT = 20  # rows a data file needs for that default: fewer keep every row for training
 
 
 @dataclass
@@ -72,6 +83,8 @@ class Prepared:
     n_samples: int = -1  # training rows of all processes (-1: X.shape[0])
     n_val: int = -1  # validation rows of all processes (-1: X_val.shape[0])
     n_test: int = -1  # test rows of all processes (-1: X_test.shape[0])
+    task_reason: str = ""  # why the task is what it is (a sentence, for the summary)
+    validation_fraction: float = 0.0  # the fraction of the training part held out for validation
 
     def __post_init__(self):
         self.n_samples = self.X.shape[0] if self.n_samples < 0 else self.n_samples
@@ -104,11 +117,12 @@ def prepare(config: dict, comm=None) -> Prepared:
     ``data`` (a file, read with ``header`` and ``target``) wins over ``dataset``. ``task``
     (``"auto"``, the default, ``"classification"`` or ``"regression"``) decides how the
     target is encoded; auto means regression when a file's target column holds numbers
-    that are not all whole (:func:`xpnet.data.labels.infer_task`), and the built-in datasets are
-    classification. ``dataset="digits"`` sets a test split aside (25%); the validation
-    rows (``validation_fraction``, default 0, or 0.1 with ``early_stopping``) come from
-    the rest. Splits are drawn with ``seed``; standardizations are fitted on the training
-    rows only.
+    that are not all whole, or whole numbers with many distinct values
+    (:func:`xpnet.data.labels.explain_task`), and the built-in datasets are classification.
+    ``dataset="digits"`` sets a test split aside (25%); the validation rows
+    (``validation_fraction``; by default 0.2 of a data file of at least 20 rows, and of a
+    built-in dataset 0.1 with ``early_stopping``, else 0) come from the rest. Splits are
+    drawn with ``seed``; standardizations are fitted on the training rows only.
 
     With ``comm`` (a :class:`xpnet.distributed.Communicator` of several processes) the
     result holds this process's rows only, and the data of all processes together equals
@@ -133,11 +147,16 @@ def prepare(config: dict, comm=None) -> Prepared:
     return dataclasses.replace(whole, **parts, n_samples=whole.n_samples, n_val=whole.n_val, n_test=whole.n_test)
 
 
-def _validation_fraction(config: dict) -> float:
+def _validation_fraction(config: dict, n_rows: int) -> float:
+    """``validation_fraction``, else the default: :data:`DATA_FILE_FRACTION` of a data file of at
+    least :data:`MIN_DEFAULT_HOLDOUT` rows (none of a smaller one), and of a built-in dataset
+    :data:`EARLY_STOPPING_FRACTION` with early stopping, else 0."""
     fraction = config.get("validation_fraction")
-    if fraction is None:
-        return EARLY_STOPPING_FRACTION if config.get("early_stopping") else 0.0
-    return fraction
+    if fraction is not None:
+        return fraction
+    if config.get("data"):
+        return DATA_FILE_FRACTION if n_rows >= MIN_DEFAULT_HOLDOUT else 0.0
+    return EARLY_STOPPING_FRACTION if config.get("early_stopping") else 0.0
 
 
 def _prepare_whole(config: dict) -> Prepared:
@@ -150,7 +169,7 @@ def _prepare_whole(config: dict) -> Prepared:
     if config.get("data"):
         table = load_file(config["data"], config.get("target"), header=config.get("header"))
         X, cells, feature_names, target = table.X, table.y, table.feature_names, table.target
-        task = infer_task(cells) if task == "auto" else task
+        task, task_reason = explain_task(cells) if task == "auto" else (task, f"--task {task}")
         if task == "classification":
             labels = LabelMap.fit(cells)
             y = labels.encode(cells)
@@ -162,11 +181,12 @@ def _prepare_whole(config: dict) -> Prepared:
         if task == "regression":
             raise XpnetValueError(f"--task regression needs a --data file with a numeric target; the built-in "
                                   f"dataset {config.get('dataset') or 'moons'!r} has class labels")
-        task = "classification"
+        task, task_reason = "classification", "a built-in dataset of class labels"
         test_fraction = DIGITS_TEST_FRACTION if config.get("dataset") == "digits" else 0.0
     n_classes = max(int(y.max()) + 1, 2) if task == "classification" else 0
     X, y, X_test, y_test = split(X, y, test_fraction, seed)  # the test rows first: nothing else sees them
-    X, y, X_val, y_val = split(X, y, _validation_fraction(config), seed)
+    fraction = _validation_fraction(config, X.shape[0])
+    X, y, X_val, y_val = split(X, y, fraction, seed)
     scaler = target_scaler = None
     if config.get("standardize"):
         scaler = Scaler.fit(X)
@@ -176,7 +196,7 @@ def _prepare_whole(config: dict) -> Prepared:
         y, y_val, y_test = target_scaler.transform(y), target_scaler.transform(y_val), target_scaler.transform(y_test)
     return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=X_test, y_test=y_test, task=task, n_classes=n_classes,
                     labels=labels, scaler=scaler, target_scaler=target_scaler, feature_names=feature_names,
-                    source=source, target=target)
+                    source=source, target=target, task_reason=task_reason, validation_fraction=fraction)
 
 
 def _builtin(config: dict, seed: int, datasets) -> tuple[np.ndarray, np.ndarray, str]:
@@ -209,11 +229,12 @@ def _prepare_shard(config: dict, comm) -> Prepared:
     statistics come from :meth:`xpnet.data.preprocess.Scaler.fit` over all processes.
     """
     table, ext = _read(config["data"], config.get("target"), True, comm.bounds, config.get("header"))
-    task, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm,
-                                            f"the target column {table.target!r} of {config['data']!r}")
     n_rows = table.n_rows
     assert n_rows is not None  # a block read counts the file's rows
-    order = split_order(n_rows, _validation_fraction(config), int(config.get("seed") or 0))
+    task, task_reason, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm, n_rows,
+                                                         f"the target column {table.target!r} of {config['data']!r}")
+    fraction = _validation_fraction(config, n_rows)
+    order = split_order(n_rows, fraction, int(config.get("seed") or 0))
     kept, held = order if order is not None else (np.arange(n_rows), np.arange(0))
     rows, mine = _own_positions(kept, table.start, table.X.shape[0])
     held_mine = _own_positions(held, table.start, table.X.shape[0])[1]
@@ -232,7 +253,8 @@ def _prepare_shard(config: dict, comm) -> Prepared:
                     n_classes=max(len(labels.classes), 2) if labels is not None else 0, labels=labels, scaler=scaler,
                     target_scaler=target_scaler, feature_names=feature_names,
                     source=_file_source(config["data"], target, labels), target=target, rows=rows,
-                    n_samples=len(kept), n_val=len(held), n_test=0)
+                    n_samples=len(kept), n_val=len(held), n_test=0, task_reason=task_reason,
+                    validation_fraction=fraction)
 
 
 def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,22 +264,27 @@ def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarra
     return positions, order[positions] - start
 
 
-def _shared_targets(cells, ext: str, task: str, comm, where: str) -> tuple[str, LabelMap | None, np.ndarray]:
-    """``(task, labels, y)``: the task and the :class:`LabelMap` that one process finds in the
-    whole file, and this block's targets (class indices, or float64 regression targets).
+def _shared_targets(cells, ext: str, task: str, comm, n_rows: int, where: str) -> tuple:
+    """``(task, task_reason, labels, y)``: the task (and why) and the :class:`LabelMap` that one
+    process finds in the whole file of ``n_rows`` rows, and this block's targets (class indices,
+    or float64 regression targets).
 
     CSV and NPY cells are typed alike everywhere (:func:`xpnet.data.labels.typed_labels`: words as
     soon as one process has a word, fractional numbers as soon as one has one, so "auto"
-    decides as over the whole column); then a classifier's sorted distinct labels of every
-    block are gathered (a few values per process) and merged.
+    decides as over the whole column); then the sorted distinct labels of every block are
+    gathered (a few values per process) and merged: whole numbers with many distinct values
+    are a regression (:func:`xpnet.data.labels.task_of`), else they are a classifier's classes.
     """
     kinds = comm.allgather(_label_kind(_numeric(cells)) if ext != ".npz" or cells.dtype.kind in "biuf" else "U")
     kind = "U" if "U" in kinds else "f" if "f" in kinds else "i"
     if ext != ".npz":
         cells = typed_labels(cells, kind)
+    needed = kind != "f" or task == "classification"  # a regression's fractional targets: no need to gather them
+    distinct = np.unique(np.concatenate(comm.allgather(np.unique(cells)))) if needed else None
+    reason = f"--task {task}"
     if task == "auto":
-        task = "regression" if kind == "f" else "classification"
+        task, reason = task_of(kind, 0 if distinct is None else len(distinct), n_rows)
     if task == "regression":
-        return task, None, regression_targets(cells, where)
-    labels = LabelMap.fit(np.concatenate(comm.allgather(np.unique(cells))))
-    return task, labels, labels.encode(cells)
+        return task, reason, None, regression_targets(cells, where)
+    labels = LabelMap.fit(distinct)
+    return task, reason, labels, labels.encode(cells)

@@ -123,7 +123,8 @@ class SaveError(XpnetError, OSError):
 # -- saving ------------------------------------------------------------------------------------
 
 def save(path, model: MLP, *, config=None, history=None, epochs_done: int = 0, optimizer_state=None,
-         labels: LabelMap | None = None, scaler: Scaler | None = None, feature_names=None) -> None:
+         labels: LabelMap | None = None, scaler: Scaler | None = None, feature_names=None,
+         train_config=None) -> None:
     """Write ``model`` and its training state to ``path`` atomically (see the module docstring).
 
     Parameters
@@ -145,6 +146,9 @@ def save(path, model: MLP, *, config=None, history=None, epochs_done: int = 0, o
         Optimizer buffers (any backend), restored by :func:`load` as NumPy arrays.
     labels, scaler, feature_names
         The data mapping needed to predict on new files.
+    train_config : TrainConfig or dict, optional
+        The run's training configuration, recorded as :meth:`TrainConfig.to_dict` (meta key
+        ``train_config``; read it back with ``TrainConfig.from_dict(ckpt.meta["train_config"])``).
 
     Raises
     ------
@@ -155,14 +159,16 @@ def save(path, model: MLP, *, config=None, history=None, epochs_done: int = 0, o
         ``rescue_path`` attribute.
     """
     check_number("epochs_done", epochs_done, low=0, high=MAX_EPOCHS, integer=True)
-    arrays = _arrays(model, config, history, int(epochs_done), optimizer_state, labels, scaler, feature_names)
+    arrays = _arrays(model, config, history, int(epochs_done), optimizer_state, labels, scaler, feature_names,
+                     train_config)
     try:
         atomic_write(path, lambda handle: np.savez(handle, **arrays))
     except (OSError, XpnetValueError) as exc:
         raise _rescue(os.fspath(path), arrays, exc) from exc
 
 
-def _arrays(model, config, history, epochs_done, optimizer_state, labels, scaler, feature_names) -> dict:
+def _arrays(model, config, history, epochs_done, optimizer_state, labels, scaler, feature_names,
+            train_config=None) -> dict:
     """The archive's arrays by name, the JSON meta first."""
     state = {name: to_numpy(a) for name, a in (optimizer_state or {}).items()}
     spec = model.spec
@@ -193,6 +199,8 @@ def _arrays(model, config, history, epochs_done, optimizer_state, labels, scaler
         "feature_names": None if feature_names is None else list(feature_names),
         "standardize": scaler is not None,
     }
+    if train_config is not None:
+        meta["train_config"] = train_config.to_dict() if hasattr(train_config, "to_dict") else dict(train_config)
     try:
         text = json.dumps(meta, allow_nan=True).encode("utf-8")
     except (TypeError, ValueError) as exc:
