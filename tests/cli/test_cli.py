@@ -324,3 +324,15 @@ def test_docs_cli_names_every_flag_and_json_key(tmp_path):
     keys.update(json.loads(run_cli("evaluate", "--model", model, "--json", check=0).stdout))
     for key in keys:
         assert f"`{key}`" in docs, key
+
+
+def test_readme_quick_start_on_your_own_csv_is_the_real_output(tmp_path):
+    readme = (Path(FLOWERS).parent.parent / "README.md").read_text()
+    command = "$ xpnet train --data docs/flowers.csv --save flowers.npz --quiet\n"
+    shown = readme.split(command)[1].split("\n$ ")[0].splitlines()
+    got = run_cli("train", "--data", FLOWERS, "--save", tmp_path / "flowers.npz", "--quiet", check=0).stdout
+    stable = ("model", "epochs", "loss", "accuracy", "early")  # not the machine's backend, the time or the path
+    want = [line for line in shown if line.startswith(stable)]
+    assert "accuracy  1.0000 (validation, 18 samples)" in want
+    assert [line.split("   time")[0] for line in got.splitlines() if line.startswith(stable)] == \
+        [line.split("   time")[0] for line in want]

@@ -23,9 +23,9 @@ MAJORITY_MARGIN = 0.005  # a training accuracy within this of the largest class'
 MEAN_R2 = 0.01  # a training R^2 below this is "predicts about the mean"
 
 
-def report(args, run, result, scores, saved, rescue, plotted, notes: dict) -> None:
-    """What rank 0 prints at the end: the results, then why training stopped early, if it did."""
-    warning = diagnosis(args, run, result, scores["training"])
+def report(args, run, result, scores, saved, rescue, plotted, notes: dict, warning: str | None) -> None:
+    """What rank 0 prints at the end: the results, then why training stopped early, if it did
+    (``warning``: :func:`diagnosis`, which every process computes: it may gather)."""
     print_training(args, run, result, scores, saved, plotted, {**notes, **({"warning": warning} if warning else {})})
     epochs = run.done + result.epochs
     if result.interrupted:
@@ -49,7 +49,8 @@ def signal_number(result) -> int:
 
 def diagnosis(args, run, result, training: dict) -> str | None:
     """One line on a run that ended useless (see the module docstring), else None. For a
-    diverged run, the cause only when it is unscaled features (its message names the rate)."""
+    diverged run, the cause only when it is unscaled features (its message names the rate).
+    Called on every process of an MPI job: the class counts and column ranges are reduced."""
     prepared, comm, task = run.prepared, run.comm, run.task
     if result.interrupted:
         return None
@@ -69,7 +70,8 @@ def diagnosis(args, run, result, training: dict) -> str | None:
         return cause
     rate = args.learning_rate
     cause = cause or (f"a learning rate too large for this data ({rate:g}) saturating the hidden units, or too few "
-                      f"epochs: try --learning-rate {rate / 10:g}, or more --epochs")
+                      f"epochs (try --learning-rate {rate / 10:g}, or more --epochs), or features that do not "
+                      "predict the target")
     return f"{symptom}; likely cause: {cause}"
 
 

@@ -31,7 +31,7 @@ from .options import train_config as config_of_flags
 from .plots import draw
 from .processes import agree, check_same_settings
 from .progress import Progress
-from .report import report, signal_number
+from .report import diagnosis, report, signal_number
 from .saving import Saver
 from .scores import scores
 from .settings import resume, run_config
@@ -171,8 +171,9 @@ def _finish(args, run: _Run, result, saver, progress, config: TrainConfig) -> in
     saved = args.save if args.save and save_ok else None
     plotted = draw(args, run, progress, result) if args.plot else None
     measured = scores(comm, run.model, run.prepared, run.task, run.scaling)  # collectives with --distributed
+    warning = diagnosis(args, run, result, measured["training"])  # collectives too
     if run.root:
-        report(args, run, result, measured, saved, rescue, plotted, _notes(run, result, config))
+        report(args, run, result, measured, saved, rescue, plotted, _notes(run, result, config), warning)
     if comm is not None:  # python -m mpi4py aborts the job at a non-zero exit: not before rank 0 is done
         sys.stdout.flush()
         sys.stderr.flush()

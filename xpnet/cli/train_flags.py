@@ -10,6 +10,7 @@ from ..data import datasets
 from ..errors import Interval
 from .args import _common, _fraction, _int_list, _non_negative_float, _positive_int, _seed
 from .options import add_training_flags
+from .plots import PLOT_POINTS
 
 DEFAULT_EPOCHS = 2000
 DEFAULT_RATE = 0.5
@@ -18,7 +19,6 @@ DEFAULTS_WHY = ("xpnet.fit's defaults are a rate of 0.1 and 1,000 epochs, safe f
                 "the command line's 0.5 (0.1 for regression) and 2,000 full-batch epochs are tuned for its small "
                 "built-in datasets, so that `xpnet train` alone converges")
 TASKS = ("auto", "classification", "regression")
-PLOT_POINTS = 10_000  # with --distributed, --plot draws every k-th training row, at most this many
 HOLDOUT = Interval(0, 1, "left")  # --validation-fraction: 0 (nothing held out) up to, not including, 1
 
 
