@@ -312,7 +312,7 @@ def check_destination(flag: str, path) -> str:
     """Refuse ``path`` as an output file before any work (:func:`xpnet.checkpoint.check_destination`:
     a directory, device, FIFO or socket, a dangling link, a missing or unwritable directory),
     the message naming ``flag``. Returns the file that will really be written."""
-    from ..io.checkpoint import check_destination as check
+    from ..io.atomic import check_destination as check
 
     try:
         return check(path)

@@ -191,7 +191,7 @@ def _write_csv(path, header, rows) -> None:
     import csv
     import io
 
-    from ..io.checkpoint import atomic_write
+    from ..io.atomic import atomic_write
 
     text = io.StringIO()
     writer = csv.writer(text)

@@ -46,17 +46,16 @@ def saved_settings(ckpt, path) -> tuple[dict, TrainConfig]:
     """``(config, train_config)`` of a checkpoint: its command-line settings, and the
     :class:`~xpnet.TrainConfig` of its record (rebuilt from the flags an older checkpoint saved)."""
     config = dict(ckpt.config)
-    record = ckpt.meta.get("train_config")
-    if record is None:  # an older checkpoint: its config is the parsed flags' dictionary
-        config = legacy_config(config)
-        record = config_from_flags(config, skip=NOT_RESTORED_FROM_RECORD)
-    return config, from_record(record, f"{os.fspath(path)!r}")
+    if ckpt.train_config is not None:  # (checked by the checkpoint loader)
+        return config, ckpt.train_config
+    config = legacy_config(config)  # an older checkpoint: its config is the parsed flags' dictionary
+    return config, from_record(config_from_flags(config, skip=NOT_RESTORED_FROM_RECORD), f"{os.fspath(path)!r}")
 
 
 def data_settings(ckpt) -> dict:
     """The settings that say which data a checkpoint's run trained on (for :func:`~xpnet.cli.prepare.prepare`),
     an older checkpoint's with the defaults of its time."""
-    return dict(ckpt.config) if "train_config" in ckpt.meta else legacy_config(ckpt.config)
+    return dict(ckpt.config) if ckpt.train_config is not None else legacy_config(ckpt.config)
 
 
 def legacy_config(config: dict) -> dict:
