@@ -30,9 +30,9 @@ from .. import memory
 from ..backend import Backend, get_backend, native_module, to_numpy
 from ..backend import itemsize as dtype_bytes
 from ..engine import fullbatch
-from ..engine.kernels import CHOICES as KERNEL_CHOICES
-from ..engine.kernels import select as select_kernel
 from ..engine.numpy_ops import get_ops
+from ..engine.plan import CHOICES as KERNEL_CHOICES
+from ..engine.plan import choose
 from ..engine.threads import cpu_threads, run_lanes
 from ..errors import BackendUnavailableError, XpnetValueError, check_choice, check_positive
 from ..mlp import MLP
@@ -97,33 +97,34 @@ def compare_key(name: str) -> str:
 def gradient_pass(backend: Backend, spec, W, b, X, T, kernels: str = "auto") -> tuple:
     """``(dW, db)`` of the mean data loss over the whole batch: the full-batch gradient pass
     :func:`xpnet.fit` takes on ``backend`` (:func:`xpnet.engine.fullbatch.gradients`)."""
-    grads = fullbatch.gradients(get_ops(backend), spec, W, b, X, T, "mean", kernel=kernels)
+    grads = choose(get_ops(backend), spec, _dtype_name(X), X.shape[0], kernels)(W, b, X, T, X.shape[0])
     return grads.dW, grads.db
 
 
 def pass_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> str:
     """What computes :func:`gradient_pass` for ``model`` on ``n`` rows: a kernel's name,
-    ``"generic"`` or ``"plain"`` (:func:`xpnet.engine.fullbatch.pass_name`)."""
-    return fullbatch.pass_name(get_ops(backend), model, n, kernels)
+    ``"generic"`` or ``"plain"`` (:func:`xpnet.engine.plan.choose`)."""
+    return choose(get_ops(backend), model.spec, model.dtype_name, n, kernels).name
 
 
 def warm_up_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> tuple:
     """Compile (or load from numba's cache) the JIT kernel :func:`gradient_pass` runs for
     ``model`` on ``n`` rows, before any epoch: ``(seconds, whether it compiled)``; ``(0.0,
     False)`` when the pass has no JIT kernel."""
-    kernel = chosen_kernel(backend, model, n, kernels)
-    if kernel is None or not hasattr(kernel, "warm_up"):
-        return 0.0, False
-    compiles = kernel.needs_compile(model.spec, model.dtype_name)
-    return kernel.warm_up(model.spec, model.dtype_name), compiles
+    chosen = choose(get_ops(backend), model.spec, model.dtype_name, n, kernels)
+    compiles = chosen.needs_compile()
+    seconds = chosen.warm_up(always=True)
+    return (seconds or 0.0), compiles
 
 
 def chosen_kernel(backend: Backend, model, n: int, kernels: str = "auto"):
     """The kernel of :mod:`xpnet.engine.kernels` that :func:`gradient_pass` runs for ``model`` on ``n``
     rows; None for the generic or plain pass."""
-    if pass_kernel(backend, model, n, kernels) in ("generic", "plain"):
-        return None
-    return select_kernel(model.spec, get_ops(backend).name, model.dtype_name, n, kernels)
+    return choose(get_ops(backend), model.spec, model.dtype_name, n, kernels).kernel
+
+
+def _dtype_name(X) -> str:
+    return "float32" if "32" in str(X.dtype) else "float64"
 
 
 def rows_alive(case: Case, backend: Backend) -> int:

@@ -89,15 +89,14 @@ def cmd_train(args) -> int:
 def _compile_ahead(args, run, config: TrainConfig) -> None:
     """Compile the JIT kernel the run's passes will take before the first epoch (its first run,
     before numba's cache has it), saying so: a progress line, not a silent pause."""
-    from ..engine import kernels
     from ..engine.numpy_ops import get_ops
+    from ..engine.plan import choose
 
     model, n = run.model, run.prepared.X.shape[0]
     rows = n if config.batch_size is None else min(config.batch_size, n)
     say = run.root and not args.quiet and not args.json
-    kernels.warm_up(model.spec, get_ops(model.backend).name, model.dtype_name, rows,
-                    config.kernels or model.kernels,
-                    before=(lambda: _progress("xpnet: compiling the JIT kernels (first run only)...")) if say else None)
+    choose(get_ops(model.backend), model.spec, model.dtype_name, rows, config.kernels or model.kernels).warm_up(
+        before=(lambda: _progress("xpnet: compiling the JIT kernels (first run only)...")) if say else None)
 
 
 def _settings(args, comm) -> tuple:
@@ -156,6 +155,8 @@ def _start(args, comm, ckpt, config) -> _Run:
                   f"{f', {prepared.n_test} for testing' if prepared.n_test else ''}"
                   f"{'; features standardized' if prepared.scaler is not None else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
+    for note in prepared.notes if run.root and not args.quiet else ():  # e.g. a large CSV held in memory
+        _progress(f"xpnet: {note}")
     if not args.quiet and run.root and args.task == "auto" and "--task classification" in prepared.task_reason:
         _progress(f"xpnet: note: {prepared.task_reason}")  # whole numbers read as a regression: say why
     return run
@@ -182,16 +183,18 @@ def _finish(args, run: _Run, result, saver, progress, config: TrainConfig) -> in
 
 
 def _notes(run: _Run, result, config: TrainConfig) -> dict:
-    """What the summary adds about the machinery: ``kernels_reason`` when ``auto`` could not
-    use the compiled kernels because numba is missing (it falls back to NumPy's, and says so)."""
+    """What the summary adds about the machinery: ``kernels_reason`` when ``auto`` ran NumPy's
+    kernels because numba's compiled ones are not installed (never a silent substitute)."""
     from ..engine.kernels import numba_support
+    from ..engine.numpy_ops import get_ops
+    from ..engine.plan import JIT_HINT
 
     choice = config.kernels or run.model.kernels
-    # numba_support imports numba only when a compiled kernel fits the run's pass: a recorded
-    # failure means that auto wanted one and fell back
-    if choice == "auto" and getattr(numba_support, "_STATE", {}).get("ok") is False:
-        return {"kernels_reason": f"{result.kernels}: auto fell back to NumPy's kernels, as numba is missing (pip "
-                                  "install '.[jit]' in the clone for the compiled ones)"}
+    # (numba_support.available() is cached: the plan asked it already for any pass but the tiny "plain")
+    if choice == "auto" and result.kernels not in ("plain", "") and get_ops(run.model.backend).name == "numpy" \
+            and not numba_support.available():
+        return {"kernels_reason": f"{result.kernels}: auto ran NumPy's kernels, as numba's compiled ones are not "
+                                  f"installed ({JIT_HINT})"}
     return {}
 
 
