@@ -194,7 +194,7 @@ def _notes(run: _Run, result, config: TrainConfig) -> dict:
     if choice == "auto" and result.kernels not in ("plain", "") and get_ops(run.model.backend).name == "numpy" \
             and not numba_support.available():
         return {"kernels_reason": f"{result.kernels}: auto ran NumPy's kernels, as numba's compiled ones are not "
-                                  f"installed ({JIT_HINT})"}
+                                  f"installed; {JIT_HINT}"}
     return {}
 
 
@@ -209,11 +209,12 @@ def _check_flags(args) -> None:
                               "give a fraction such as 0.1, or drop --early-stopping")
     if args.kernels == "jit":
         from ..engine.kernels import numba_support
+        from ..engine.plan import JIT_HINT
 
         reason = numba_support.unavailable_reason()
         if reason:
             raise XpnetValueError(f"--kernels jit asks for numba's compiled kernels, which cannot run here: {reason}; "
-                                  "or use --kernels auto, which falls back to NumPy's")
+                                  f"{JIT_HINT}, or use --kernels auto, which falls back to NumPy's")
 
 
 def _check_outputs(args) -> None:
