@@ -34,7 +34,7 @@ from .. import __version__, distributed
 from ..backend import ENV_VAR, get_backend
 from ..engine.threads import limit_threads
 from ..errors import XpnetError
-from . import bench, convert, model, train, tutorial
+from . import bench, convert, doctor, model, train, tutorial
 from .args import (
     OutputError,
     Parser,
@@ -62,6 +62,7 @@ def build_parser() -> Parser:
     model.add_parser(commands)
     bench.add_parser(commands)
     convert.add_parser(commands)
+    doctor.add_parser(commands)
     return parser
 
 
