@@ -730,3 +730,22 @@ def test_one_device_per_rank_keeps_every_array_there_and_equals_one_process(tmp_
     with np.load(out) as saved:
         for i, want in enumerate(model.parameters()):
             np.testing.assert_allclose(saved[f"arr_{i}"], want, rtol=1e-12 if dtype == "float64" else 1e-4, atol=1e-7)
+
+
+def test_the_end_of_run_diagnosis_under_mpiexec_is_one_line_from_rank_zero(tmp_path):
+    """The summary's cause of a diverged run (raw columns far from the unit range, with their
+    ranges over every rank's rows) is gathered on every rank and said once by rank 0."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1e3, size=(300, 2))
+    y = X @ np.array([0.5, -0.25]) + 0.5
+    data = tmp_path / "r.csv"
+    data.write_text("area,price_cents,value\n" + "".join(f"{float(a)!r},{float(b)!r},{float(v)!r}\n"
+                                                         for (a, b), v in zip(X, y)))
+    args = ["train", "--data", data, "--no-standardize", "--validation-fraction", 0, "--activation", "relu",
+            "--epochs", 200, "--backend", "numpy", "--json"]
+    want = run_cli(*args)
+    proc = _mpi_run((2, [*XPNET, *args, "--distributed"]))
+    assert want.returncode == proc.returncode == 1, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("xpnet: error: training diverged")]
+    assert len(lines) == 1 and lines[0] == want.stderr.strip().splitlines()[-1]
+    assert f"area ({X[:, 0].min():.4g} to {X[:, 0].max():.4g})" in lines[0]
