@@ -9,7 +9,7 @@ A hidden layer with both options computes, in training::
 
 ``M`` is the dropout multiplier: 0 for a dropped unit, ``1 / (1 - rate)`` for a kept one
 ("inverted" dropout, so inference needs no rescaling). Masks are drawn on the host with
-NumPy as 16-bit integers (:func:`dropout_bits`: two bytes an entry to copy) and turned into
+NumPy and sent as booleans (:func:`dropout_keep`: one byte an entry to copy), scaled into
 multipliers on the device (:func:`dropout_multipliers`). At inference there is no dropout
 and batch norm uses the running statistics, updated after every training batch as
 ``running = 0.9 * running + 0.1 * batch`` (``var_batch`` is the biased variance).
@@ -82,19 +82,13 @@ def update_running(bn: BatchNorm, stats) -> BatchNorm:
     return BatchNorm(bn.gamma, bn.beta, mean, var)
 
 
-DROPOUT_LEVELS = 1 << 16  # masks are drawn as 16-bit integers: a rate is kept to within 1/65536
+def dropout_keep(rng: np.random.Generator, n: int, widths, rate: float) -> list:
+    """Host boolean draws (n, width) per hidden layer, True w.p. ``1 - rate``: one byte an entry to
+    send to the device, where :func:`dropout_multipliers` scales them."""
+    return [rng.random((n, w)) >= rate for w in widths]
 
 
-def dropout_bits(rng: np.random.Generator, n: int, widths) -> list:
-    """Host uint16 draws (n, width) per hidden layer, uniform on 0..65535: two bytes an entry to
-    send to the device, where :func:`dropout_multipliers` turns them into a mask."""
-    return [rng.integers(0, DROPOUT_LEVELS, (n, w), dtype=np.uint16) for w in widths]
-
-
-def dropout_multipliers(xp, bits, rate: float, dtype):
-    """Inverted-dropout multipliers from :func:`dropout_bits`' draws, on their device: 0 where a
-    draw falls below ``rate`` (rounded to a multiple of 1/65536), else ``1 / keep`` with ``keep``
-    the exact probability of keeping, so the expected multiplier is exactly 1."""
-    cut = round(rate * DROPOUT_LEVELS)  # compared as floats: every 16-bit integer is exact there (and
-    # some libraries cannot compare 16-bit unsigned integers)
-    return xp.astype(xp.astype(bits, dtype) >= cut, dtype) * (DROPOUT_LEVELS / (DROPOUT_LEVELS - cut))
+def dropout_multipliers(xp, keep, rate: float, dtype):
+    """Inverted-dropout multipliers from :func:`dropout_keep`'s draws, on their device: 0 for a
+    dropped unit, ``1 / (1 - rate)`` for a kept one."""
+    return xp.astype(keep, dtype) * (1.0 / (1.0 - rate))

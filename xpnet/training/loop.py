@@ -9,7 +9,7 @@
 
 The command line, checkpoints, the scikit-learn estimators, the tutorials and data-parallel
 training all train through it. Every update takes one gradient pass
-(:func:`xpnet.engine.fullbatch.gradients`: row chunks, threads, kernels) over a batch -- all rows in
+(the plan's, :func:`xpnet.engine.plan.choose`: row chunks, threads, kernels) over a batch -- all rows in
 full-batch training (``batch_size=None``), otherwise the rows of a minibatch -- and one
 optimizer step (:mod:`xpnet.optim`). With the defaults this is the tutorials' full-batch
 gradient descent, operation for operation.
@@ -43,17 +43,17 @@ import time
 
 import numpy as np
 
-from ..backend import itemsize
+from ..backend import epoch_work, itemsize, settle
 from ..core import inputs, layers, losses
 from ..core.activations import overflow_quiet
 from ..core.network import l2_penalty
-from ..engine import fullbatch, stream
+from ..engine import stream
 from ..engine.numpy_ops import get_ops
-from ..engine.plan import Planner, takes_all_rows
+from ..engine.plan import Planner
 from ..errors import Interval, XpnetTypeError, XpnetValueError
-from ..memory import check_fits, estimate_bytes, out_of_memory
+from ..memory import out_of_memory
 from ..parallel.comm import Communicator
-from . import optim
+from . import optim, placement
 from .batches import Batches, epoch_rng
 from .config import TrainConfig
 from .interrupts import Interrupt, deferred_interrupt
@@ -120,9 +120,20 @@ def fit(model, X, y, config: TrainConfig | None = None, *, callback=None, valida
     Interval(0, None, integer=True).check("initial_epoch", initial_epoch, "the epochs already done")
     if validation_score is not None and config.tol is None:
         raise XpnetValueError("validation_score is watched by the stall rule: give tol too (e.g. tol=1e-4)")
-    run = Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
-               initial_epoch, optimizer_state, validation_score, sample_weight)
-    return run.train(callback)
+    comm = Communicator() if comm is None else comm
+    _settle_backend(model, X, config, comm)
+    with model.backend.activate():  # CuPy computes on the current device: make it the model's
+        run = Run(model, X, y, config, comm, validation_data, global_rows, initial_epoch, optimizer_state,
+                  validation_score, sample_weight)
+        return run.train(callback)
+
+
+def _settle_backend(model, X, config: TrainConfig, comm: Communicator) -> None:
+    """``auto`` chooses between NumPy and CuPy now that the work of an epoch is known."""
+    if model.backend.pending:
+        n = _rows_of(X) if comm.size == 1 else int(comm.sum_floats([_rows_of(X)])[0])  # every process alike
+        work = epoch_work(model.layer_sizes, n, config.batch_size, itemsize(model.dtype_name))
+        model.to_backend(settle(model.backend, work))
 
 
 def _config(config: TrainConfig | None, options: dict) -> TrainConfig:
@@ -153,9 +164,10 @@ class Run:
         self.backend, self.ops = model.backend, get_ops(model.backend)
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
         # a memory map or HostRows stays on the host, read a chunk at a time, unless its rows fit the device
-        self.residency = self._residency(X, training=True)
-        _check_memory(model, config, _rows_of(X), self.residency == "streamed")  # before any copy to the device
-        X, T = self._placed(X, y, shared, self.residency)
+        self.residency = placement.residency(model, config, X)
+        placement.check_memory(model, config, _rows_of(X), inputs.is_native(X, model.backend),  # before any copy
+                               self.residency == "streamed")
+        X, T = placement.placed(model, X, y, shared, self.residency)
         self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
         if sample_weight is not None:
             T, self.spec = _weighted(model, T, sample_weight)
@@ -166,8 +178,9 @@ class Run:
             X, T, X_val, T_val = _split(model, X, T, config.validation_fraction, np.random.default_rng((self.seed, 0)))
         shard = comm.setup(model, X.shape[0], split, global_rows, self.interrupt)
         if config.early_stopping and not split:
-            X_val, T_val = self._placed(validation_data[0], validation_data[1], shared,
-                                        self._residency(validation_data[0], training=False))
+            X_val, y_val = validation_data
+            X_val, T_val = placement.placed(model, X_val, y_val, shared,
+                                            placement.residency(model, config, X_val, training=False))
             if sample_weight is not None:  # held-out rows count with weight 1
                 T_val = T_val.with_weights(np.ones(T_val.shape[0])) if isinstance(T_val, stream.StreamedTargets) \
                     else model.xp.concat([T_val, model.xp.ones((T_val.shape[0], 1), dtype=T_val.dtype)], axis=1)
@@ -198,34 +211,6 @@ class Run:
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
                                 backend_reason=self.backend.reason, dtype=model.dtype_name,
                                 kernels=self.passes[rows].name, data_residency=self.residency)
-
-    def _residency(self, X, training: bool) -> str:
-        """Where the rows ``X`` live: on the device, unless ``X`` is a row source (a memory map, a
-        HostRows; :func:`xpnet.engine.stream.residency`): then streamed, unless the training pass
-        takes all rows at once or, off NumPy, the run fits the device with them."""
-        if stream.source_of(X) is None:
-            return "device"
-        model, config, n = self.model, self.config, _rows_of(X)
-        full = config.batch_size is None or config.batch_size >= n
-        streamable = not (training and full and takes_all_rows(model.spec, n))
-        needed = estimate_bytes(model.layer_sizes, n, itemsize(model.dtype_name), _rows_at_once(model, config, n))
-        return stream.residency(model.backend, needed, streamable)
-
-    def _placed(self, X, y, shared: bool, residency: str = "device"):
-        """``(X, T)`` validated on the model's device, or streamed from a source (``residency``);
-        running out of device memory on the way is xpnet's memory error, like any other."""
-        model = self.model
-        source = stream.source_of(X)
-        try:
-            if source is not None:
-                return _sourced(model, source, y, shared, residency)
-            X = model.as_inputs(X, allow_empty=shared)
-            return X, model.as_targets(y, X.shape[0])
-        except Exception as exc:
-            if self.backend.is_out_of_memory(exc):
-                raise out_of_memory(self.backend, exc, model.layer_sizes, _rows_of(X),
-                                    itemsize(model.dtype_name)) from None
-            raise
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, callback) -> FitResult:
@@ -414,38 +399,11 @@ def _rows_of(X) -> int:
     return int(shape[0]) if len(shape) else 0
 
 
-def _check_memory(model, config: TrainConfig, n: int, streamed: bool = False) -> None:
-    """The data, the weights and a pass's activations fit in the memory this process may use
-    (streamed data: its chunk buffers, a chunk computing and the next on its way, not the source)."""
-    rows = _rows_at_once(model, config, n)
-    check_fits(model.backend, model.layer_sizes, n, itemsize(model.dtype_name), rows,
-               resident_rows=2 * rows if streamed else None)
-
-
-def _rows_at_once(model, config: TrainConfig, n: int) -> int:
-    """Rows whose activations a step holds at once: the chunks of a full-batch pass, else a batch."""
-    full = config.batch_size is None or config.batch_size >= n
-    return fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, itemsize(model.dtype_name), n) \
-        if full and not model.spec.dropout and model.bn is None else min(n, config.batch_size or n)
-
-
-def _sourced(model, source, y, shared: bool, residency: str):
-    """``(X, T)`` of a row source: copied to the device a block at a time, or streamed (checked
-    once here, not in every epoch)."""
-    stream.check_shape(source, model.layer_sizes[0], allow_empty=shared)
-    n = source.shape[0]
-    if residency == "device":
-        return stream.resident(source, model.backend, model.dtype), model.as_targets(y, n)
-    X = stream.StreamedRows(source, model.backend, model.dtype)
-    X.check()
-    return X, model.as_targets(y, n, streamed=True)
-
-
 def _masks(model, rng, rows: int) -> list:
-    """This step's dropout multipliers on the model's device (drawn on the host as 16-bit integers)."""
-    bits = layers.dropout_bits(rng, rows, model.layer_sizes[1:-1])
-    return [layers.dropout_multipliers(model.xp, model.backend.asarray(b), model.spec.dropout, model.dtype)
-            for b in bits]
+    """This step's dropout multipliers on the model's device (drawn on the host, sent as booleans)."""
+    keep = layers.dropout_keep(rng, rows, model.layer_sizes[1:-1], model.spec.dropout)
+    return [layers.dropout_multipliers(model.xp, model.backend.asarray(k), model.spec.dropout, model.dtype)
+            for k in keep]
 
 
 def _reduced(comm: Communicator, backend, reduction: str, grads, n_local: int):
