@@ -138,7 +138,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, metavar="NAME",
                         help=f"array backend: numpy, cupy, auto, torch, array_api_strict, or any importable "
                              f"array-API module; a device may follow a colon (array_api_strict:no_float64). "
-                             f"Default: ${ENV_VAR}, else auto (CuPy when a CUDA GPU works, else NumPy)")
+                             f"Default: ${ENV_VAR}, else auto (CuPy when a CUDA GPU works and an epoch is big "
+                             f"enough to gain from it, else NumPy; see docs/scaling.md)")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="bound the CPU threads of xpnet, its BLAS and torch to N (default: all cores); "
                              "results do not depend on it")
