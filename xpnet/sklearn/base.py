@@ -17,7 +17,7 @@ from ..backend import Backend, get_backend, itemsize
 from ..core import losses
 from ..core.init import glorot_uniform_with_biases
 from ..engine.threads import limit_threads
-from ..errors import XpnetError, XpnetValueError, check_choice
+from ..errors import XpnetError, XpnetValueError, XpnetWarning, check_choice
 from ..mlp import MLP
 from . import lbfgs, stochastic
 from .arrays import (
@@ -304,7 +304,7 @@ class _BaseMLP(BaseEstimator):
         except (XpnetError, ImportError) as exc:  # as xpnet.MLP's pickles: NumPy, and a warning saying so
             warnings.warn(f"this {type(self).__name__} was pickled on the {place!r} backend, which is not available "
                           f"here ({' '.join(str(exc).split())}); its fitted arrays were restored onto NumPy instead "
-                          "(move them with est.to_backend(name))", UserWarning, stacklevel=2)
+                          "(move them with est.to_backend(name))", XpnetWarning, stacklevel=2)
             return
         self.__dict__.update(_map_fitted(self.__dict__, lambda a: move(a, target)))
 
