@@ -30,6 +30,15 @@ def available_backend(name):
         pytest.skip(f"{name} unavailable here: {exc}")
 
 
+def backend_works(name) -> bool:
+    """Whether ``get_backend(name)`` works here (e.g. ``"cupy"``: CuPy and a CUDA device)."""
+    try:
+        xpnet.get_backend(name)
+        return True
+    except xpnet.BackendUnavailableError:
+        return False
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request):
     return available_backend(request.param)

@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import available_backend, rtol_for, run_cli
+from conftest import available_backend, backend_works, rtol_for, run_cli
 
 import xpnet
 
@@ -55,20 +55,12 @@ def test_cupy_without_gpu_is_a_clear_error_not_a_fallback():
 
 
 def test_cli_cupy_without_gpu_exits_2_with_one_line():
-    if _cupy_works():
+    if backend_works("cupy"):
         pytest.skip("a CUDA device is present")
     proc = run_cli("train", "--backend", "cupy", "--epochs", "1")
     assert proc.returncode == 2
     assert proc.stderr.startswith("xpnet: error: backend 'cupy'") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
-
-
-def _cupy_works():
-    try:
-        xpnet.get_backend("cupy")
-        return True
-    except xpnet.BackendUnavailableError:
-        return False
 
 
 @pytest.mark.parametrize("name", ["no_such_module_xyz", "json", "", "array_api_strict:no_such_device"])
