@@ -4,6 +4,11 @@
 ``no_float64`` device), torch when installed and cupy when a GPU works (twice: float64 and
 ``cupy/float32``, float32 being what GPUs run); unavailable ones skip with the reason.
 ``dtype`` is the most precise float the backend's device has, or float32 for ``NAME/float32``.
+
+The property tests (hypothesis) run derandomized: the same examples on every run and machine
+(drawn from a hash of each test), so a run never fails on an example no earlier run saw and
+a failure reproduces. ``--hypothesis-profile explore`` draws fresh random examples instead
+(print_blob shows how to replay a failure with ``@reproduce_failure``).
 """
 
 import os
@@ -12,8 +17,13 @@ import sys
 from collections import Counter
 
 import pytest
+from hypothesis import settings
 
 import xpnet
+
+settings.register_profile("xpnet", derandomize=True, deadline=None, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True)
+settings.load_profile("xpnet")  # the default; pytest's --hypothesis-profile NAME loads another after this
 
 BACKEND_NAMES = ["numpy", "array_api_strict", "array_api_strict:no_float64", "torch", "cupy", "cupy/float32"]
 
