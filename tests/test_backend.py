@@ -230,16 +230,6 @@ def test_a_cupy_import_warning_makes_cupy_unavailable_not_an_error(tmp_path, mon
 
 
 # -- auto: CuPy only where a GPU gains -----------------------------------------------------------------
-@pytest.fixture
-def gpu_stand_in(monkeypatch):
-    """A working "CUDA device": array_api_strict's device1 standing in for CuPy."""
-    from xpnet.backend import namespace
-
-    stand_in = available_backend("array_api_strict:device1")
-    monkeypatch.setattr(namespace, "_cupy", lambda device, source: stand_in)
-    return stand_in
-
-
 def test_auto_with_a_gpu_waits_for_the_size_and_keeps_tutorials_on_numpy(gpu_stand_in):
     pending = xpnet.get_backend("auto")
     assert pending.name == "numpy" and pending.pending and "training chooses" in pending.reason
