@@ -270,3 +270,16 @@ def test_a_pending_backend_pickles_as_auto(gpu_stand_in):
 
     clone = pickle.loads(pickle.dumps(xpnet.get_backend("auto")))
     assert clone.pending and clone.name == "numpy"
+
+
+def test_holds_tells_an_array_on_the_backend_and_its_device():
+    numpy = xpnet.get_backend("numpy")
+    assert numpy.holds(np.zeros(2)) and not numpy.holds([0.0, 1.0])
+    one, two = available_backend("array_api_strict:device1"), available_backend("array_api_strict:device2")
+    a = one.asarray(np.zeros(2))
+    assert one.holds(a) and not two.holds(a) and not numpy.holds(a) and not one.holds(np.zeros(2))
+    try:
+        torch = xpnet.get_backend("torch")
+    except xpnet.BackendUnavailableError:
+        return
+    assert torch.holds(torch.asarray(np.zeros(2))) and not torch.holds(a) and not one.holds(torch.asarray([1.0]))

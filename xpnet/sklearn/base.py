@@ -151,12 +151,14 @@ class _BaseMLP(BaseEstimator):
         unpickling)."""
         arrays = list(self.coefs_) + list(self.intercepts_)
         backend = self._model_backend()
-        model, source = self.__dict__.get("_model"), self.__dict__.get("_model_source")
-        kept = model is not None and source is not None and len(source) == len(arrays) and \
-            all(a is b for a, b in zip(source, arrays))
-        if kept and backend.pending:  # backend="auto": where the fit that made these weights chose to run
+        model: MLP | None = self.__dict__.get("_model")
+        source = self.__dict__.get("_model_source")
+        if model is None or source is None or len(source) != len(arrays) or \
+                any(a is not b for a, b in zip(source, arrays)):
+            model = None  # the fitted arrays changed since it was made (or it was not pickled)
+        elif backend.pending:  # backend="auto": where the fit that made these weights chose to run
             backend = model.backend
-        if not kept or model.backend.qualified_name() != backend.qualified_name():
+        if model is None or model.backend.qualified_name() != backend.qualified_name():
             model = self._network(list(self.coefs_), list(self.intercepts_), backend)
             self._keep(model)
         return model
