@@ -3,7 +3,8 @@
     python docs/digits_comparison.py
 
 Same data for both: scikit-learn's 8x8 digits, pixels / 16, the 75/25 split that
-`xpnet train --dataset digits` uses (xpnet.data.split, seed 0: 1348 training, 449 test rows).
+`xpnet train --dataset digits` uses (xpnet.data.preprocess.split, seed 0: 1348 training, 449 test
+rows).
 xpnet: the `xpnet train` defaults (32 tanh units, softmax, learning rate 0.5, 2000 full-batch
 epochs, float32) for weight seeds 0..4. scikit-learn: MLPClassifier(hidden_layer_sizes=(32,))
 with its own defaults (adam, learning rate 0.001, 200 epochs of minibatches of 200) for
@@ -16,15 +17,16 @@ import warnings
 import numpy as np
 
 import xpnet
-from xpnet.io import data
+from xpnet.data.datasets import load_digits
+from xpnet.data.preprocess import split
 
 
 def main():
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
-    X, y = data.load_digits()
-    X_train, y_train, X_test, y_test = data.split(X, y, 0.25, seed=0)
+    X, y = load_digits()
+    X_train, y_train, X_test, y_test = split(X, y, 0.25, seed=0)
     ours, theirs = [], []
     with xpnet.limit_threads(1):
         for seed in range(5):

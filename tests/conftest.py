@@ -4,6 +4,11 @@
 ``no_float64`` device), torch when installed and cupy when a GPU works (twice: float64 and
 ``cupy/float32``, float32 being what GPUs run); unavailable ones skip with the reason.
 ``dtype`` is the most precise float the backend's device has, or float32 for ``NAME/float32``.
+
+The property tests (hypothesis) run derandomized: the same examples on every run and machine
+(drawn from a hash of each test), so a run never fails on an example no earlier run saw and
+a failure reproduces. ``--hypothesis-profile explore`` draws fresh random examples instead
+(print_blob shows how to replay a failure with ``@reproduce_failure``).
 """
 
 import os
@@ -12,8 +17,13 @@ import sys
 from collections import Counter
 
 import pytest
+from hypothesis import settings
 
 import xpnet
+
+settings.register_profile("xpnet", derandomize=True, deadline=None, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, print_blob=True)
+settings.load_profile("xpnet")  # the default; pytest's --hypothesis-profile NAME loads another after this
 
 BACKEND_NAMES = ["numpy", "array_api_strict", "array_api_strict:no_float64", "torch", "cupy", "cupy/float32"]
 
@@ -30,6 +40,15 @@ def available_backend(name):
         pytest.skip(f"{name} unavailable here: {exc}")
 
 
+def backend_works(name) -> bool:
+    """Whether ``get_backend(name)`` works here (e.g. ``"cupy"``: CuPy and a CUDA device)."""
+    try:
+        xpnet.get_backend(name)
+        return True
+    except xpnet.BackendUnavailableError:
+        return False
+
+
 @pytest.fixture(params=BACKEND_NAMES)
 def backend(request):
     return available_backend(request.param)
@@ -41,6 +60,16 @@ def dtype(request, backend):
     if callspec is not None and str(callspec.params.get("backend", "")).endswith("/float32"):
         return "float32"
     return "float64" if "float64" in backend.dtype_names() else "float32"
+
+
+@pytest.fixture
+def gpu_stand_in(monkeypatch):
+    """A working "CUDA device" for ``auto``: array_api_strict's device1 standing in for CuPy."""
+    from xpnet.backend import namespace
+
+    stand_in = available_backend("array_api_strict:device1")
+    monkeypatch.setattr(namespace, "_cupy", lambda device, source: stand_in)
+    return stand_in
 
 
 def rtol_for(dtype):

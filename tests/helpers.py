@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import xpnet
 from xpnet.core import ops
@@ -75,27 +82,31 @@ def select(spec, library, dtype, n, choice="auto"):
                 None)
 
 
-def mpi_run(processes: int, args, timeout: float = 300):
-    """Run ``mpiexec -n processes ARGS`` (skipping the test when mpi4py or mpiexec is missing)."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import pytest
-
+def mpiexec() -> str:
+    """The ``mpiexec`` that launches MPI jobs (skipping the test when mpi4py or mpiexec is missing)."""
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         pytest.skip("mpi4py is not installed: pip install mpi4py mpich")
     found = Path(sys.executable).with_name("mpiexec")  # the mpich wheel installs it beside python
-    mpiexec = str(found) if found.exists() else shutil.which("mpiexec")
-    if not mpiexec:
+    found = str(found) if found.exists() else shutil.which("mpiexec")
+    if not found:
         pytest.skip("no mpiexec on PATH: pip install mpich (or load the site's MPI)")
-    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
+    return found
+
+
+def mpi_env() -> dict:
+    """The environment of an MPI job: this one without ``XPNET_BACKEND`` (the tests name their backend)."""
+    return {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
+
+
+def mpi_run(*programs, timeout: float = 300):
+    """Run ``mpiexec -n P1 ARGS1 : -n P2 ARGS2 ...`` (``programs``: ``(P, [args...])`` pairs) and
+    return the CompletedProcess; a job still running after ``timeout`` seconds fails the test."""
+    command = [mpiexec()]
+    for i, (n, args) in enumerate(programs):
+        command += ([":"] if i else []) + ["-n", str(n), *map(str, args)]
     try:
-        return subprocess.run([mpiexec, "-n", str(processes), *map(str, args)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=mpi_env())
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the MPI job hung for {timeout} s: {exc.stderr!r}"[:2000])
+        pytest.fail(f"the MPI job hung for {timeout} s (a rank waits forever?): {exc.stderr!r}"[:2000])

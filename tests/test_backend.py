@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import available_backend, rtol_for, run_cli
+from conftest import available_backend, backend_works, rtol_for, run_cli
 
 import xpnet
 
@@ -55,20 +55,12 @@ def test_cupy_without_gpu_is_a_clear_error_not_a_fallback():
 
 
 def test_cli_cupy_without_gpu_exits_2_with_one_line():
-    if _cupy_works():
+    if backend_works("cupy"):
         pytest.skip("a CUDA device is present")
     proc = run_cli("train", "--backend", "cupy", "--epochs", "1")
     assert proc.returncode == 2
     assert proc.stderr.startswith("xpnet: error: backend 'cupy'") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
-
-
-def _cupy_works():
-    try:
-        xpnet.get_backend("cupy")
-        return True
-    except xpnet.BackendUnavailableError:
-        return False
 
 
 @pytest.mark.parametrize("name", ["no_such_module_xyz", "json", "", "array_api_strict:no_such_device"])
@@ -238,16 +230,6 @@ def test_a_cupy_import_warning_makes_cupy_unavailable_not_an_error(tmp_path, mon
 
 
 # -- auto: CuPy only where a GPU gains -----------------------------------------------------------------
-@pytest.fixture
-def gpu_stand_in(monkeypatch):
-    """A working "CUDA device": array_api_strict's device1 standing in for CuPy."""
-    from xpnet.backend import namespace
-
-    stand_in = available_backend("array_api_strict:device1")
-    monkeypatch.setattr(namespace, "_cupy", lambda device, source: stand_in)
-    return stand_in
-
-
 def test_auto_with_a_gpu_waits_for_the_size_and_keeps_tutorials_on_numpy(gpu_stand_in):
     pending = xpnet.get_backend("auto")
     assert pending.name == "numpy" and pending.pending and "training chooses" in pending.reason
@@ -288,3 +270,16 @@ def test_a_pending_backend_pickles_as_auto(gpu_stand_in):
 
     clone = pickle.loads(pickle.dumps(xpnet.get_backend("auto")))
     assert clone.pending and clone.name == "numpy"
+
+
+def test_holds_tells_an_array_on_the_backend_and_its_device():
+    numpy = xpnet.get_backend("numpy")
+    assert numpy.holds(np.zeros(2)) and not numpy.holds([0.0, 1.0])
+    one, two = available_backend("array_api_strict:device1"), available_backend("array_api_strict:device2")
+    a = one.asarray(np.zeros(2))
+    assert one.holds(a) and not two.holds(a) and not numpy.holds(a) and not one.holds(np.zeros(2))
+    try:
+        torch = xpnet.get_backend("torch")
+    except xpnet.BackendUnavailableError:
+        return
+    assert torch.holds(torch.asarray(np.zeros(2))) and not torch.holds(a) and not one.holds(torch.asarray([1.0]))

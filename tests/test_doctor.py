@@ -4,7 +4,7 @@ every comparison, the table and each verdict are exercised without a GPU."""
 import json
 
 import pytest
-from conftest import available_backend, run_cli
+from conftest import available_backend, backend_works, run_cli
 
 from xpnet import doctor
 from xpnet.doctor.gpu_check import Check
@@ -37,23 +37,13 @@ def test_cli_doctor_json_is_one_object_with_backends_keyed_by_name():
 
 
 def test_gpu_check_without_a_gpu_is_skipped_and_says_why():
-    if _cupy_works():
+    if backend_works("cupy"):
         pytest.skip("a CUDA device is present")
     proc = run_cli("doctor", "--gpu-check", "--json", check=0)
     report = json.loads(proc.stdout)
     assert report["status"] == "skipped" and report["reason"].startswith("no working CUDA device: backend 'cupy'")
     required = run_cli("doctor", "--gpu-check", "--require-gpu", check=1)
     assert required.stdout.rstrip().endswith(report["reason"]) and required.stdout.startswith("gpu check on cupy")
-
-
-def _cupy_works():
-    import xpnet
-
-    try:
-        xpnet.get_backend("cupy")
-        return True
-    except xpnet.BackendUnavailableError:
-        return False
 
 
 def test_gpu_check_on_a_stand_in_device_runs_every_check(monkeypatch):

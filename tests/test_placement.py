@@ -182,7 +182,7 @@ def test_ranks_sharing_a_gpu_or_a_failing_nccl_stage_through_the_host(monkeypatc
     places = [("node", "0000:01:00.0")] * 2 if shared else [("node", "0000:01:00.0"), ("node", "0000:02:00.0")]
     reducer, note = cuda.device_allreducer(_gpu_backend(module), FakeMpi(places))
     assert reducer is None
-    assert note.startswith("xpnet: note: gradients are summed through host memory") and "\n" not in note
+    assert note.startswith("gradients are summed through host memory") and "\n" not in note
     assert ("share a GPU" in note) if shared else ("NCCL failed to set up (RuntimeError" in note)
 
 

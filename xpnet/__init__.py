@@ -20,7 +20,7 @@ from .backend import Backend, get_backend, to_numpy
 from .core import activations, layers, losses
 from .data import datasets
 from .engine.threads import limit_threads
-from .errors import BackendUnavailableError, XpnetError, XpnetTypeError, XpnetValueError
+from .errors import BackendUnavailableError, XpnetError, XpnetNote, XpnetTypeError, XpnetValueError, XpnetWarning
 from .io import checkpoint
 from .mlp import MLP
 from .training import optim
@@ -41,8 +41,10 @@ __all__ = [
     "TrainConfig",
     "TrainEvent",
     "XpnetError",
+    "XpnetNote",
     "XpnetTypeError",
     "XpnetValueError",
+    "XpnetWarning",
     "__version__",
     "activations",
     "checkpoint",

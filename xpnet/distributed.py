@@ -24,7 +24,7 @@ Which rows a process holds: by default contiguous blocks in rank order, of any s
 (each block starts after the rows of the lower ranks: an exclusive scan of the counts);
 or any rows, with ``global_rows=`` giving their positions in the global order (what
 ``xpnet train --data FILE --distributed`` passes after its validation split, see
-:func:`xpnet.data.prepare`). A process may hold no rows at all.
+:func:`xpnet.cli.prepare.prepare`). A process may hold no rows at all.
 
 What is exchanged, per step (:meth:`Communicator.reduce_step`): ONE contiguous buffer of
 the gradients' dtype (float32 runs send float32; the counts in it stay exact, see

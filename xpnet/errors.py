@@ -37,7 +37,12 @@ class BackendUnavailableError(XpnetValueError):
 
 
 class XpnetWarning(UserWarning):
-    """Something the user should know that does not stop the run (the CLI shows it as one line)."""
+    """Something the user should know that does not stop the run (the CLI shows it as one
+    ``xpnet: warning:`` line). A ``UserWarning``, so ``-W`` and ``warnings`` filters apply."""
+
+
+class XpnetNote(XpnetWarning):
+    """Information on how a run goes, not a problem (the CLI shows it as one ``xpnet: note:`` line)."""
 
 
 def check_choice(argument: str, value, choices) -> None:

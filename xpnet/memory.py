@@ -100,13 +100,9 @@ def require(nbytes, what: str, backend=None, *, fix: str = REQUIRE_FIX) -> None:
 
 def meminfo_available(path: str = "/proc/meminfo") -> int | None:
     """``MemAvailable`` of the host in bytes (sysconf's free pages where there is no /proc)."""
-    try:
-        with open(path) as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    available = _proc_kib(path, "MemAvailable")
+    if available is not None:
+        return available
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
@@ -207,10 +203,15 @@ def rlimit_available() -> int | None:
 def resident_anonymous(path: str = "/proc/self/status") -> int | None:
     """This process's resident anonymous memory in bytes (``RssAnon``: what it allocated and
     touched, not the page cache of the files it maps), or None where Linux does not say."""
+    return _proc_kib(path, "RssAnon")
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    """The ``key:  N kB`` line of a /proc file such as /proc/meminfo, in bytes (None: not there)."""
     try:
-        with open(path) as status:
-            for line in status:
-                if line.startswith("RssAnon:"):
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass

@@ -32,7 +32,7 @@ from .core.network import NUMERICS, Spec, forward, l2_penalty
 from .engine.numpy_ops import get_ops
 from .engine.plan import CHOICES as KERNEL_CHOICES
 from .engine.stream import StreamedRows, StreamedTargets, check_shape, source_of
-from .errors import Interval, XpnetError, XpnetValueError, check_bool, check_choice, check_positive
+from .errors import Interval, XpnetError, XpnetValueError, XpnetWarning, check_bool, check_choice, check_positive
 
 PREDICT_BYTES = 1 << 24  # inference runs in row chunks of about this much of activations per layer (the peak: a few
 #                        times it, the chunk's input and each layer's output; streamed rows are read a chunk at a time)
@@ -378,12 +378,12 @@ class MLP:
 
 def _unpickled_backend(name: str, reason: str) -> Backend:
     """The backend a model was pickled on (``name``: its qualified name), or NumPy with a
-    ``UserWarning`` when it is not available in this process."""
+    ``XpnetWarning`` (a ``UserWarning``) when it is not available in this process."""
     try:
         backend = get_backend(name)
     except (XpnetError, ImportError) as exc:
         warnings.warn(f"this xpnet model was pickled on the {name!r} backend, which is not available here "
                       f"({' '.join(str(exc).split())}); its weights were restored onto NumPy instead (move them "
-                      "with model.to_backend(name))", UserWarning, stacklevel=4)
+                      "with model.to_backend(name))", XpnetWarning, stacklevel=4)
         return get_backend("numpy")
     return backend if backend.reason == reason else dataclasses.replace(backend, reason=reason)

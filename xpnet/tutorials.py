@@ -277,7 +277,7 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
     """Run the tutorial called ``name`` (see :data:`TUTORIALS`); ``activation`` only where it applies.
 
     ``kernels`` is the models' choice of whole-pass kernels (:class:`xpnet.MLP`); a gradient pass
-    of at most ``xpnet.core.ops.SMALL`` (256) rows never uses one and no tutorial's pass is larger, so
+    of at most ``xpnet.engine.numpy_ops.SMALL`` (256) rows never uses one and no tutorial's pass is larger, so
     their printed digits stay the tutorials' own whatever the choice.
     """
     check_choice("tutorial", name, tuple(TUTORIALS))

@@ -336,3 +336,58 @@ def test_readme_quick_start_on_your_own_csv_is_the_real_output(tmp_path):
     assert "accuracy  1.0000 (validation, 18 samples)" in want
     assert [line.split("   time")[0] for line in got.splitlines() if line.startswith(stable)] == \
         [line.split("   time")[0] for line in want]
+
+
+def _other_major(path, out):
+    """``path``'s checkpoint, its meta claiming the next major version of xpnet (which warns)."""
+    with np.load(path) as archive:
+        arrays = dict(archive)
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    meta["xpnet_version"] = f"{int(xpnet.__version__.split('.')[0]) + 1}.0.0"
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(out, **arrays)
+    return out
+
+
+def test_library_warnings_are_one_line_on_stderr_and_listed_in_the_json(tmp_path):
+    model = tmp_path / "m.npz"
+    run_cli("train", "--backend", "numpy", "--epochs", "5", "--save", model, "--quiet", check=0)
+    old = _other_major(model, tmp_path / "old.npz")
+    line = f"xpnet: warning: {str(old)!r} was written by xpnet"
+    proc = run_cli("train", "--resume", old, "--epochs", "10", "--save", tmp_path / "new.npz", "--json", "--quiet",
+                   check=0)
+    assert proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr  # no file:line, no source line
+    assert "UserWarning" not in proc.stderr and "warnings.warn" not in proc.stderr
+    assert json.loads(proc.stdout)["warnings"] == [proc.stderr.strip().removeprefix("xpnet: ")]
+    assert "warnings" not in json.loads(run_cli("train", "--resume", model, "--epochs", "10", "--save",
+                                                tmp_path / "same.npz", "--json", "--quiet", check=0).stdout)
+    proc = run_cli("evaluate", "--model", old, check=0)
+    assert proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
+
+
+NOTE_SCRIPT = """
+import sys, warnings
+import xpnet.cli
+from xpnet.cli import train
+from xpnet.errors import XpnetNote
+
+real = train.cmd_train
+def noted(args):  # as data-parallel ranks sharing a GPU say it, from deep inside the run
+    warnings.warn("gradients are summed through host memory (processes share a GPU)", XpnetNote, stacklevel=2)
+    return real(args)
+train.cmd_train = noted
+sys.exit(xpnet.cli.main(sys.argv[1:]))
+"""
+
+
+def test_notes_are_one_note_line_and_other_libraries_warnings_keep_their_form():
+    proc = subprocess.run([sys.executable, "-c", NOTE_SCRIPT, "train", "--backend", "numpy", "--epochs", "3",
+                           "--json", "--quiet"], capture_output=True, text=True, timeout=120)
+    note = "note: gradients are summed through host memory (processes share a GPU)"
+    assert proc.returncode == 0 and proc.stderr == f"xpnet: {note}\n", proc.stderr
+    assert json.loads(proc.stdout)["warnings"] == [note]
+    foreign = NOTE_SCRIPT.replace("XpnetNote, stacklevel=2", "DeprecationWarning, stacklevel=1")
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", foreign, "train", "--backend", "numpy", "--epochs",
+                           "3", "--json", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "DeprecationWarning: gradients are summed" in proc.stderr, proc.stderr
+    assert "xpnet: " not in proc.stderr and "warnings" not in json.loads(proc.stdout)

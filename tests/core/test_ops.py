@@ -1,4 +1,4 @@
-"""xpnet.ops: the primitives, generic and NumPy, give the same results (the same bits where promised)."""
+"""xpnet.core.ops: the primitives, generic and NumPy, give the same results (the same bits where promised)."""
 
 import contextlib
 

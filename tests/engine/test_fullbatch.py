@@ -1,4 +1,4 @@
-"""xpnet.fullbatch: the pass over row chunks on fixed lanes equals the plain pass, at any thread count."""
+"""xpnet.engine.fullbatch: the pass over row chunks on fixed lanes equals the plain pass, at any thread count."""
 
 from unittest import mock
 

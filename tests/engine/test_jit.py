@@ -1,4 +1,4 @@
-"""The numba kernels (xpnet.kernels.numba_*): their math's error bounds, the generic pass's
+"""The numba kernels (xpnet.engine.kernels.numba_*): their math's error bounds, the generic pass's
 gradients at any thread count, where they are chosen, and that nothing changes without numba.
 
 Tests that run jitted code skip, with the reason, where numba is not installed (CI installs

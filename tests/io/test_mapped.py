@@ -285,7 +285,7 @@ if comm.is_root:
 
 def test_each_rank_maps_only_its_block_and_prepares_like_one_process(tmp_path):
     X, numbers = write_numbered(tmp_path, "d.npy", n=1001)
-    proc = mpi_run(3, [sys.executable, "-m", "mpi4py", "-c", MAPPED_RANKS, tmp_path / "d.npy", tmp_path])
+    proc = mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", MAPPED_RANKS, tmp_path / "d.npy", tmp_path]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     reports = json.loads(proc.stdout)
     header = (tmp_path / "d.npy").stat().st_size - 1001 * 5 * 8

@@ -10,14 +10,13 @@ they skip with the reason when mpi4py or mpiexec is missing (CI installs
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import available_backend, rtol_for, run_cli
+from helpers import mpi_env, mpi_run, mpiexec
 
 import xpnet
 from xpnet import distributed
@@ -130,30 +129,6 @@ def test_cli_distributed_without_mpi_prints_what_train_prints():
 
 
 # -- real MPI jobs ------------------------------------------------------------------------------
-def _mpiexec():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        pytest.skip("mpi4py is not installed: pip install mpi4py mpich")
-    found = Path(sys.executable).with_name("mpiexec")  # the mpich wheel installs it beside python
-    found = str(found) if found.exists() else shutil.which("mpiexec")
-    if not found:
-        pytest.skip("no mpiexec on PATH: pip install mpich (or load the site's MPI)")
-    return found
-
-
-def _mpi_run(*programs, timeout=TIMEOUT):
-    """Run ``mpiexec -n P1 ARGS1 : -n P2 ARGS2 ...``; programs are (P, [args...])."""
-    command = [_mpiexec()]
-    for i, (n, args) in enumerate(programs):
-        command += ([":"] if i else []) + ["-n", str(n), *map(str, args)]
-    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
-    try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the MPI job hung for {timeout} s (a rank waits forever?): {exc.stderr!r}"[:2000])
-
-
 XPNET = [sys.executable, "-m", "mpi4py", "-m", "xpnet"]
 
 
@@ -167,7 +142,7 @@ XPNET = [sys.executable, "-m", "mpi4py", "-m", "xpnet"]
          "--early-stopping", "--validation-fraction", "0.2", "--patience", "2"]),
 ], ids=["2", "3", "2-sum-l2", "3-minibatch-momentum", "2-minibatch-early-stopping"])
 def test_cli_on_p_processes_equals_one_process(processes, extra):
-    proc = _mpi_run((processes, [*XPNET, *TRAIN, *extra, "--distributed"]))
+    proc = mpi_run((processes, [*XPNET, *TRAIN, *extra, "--distributed"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, "only rank 0 may print the JSON line"
@@ -189,7 +164,7 @@ def test_divergence_is_caught_from_the_step_buffer_before_the_update():
     # the loss of the step arrives with its gradients; every rank sees it blow up at the same check
     extra = ["--activation", "relu", "--reduction", "sum", "--learning-rate", 1e3, "--log-every", 1]
     want = json.loads(run_cli(*TRAIN, *extra, check=1).stdout)
-    proc = _mpi_run((2, [*XPNET, *TRAIN, *extra, "--distributed"]))
+    proc = mpi_run((2, [*XPNET, *TRAIN, *extra, "--distributed"]))
     assert proc.returncode == 1, proc.stderr[-2000:]
     got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
     assert got["diverged"] and (got["epochs"], got["logged_epochs"]) == (want["epochs"], want["logged_epochs"])
@@ -199,7 +174,7 @@ def test_divergence_is_caught_from_the_step_buffer_before_the_update():
 
 def test_cli_text_output_comes_from_rank_zero_only():
     args = [a for a in TRAIN if a != "--json"]
-    proc = _mpi_run((2, [*XPNET, *args, "--distributed"]))
+    proc = mpi_run((2, [*XPNET, *args, "--distributed"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("accuracy  ") == 1 and proc.stdout.count("loss      ") == 1
     assert f"({N_ROWS} samples)" in proc.stderr and proc.stderr.count("xpnet: training") == 1
@@ -232,7 +207,7 @@ def test_weights_after_k_steps_equal_one_process(backend, dtype, tmp_path):
     processes = 2 if backend.name == "torch" else 3
     out = tmp_path / "weights.npz"
     name = backend.qualified_name()  # e.g. cupy:0, array_api_strict:no_float64: what get_backend reads back
-    proc = _mpi_run((processes, [sys.executable, "-m", "mpi4py", "-c", LIBRARY_RUN, name, dtype, out]))
+    proc = mpi_run((processes, [sys.executable, "-m", "mpi4py", "-c", LIBRARY_RUN, name, dtype, out]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = np.load(out)
     X, y = xpnet.datasets.load("moons", n_samples=N_ROWS, noise=0.2, seed=0)
@@ -274,7 +249,7 @@ def test_adam_and_a_user_activation_under_mpi_equal_one_process(tmp_path):
     from xpnet.core.activations import Activation
 
     out = tmp_path / "options.npz"
-    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", OPTIONS_RUN, out]))
+    proc = mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", OPTIONS_RUN, out]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = np.load(out)
     softsign = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)), lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
@@ -324,7 +299,7 @@ def test_rows_anywhere_train_like_one_process_with_one_buffer_per_step():
     """Rows dealt at random (uneven, out of order, one rank empty) with their positions:
     full batch and minibatch equal one process; every step is ONE Allreduce holding the
     gradients, the count, the loss and the interrupt flag (no extra exchange for the loss)."""
-    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", SCATTERED_RUN]))
+    proc = mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", SCATTERED_RUN]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout)
     X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=4)
@@ -364,7 +339,7 @@ except xpnet.XpnetError as exc:
 
 
 def test_final_check_catches_a_one_ulp_difference_on_every_rank():
-    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", BITWISE_CHECK]))
+    proc = mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", BITWISE_CHECK]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     # the ranks' lines may interleave on the shared stdout: count, do not split
     assert proc.stdout.count("caught on rank") == 3
@@ -377,7 +352,7 @@ def test_a_failing_rank_ends_the_job_quickly(runner):
     # MPMD launch: rank 1 asks for a backend that does not exist and fails while rank 0 is
     # already waiting in the weight broadcast; without the abort rank 0 would hang forever.
     args = [*TRAIN, "--epochs", 1000, "--distributed"]
-    proc = _mpi_run((1, [sys.executable, *runner, *args]), (1, [sys.executable, *runner, *args, "--backend", "nosuch"]),
+    proc = mpi_run((1, [sys.executable, *runner, *args]), (1, [sys.executable, *runner, *args, "--backend", "nosuch"]),
                     timeout=60)  # a hang fails the test after 60 s; an abort takes about a second
     assert proc.returncode == 2
     assert "xpnet: error: rank 1 of 2: backend 'nosuch' is not an importable module" in proc.stderr
@@ -411,7 +386,7 @@ def _npy_data(tmp_path, nan_row=None):
 
 def test_each_rank_reads_its_rows_of_npy_files_and_trains_like_one_process(tmp_path):
     X, y = _npy_data(tmp_path)
-    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", NPY_RUN, tmp_path / "X.npy", tmp_path / "y.npy"]))
+    proc = mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", NPY_RUN, tmp_path / "X.npy", tmp_path / "y.npy"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout)
     assert got["rows"] == 334  # rank 0's block of 1001 rows over 3 processes
@@ -421,7 +396,7 @@ def test_each_rank_reads_its_rows_of_npy_files_and_trains_like_one_process(tmp_p
 
 def test_an_xpnet_error_on_one_rank_aborts_the_library_job(tmp_path):
     _npy_data(tmp_path, nan_row=1000)  # the last row belongs to rank 1 of 2 only
-    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", NPY_RUN, tmp_path / "X.npy", tmp_path / "y.npy"]),
+    proc = mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", NPY_RUN, tmp_path / "X.npy", tmp_path / "y.npy"]),
                     timeout=60)
     assert proc.returncode == 2  # 2: xpnet's own abort (an uncaught exception would give 1)
     assert "xpnet: error: rank 1 of 2: X contains NaN or Inf" in proc.stderr
@@ -429,7 +404,7 @@ def test_an_xpnet_error_on_one_rank_aborts_the_library_job(tmp_path):
 
 
 def test_plain_python_under_mpiexec_also_trains_distributed():
-    proc = _mpi_run((2, [sys.executable, "-m", "xpnet", *TRAIN, "--distributed"]))
+    proc = mpi_run((2, [sys.executable, "-m", "xpnet", *TRAIN, "--distributed"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["processes"] == 2
 
@@ -449,7 +424,7 @@ if comm.is_root:
 
 
 def test_processes_on_one_machine_share_its_cores_without_oversubscribing():
-    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", THREADS_RUN]))
+    proc = mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", THREADS_RUN]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     share = max(1, len(os.sched_getaffinity(0)) // 2)  # mpiexec does not bind here: both see all cores
     assert proc.stdout.strip() == f"threads {2 * share} blas {2 * share}"  # summed over the 2 processes
@@ -510,7 +485,7 @@ def test_each_rank_reads_and_prepares_only_its_rows_of_a_data_file(tmp_path):
     from xpnet.cli.prepare import prepare
 
     paths = [_file_data(tmp_path, name, n_features=24) for name in DATA_FILES]
-    proc = _mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", PREPARE_RUN, tmp_path, *paths]))
+    proc = mpi_run((3, [sys.executable, "-m", "mpi4py", "-c", PREPARE_RUN, tmp_path, *paths]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     *summaries, peaks = [json.loads(line) for line in proc.stdout.splitlines()]
     for i, (path, summary) in enumerate(zip(paths, summaries)):
@@ -556,7 +531,7 @@ def test_cli_data_file_trains_and_saves_like_one_process(tmp_path, case):
     args = ["train", "--data", path, "--backend", "numpy", "--dtype", "float64", "--hidden", 8, "--epochs", 25,
             "--log-every", 5, "--json", *flags]
     want = json.loads(run_cli(*args, "--save", tmp_path / "one.npz", check=0).stdout)
-    proc = _mpi_run((processes, [*XPNET, *args, "--save", tmp_path / "many.npz", "--distributed"]))
+    proc = mpi_run((processes, [*XPNET, *args, "--save", tmp_path / "many.npz", "--distributed"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout)
     assert got["processes"] == processes and got["n_samples"] == want["n_samples"]
@@ -585,10 +560,9 @@ def test_ctrl_c_under_mpiexec_stops_every_rank_after_the_same_epoch_and_saves(tm
 
     args = ["train", "--backend", "numpy", "--dtype", "float64", "--n-samples", 2001, "--hidden", 8,
             "--epochs", 10**6, "--log-every", 10]
-    command = [_mpiexec(), "-n", "2", *XPNET, *map(str, args), "--save", str(tmp_path / "ck.npz"), "--json",
+    command = [mpiexec(), "-n", "2", *XPNET, *map(str, args), "--save", str(tmp_path / "ck.npz"), "--json",
                "--distributed"]
-    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                            start_new_session=True)  # its own process group, as a terminal's foreground job
     try:
         for line in job.stderr:  # training has begun on every rank once rank 0 logs epoch 0
@@ -613,7 +587,7 @@ def test_ctrl_c_under_mpiexec_stops_every_rank_after_the_same_epoch_and_saves(tm
 
 
 def test_options_not_yet_data_parallel_are_refused_clearly():
-    proc = _mpi_run((2, [*XPNET, *TRAIN, "--dropout", "0.2", "--distributed"]), timeout=60)
+    proc = mpi_run((2, [*XPNET, *TRAIN, "--dropout", "0.2", "--distributed"]), timeout=60)
     assert proc.returncode == 2
     assert "dropout is not supported in data-parallel training yet" in proc.stderr
 
@@ -628,7 +602,7 @@ SMALL = ["train", "--backend", "numpy", "--n-samples", 400, "--hidden", 8, "--ep
                                          (["--plot", "{tmp}/p.png"], "--plot")])
 def test_ranks_given_different_settings_stop_with_a_clear_error(tmp_path, rank1, flag):
     rank1 = [a.format(tmp=tmp_path) for a in rank1]
-    proc = _mpi_run((1, [*XPNET, *SMALL]), (1, [*XPNET, *SMALL, *rank1]), timeout=60)
+    proc = mpi_run((1, [*XPNET, *SMALL]), (1, [*XPNET, *SMALL, *rank1]), timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "the processes were started with different settings" in proc.stderr and flag in proc.stderr
     assert "epoch" not in proc.stderr.replace("epochs", "")  # stopped before training
@@ -636,7 +610,7 @@ def test_ranks_given_different_settings_stop_with_a_clear_error(tmp_path, rank1,
 
 
 def test_a_bad_destination_on_rank_zero_ends_every_rank(tmp_path):
-    proc = _mpi_run((2, [*XPNET, *SMALL, "--save", tmp_path / "missing" / "ck.npz"]), timeout=60)
+    proc = mpi_run((2, [*XPNET, *SMALL, "--save", tmp_path / "missing" / "ck.npz"]), timeout=60)
     assert proc.returncode == 2 and "does not exist" in proc.stderr, proc.stderr[-2000:]
 
 
@@ -657,7 +631,7 @@ sys.exit(main([a for a in sys.argv[1:] if a != "fail"]))
 
 def test_save_every_under_mpiexec_is_written_by_rank_zero(tmp_path):
     path = tmp_path / "ck.npz"
-    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save-every", 10, "--save", path,
+    proc = mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save-every", 10, "--save", path,
                          "--quiet"]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [line for line in proc.stderr.splitlines() if line.startswith("saved")] == \
@@ -666,7 +640,7 @@ def test_save_every_under_mpiexec_is_written_by_rank_zero(tmp_path):
 
 
 def test_a_failed_save_on_rank_zero_gives_every_rank_the_same_exit_status(tmp_path):
-    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save", tmp_path / "ck.npz",
+    proc = mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", SAVE_RUN, *SMALL, "--save", tmp_path / "ck.npz",
                          "--json", "fail"]))
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr.count("could not save the checkpoint") == 1 and "No space left on device" in proc.stderr
@@ -678,10 +652,9 @@ def test_sigterm_to_mpiexec_stops_every_rank_saves_and_exits_143(tmp_path):
     epoch together (the flag rides in the step buffer); rank 0 saves; the job exits 128 + 15."""
     import signal
 
-    command = [_mpiexec(), "-n", "2", *XPNET, *map(str, SMALL[:-1]), "--epochs", "1000000", "--save",
+    command = [mpiexec(), "-n", "2", *XPNET, *map(str, SMALL[:-1]), "--epochs", "1000000", "--save",
                str(tmp_path / "ck.npz"), "--json", "--distributed"]
-    env = {k: v for k, v in os.environ.items() if k != "XPNET_BACKEND"}
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                            start_new_session=True)
     try:
         for line in job.stderr:
@@ -724,7 +697,7 @@ if comm.is_root:
 def test_one_device_per_rank_keeps_every_array_there_and_equals_one_process(tmp_path, dtype):
     available_backend("array_api_strict:device2")
     out = tmp_path / "weights.npz"
-    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", DEVICE_PER_RANK_RUN, out, dtype]))
+    proc = mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", DEVICE_PER_RANK_RUN, out, dtype]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=0)
     model = xpnet.MLP([2, 8, 2], backend="numpy", dtype=dtype, seed=0)
@@ -746,7 +719,7 @@ def test_the_end_of_run_diagnosis_under_mpiexec_is_one_line_from_rank_zero(tmp_p
     args = ["train", "--data", data, "--no-standardize", "--validation-fraction", 0, "--activation", "relu",
             "--epochs", 200, "--backend", "numpy", "--json"]
     want = run_cli(*args)
-    proc = _mpi_run((2, [*XPNET, *args, "--distributed"]))
+    proc = mpi_run((2, [*XPNET, *args, "--distributed"]))
     assert want.returncode == proc.returncode == 1, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("xpnet: error: training diverged")]
     assert len(lines) == 1 and lines[0] == want.stderr.strip().splitlines()[-1]

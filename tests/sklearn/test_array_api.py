@@ -231,7 +231,7 @@ def test_a_pickle_from_torch_loads_where_torch_is_absent():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert proc.stdout.decode().split() == ["ndarray", "ndarray", "10"]
-    warning = [line for line in proc.stderr.decode().splitlines() if "UserWarning" in line]
+    warning = [line for line in proc.stderr.decode().splitlines() if "XpnetWarning" in line]  # a UserWarning
     assert len(warning) == 1 and "pickled on the 'torch:cpu' backend, which is not available here" in warning[0]
 
 
@@ -248,3 +248,47 @@ def test_a_float32_only_device_trains_in_float32_there():
     assert where(proba) == backend.qualified_name() and proba.dtype == xs.float32
     np.testing.assert_allclose(host(proba), ref.predict_proba(X), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(clf.validation_scores_, ref.validation_scores_, atol=1e-6)
+
+
+# -- backend="auto": decided by each fit's work, as xpnet.fit decides -----------------------------------
+@pytest.fixture
+def auto_finds_a_gpu(gpu_stand_in):
+    """``auto`` with a working "CUDA device" (conftest's stand-in), resolved afresh by the estimators."""
+    from xpnet.sklearn.arrays import named
+
+    named.cache_clear()  # the estimators resolve a backend name once per process
+    yield gpu_stand_in
+    named.cache_clear()
+
+
+def wide(n=3000):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 20)), rng.integers(0, 2, n)
+
+
+@pytest.mark.parametrize("params", [dict(solver="lbfgs"), dict(solver="adam", batch_size=1000)],
+                         ids=["lbfgs", "adam"])
+@pytest.mark.parametrize("dispatched", [False, True])
+def test_auto_trains_and_predicts_on_the_gpu_when_a_fit_is_big_enough(auto_finds_a_gpu, params, dispatched):
+    X, y = wide()
+    with sklearn.config_context(array_api_dispatch=dispatched):
+        clf = MLPClassifier(hidden_layer_sizes=(512,), max_iter=2, random_state=0, backend="auto", **params).fit(X, y)
+        net = clf._predictor()  # the network predictions run on
+        assert net.backend.device == auto_finds_a_gpu.device and not net.backend.pending
+        assert net.backend.reason.startswith("auto chose array_api_strict on device1: an epoch is")
+        assert where(clf.coefs_[0]) == ("array_api_strict:device1" if dispatched else "numpy:cpu")
+        assert isinstance(clf.predict_proba(X), np.ndarray)  # NumPy in, NumPy out
+        on_device = MLPClassifier(hidden_layer_sizes=(512,), max_iter=2, random_state=0,
+                                  backend="array_api_strict:device1", **params).fit(X, y)
+        np.testing.assert_allclose(host(clf.coefs_[0]), host(on_device.coefs_[0]), rtol=1e-12)
+
+
+def test_auto_keeps_a_small_fit_and_its_partial_fits_on_numpy(auto_finds_a_gpu):
+    X, y = blobs()
+    for solver in ("lbfgs", "adam"):
+        clf = MLPClassifier(hidden_layer_sizes=(5,), solver=solver, max_iter=3, random_state=0, backend="auto")
+        clf.fit(X, y) if solver == "lbfgs" else clf.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+        net = clf._predictor()
+        assert net.backend.name == "numpy" and not net.backend.pending, solver
+        assert net.backend.reason.startswith("auto chose numpy although a CUDA device works"), solver
+        assert all(isinstance(a, np.ndarray) for a in clf.coefs_)

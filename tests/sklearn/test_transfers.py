@@ -106,3 +106,26 @@ def test_an_lbfgs_evaluation_brings_back_one_vector():
         for _ in range(4):
             objective(theta)
     assert sum(counts.values()) == 4, counts
+
+
+@pytest.mark.parametrize("params", [dict(solver="adam"), dict(solver="sgd", momentum=0.9)], ids=["adam", "sgd"])
+def test_partial_fit_keeps_the_optimizer_state_on_its_device(params):
+    """Each partial_fit loads the optimizer's state again: arrays already on the backend's device
+    stay there (no host round trip), and the weights are those of the same calls on NumPy."""
+    X, y = blobs()
+    device = xpnet.get_backend("array_api_strict:device1")
+    on_device, on_numpy = (MLPClassifier(hidden_layer_sizes=(6,), batch_size=30, random_state=0, backend=name,
+                                         **params) for name in ("array_api_strict:device1", "numpy"))
+    with limit_threads(1):
+        on_device.partial_fit(X, y, classes=[0, 1, 2])
+        on_numpy.partial_fit(X, y, classes=[0, 1, 2])
+        for _ in range(3):
+            with counted() as counts:
+                on_device.partial_fit(X, y)
+            on_numpy.partial_fit(X, y)
+            assert counts["xpnet.training.optim"] == 0, counts
+            arrays = [a for a in on_device._optimizer.state.values() if not isinstance(a, np.ndarray)]
+            assert len(arrays) == 2 * len(on_device.coefs_) * (2 if params["solver"] == "adam" else 1)
+            assert all(device.holds(a) for a in arrays)
+    for got, want in zip(on_device.coefs_ + on_device.intercepts_, on_numpy.coefs_ + on_numpy.intercepts_):
+        np.testing.assert_allclose(xpnet.to_numpy(got), want, rtol=1e-12, atol=1e-15)

@@ -1,4 +1,4 @@
-"""xpnet.train: TrainConfig, Adam, the stall rule and the adaptive rate, exact resume, signals."""
+"""xpnet.training: TrainConfig, Adam, the stall rule and the adaptive rate, exact resume, signals."""
 
 import math
 import os

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, XpnetWarning
+from ..errors import BackendUnavailableError
 
 CUDA_HINT = (
     "install CuPy for your CUDA version with `pip install 'cupy-cuda12x[ctk]'` or `pip install 'cupy-cuda13x[ctk]'` "
@@ -233,7 +233,7 @@ def device_allreducer(backend, mpi_comm):
             problem = _nccl_failed(exc)
         problem = _first(mpi_comm.allgather(problem or (None if uid else "NCCL failed on rank 0")))
     if problem is not None:
-        return None, f"xpnet: note: gradients are summed through host memory ({problem})"
+        return None, f"gradients are summed through host memory ({problem})"
     kinds = {"float32": nccl.NCCL_FLOAT32, "float64": nccl.NCCL_FLOAT64}
 
     def nccl_reduce(buffer):
@@ -250,11 +250,6 @@ def _nccl_failed(exc: Exception) -> str:
 def _first(problems):
     """The first process's problem, if any process has one."""
     return next((p for p in problems if p), None)
-
-
-def warn(note: str) -> None:
-    """Issue ``note`` as an :class:`xpnet.errors.XpnetWarning` (the CLI shows it as one line)."""
-    warnings.warn(note, XpnetWarning, stacklevel=3)
 
 
 def chunk_uploader(backend):

@@ -105,6 +105,20 @@ class Backend:
                 f"({format_bytes(host.size * itemsize(dtype or host.dtype))}) to it; free some memory, or "
                 "ask for less (fewer rows, narrower layers, float32, minibatches)") from None
 
+    def holds(self, a) -> bool:
+        """Whether ``a`` already is an array of this backend on its device (nothing to copy)."""
+        if self.name == "numpy":
+            return isinstance(a, np.ndarray)
+        try:
+            if array_api_compat.array_namespace(a) is not self.xp:
+                return False
+            where = array_api_compat.device(a)
+        except (TypeError, AttributeError):
+            return False
+        if self.name == "torch":  # torch:cuda (no index) is the current GPU: its arrays say cuda:N
+            return where.type == self.device.type and self.device.index in (None, where.index)
+        return where == self.device
+
     def to_numpy(self, x) -> np.ndarray:
         """Bring an array of this backend back to the host as a NumPy array."""
         return to_numpy(x)

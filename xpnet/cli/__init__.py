@@ -11,7 +11,8 @@ Progress goes to stderr, results to stdout; with ``--json`` stdout is exactly on
 holding one JSON object. Errors are one line on stderr starting ``xpnet: error:`` and exit
 with status 2 (a diverged run exits with 1, a failed save with 1, an interrupted one with
 128 + the signal's number: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP). An unexpected
-error is one line too; ``--debug`` shows its traceback. See docs/cli.md.
+error is one line too; ``--debug`` shows its traceback. xpnet's warnings are one line each,
+``xpnet: warning:`` (or ``xpnet: note:``). See docs/cli.md.
 
 One module per subcommand, each adding its parser with ``add_parser(commands)``:
 :mod:`~xpnet.cli.train` (the run; its flags in :mod:`~xpnet.cli.train_flags`, the training
@@ -45,6 +46,7 @@ from .args import (
     flush_stdout,
     given_flags,
     say,
+    show_warnings_as_lines,
 )
 
 __all__ = ["build_parser", "main"]
@@ -70,12 +72,14 @@ def main(argv=None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv[:argv.index("--")] if "--" in argv else "--debug" in argv
+    shown: list = []  # xpnet's warnings, as shown on stderr (train's JSON lists them)
     try:
         with warnings.catch_warnings():
             # NumPy's floating-point warnings (overflow in exp, invalid value in multiply...) come from
             # a run that diverges: xpnet detects that itself and names the likely cause instead
             warnings.filterwarnings("ignore", message=FLOATING_POINT_WARNINGS, category=RuntimeWarning)
-            code = _run(argv)
+            show_warnings_as_lines(shown)
+            code = _run(argv, shown)
         flush_stdout()
         return code
     except (UsageError, XpnetError) as exc:
@@ -91,7 +95,7 @@ def main(argv=None) -> int:
                      "please report it)", debug)
 
 
-def _run(argv: list) -> int:
+def _run(argv: list, shown: list) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -107,6 +111,7 @@ def _run(argv: list) -> int:
         say(config_text(sub, args, omit=effective(args) if effective else ()))
         return 0
     args.given = given_flags(build_parser, argv)  # what the user set, whatever the value (for --resume)
+    args.warnings_shown = shown
     comm = distributed.launch() if getattr(args, "distributed", False) else None
     threads = args.threads if comm is None or args.threads else comm.threads_per_rank()
     if threads:

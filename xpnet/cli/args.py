@@ -1,5 +1,6 @@
 """What every subcommand shares: the argparse parser class, argument types, common flags,
-config files, output on stdout and stderr, and the checks of output files."""
+config files, output on stdout and stderr (xpnet's warnings as one line), and the checks of
+output files."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import math
 import os
 import re
 import sys
+import warnings
 
 from ..backend import ENV_VAR
 from ..core.init import SEEDS
-from ..errors import XpnetError, XpnetValueError
+from ..errors import XpnetError, XpnetNote, XpnetValueError, XpnetWarning
 
 
 class UsageError(Exception):
@@ -138,7 +140,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None, metavar="NAME",
                         help=f"array backend: numpy, cupy, auto, torch, array_api_strict, or any importable "
                              f"array-API module; a device may follow a colon (array_api_strict:no_float64). "
-                             f"Default: ${ENV_VAR}, else auto (CuPy when a CUDA GPU works, else NumPy)")
+                             f"Default: ${ENV_VAR}, else auto (CuPy when a CUDA GPU works and an epoch is big "
+                             f"enough to gain from it, else NumPy; see docs/scaling.md)")
     parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                         help="bound the CPU threads of xpnet, its BLAS and torch to N (default: all cores); "
                              "results do not depend on it")
@@ -304,6 +307,25 @@ def stdout_error(exc: OSError) -> OutputError:
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def show_warnings_as_lines(shown: list) -> None:
+    """From now on (call it inside ``warnings.catch_warnings()``, which restores Python's way),
+    xpnet's warnings are one ``xpnet: warning: TEXT`` line on stderr (``xpnet: note: TEXT`` for
+    an :class:`~xpnet.errors.XpnetNote`) instead of Python's two lines with a file and line
+    number; each is also appended to ``shown`` as ``"warning: TEXT"``, for the JSON summary.
+    Other libraries' warnings keep Python's form (its file and line help to report them)."""
+    python_form = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, XpnetWarning):
+            python_form(message, category, filename, lineno, file, line)
+            return
+        text = f"{'note' if issubclass(category, XpnetNote) else 'warning'}: {' '.join(str(message).split())}"
+        shown.append(text)
+        _progress(f"xpnet: {text}")
+
+    warnings.showwarning = show
 
 
 # -- output files ---------------------------------------------------------------------------

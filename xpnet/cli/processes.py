@@ -9,7 +9,7 @@ import os
 from ..errors import XpnetValueError
 
 # What may differ between the processes of one MPI job (each picks its device and cores).
-RANK_LOCAL = {"handler", "given", "backend", "threads", "debug", "effective"}
+RANK_LOCAL = {"handler", "given", "backend", "threads", "debug", "effective", "warnings_shown"}
 
 
 def agree(comm, ok: bool) -> bool:

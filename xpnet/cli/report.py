@@ -104,6 +104,8 @@ def print_training(args, run, result, scores, saved, plotted, notes: dict) -> No
     for split in ("validation", "test"):
         summary.update({f"{split}_{key}": value for key, value in scores.get(split, {}).items()})
     summary.update(notes)
+    if getattr(args, "warnings_shown", None):  # xpnet's warnings, each also one line on stderr
+        summary["warnings"] = list(args.warnings_shown)
     if run.comm is not None:
         summary["processes"] = run.comm.size
     if saved:

@@ -25,7 +25,8 @@ from .processes import jsonable
 
 # Flags that belong to one invocation, never saved nor restored.
 PER_RUN = {"command", "handler", "resume", "save", "save_every", "plot", "quiet", "json", "backend", "threads",
-           "log_every", "epochs", "distributed", "given", "config", "print_config", "debug", "effective"}
+           "log_every", "epochs", "distributed", "given", "config", "print_config", "debug", "effective",
+           "warnings_shown"}
 TRAINING = {opt.public_name for _, _, opt in training_options()}  # the flags of TrainConfig's options
 NOT_RESTORED_FROM_RECORD = {"epochs", "log_every", "validation_fraction"}  # the command line sets these itself
 

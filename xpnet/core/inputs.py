@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-import array_api_compat
 import numpy as np
 
 from ..backend import Backend, to_numpy
@@ -106,10 +105,5 @@ def _check_range(largest: float, dtype, name: str) -> None:
 
 
 def is_native(a, backend: Backend) -> bool:
-    """True when ``a`` already is an array of ``backend`` (no host round trip needed)."""
-    if backend.name == "numpy":
-        return isinstance(a, np.ndarray)
-    try:
-        return array_api_compat.array_namespace(a) is backend.xp
-    except TypeError:
-        return False
+    """True when ``a`` already is an array of ``backend`` on its device (no host round trip needed)."""
+    return backend.holds(a)

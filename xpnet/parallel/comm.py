@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import XpnetError, XpnetValueError, XpnetWarning
+from ..errors import XpnetError, XpnetNote, XpnetValueError
 from .buffers import buffer_dtype, decode, encode, pack, reduce_on_device, tail_size, unpack
 
 # Environment variables that MPI launchers set in every process they start (MPICH/Hydra,
@@ -407,7 +407,7 @@ class Communicator:
             with backend.activate():
                 reducer, note = _backend.device_allreducer(backend, self._comm)
             if note and self.is_root:
-                warnings.warn(note, XpnetWarning, stacklevel=2)  # the CLI shows it as one line
+                warnings.warn(note, XpnetNote, stacklevel=2)  # the CLI shows it as one `xpnet: note:` line
             self._device_reduce[key] = reducer
         return self._device_reduce[key]
 

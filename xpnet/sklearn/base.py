@@ -13,11 +13,11 @@ from sklearn.utils._array_api import get_namespace
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import memory
-from ..backend import Backend, get_backend, itemsize
+from ..backend import Backend, epoch_work, get_backend, itemsize, settle
 from ..core import losses
 from ..core.init import glorot_uniform_with_biases
 from ..engine.threads import limit_threads
-from ..errors import XpnetError, XpnetValueError, check_choice
+from ..errors import XpnetError, XpnetValueError, XpnetWarning, check_choice
 from ..mlp import MLP
 from . import lbfgs, stochastic
 from .arrays import (
@@ -114,6 +114,15 @@ class _BaseMLP(BaseEstimator):
         """Where prediction runs: ``backend``, else where the fitted weights are."""
         return self._backend_parameter() or backend_of(self.coefs_[0])
 
+    def _settled(self, backend: Backend, units: list, rows: int, dtype: str) -> Backend:
+        """``backend``; for an ``auto`` that found a GPU (:attr:`~xpnet.Backend.pending`), its choice for
+        this fit's work, made before ``X`` moves anywhere (as :func:`xpnet.fit` makes it)."""
+        if not backend.pending:
+            return backend
+        batch = None if self.solver == "lbfgs" else \
+            min(rows, 200 if isinstance(self.batch_size, str) else int(self.batch_size))
+        return settle(backend, epoch_work(units, rows, batch, itemsize(dtype)))
+
     def _dtype_name(self, X) -> str:
         """The training dtype: ``dtype``, else float32 for float32 input and float64 otherwise."""
         return self.dtype or ("float32" if dtype_name(X) == "float32" else "float64")
@@ -142,10 +151,14 @@ class _BaseMLP(BaseEstimator):
         unpickling)."""
         arrays = list(self.coefs_) + list(self.intercepts_)
         backend = self._model_backend()
-        model, source = self.__dict__.get("_model"), self.__dict__.get("_model_source")
-        if (model is None or source is None or len(source) != len(arrays) or any(a is not b for a, b in
-                                                                                  zip(source, arrays))
-                or model.backend.qualified_name() != backend.qualified_name()):
+        model: MLP | None = self.__dict__.get("_model")
+        source = self.__dict__.get("_model_source")
+        if model is None or source is None or len(source) != len(arrays) or \
+                any(a is not b for a, b in zip(source, arrays)):
+            model = None  # the fitted arrays changed since it was made (or it was not pickled)
+        elif backend.pending:  # backend="auto": where the fit that made these weights chose to run
+            backend = model.backend
+        if model is None or model.backend.qualified_name() != backend.qualified_name():
             model = self._network(list(self.coefs_), list(self.intercepts_), backend)
             self._keep(model)
         return model
@@ -175,8 +188,9 @@ class _BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, to_host(y) if is_device_array(y) else y, incremental, reset=first)
         sw = checked(sample_weight, X.shape[0])
         dtype = self._dtype_name(X)
-        X = move(X.toarray() if sparse.issparse(X) else X, backend, dtype)  # xpnet trains on dense arrays
         units = [X.shape[1], *hidden_sizes(self), Y.shape[1]]
+        backend = self._settled(backend, units, X.shape[0], dtype)
+        X = move(X.toarray() if sparse.issparse(X) else X, backend, dtype)  # xpnet trains on dense arrays
         rng = check_random_state(self.random_state)
         if first:
             self._initialize(Y, units, dtype, rng, backend)
@@ -304,7 +318,7 @@ class _BaseMLP(BaseEstimator):
         except (XpnetError, ImportError) as exc:  # as xpnet.MLP's pickles: NumPy, and a warning saying so
             warnings.warn(f"this {type(self).__name__} was pickled on the {place!r} backend, which is not available "
                           f"here ({' '.join(str(exc).split())}); its fitted arrays were restored onto NumPy instead "
-                          "(move them with est.to_backend(name))", UserWarning, stacklevel=2)
+                          "(move them with est.to_backend(name))", XpnetWarning, stacklevel=2)
             return
         self.__dict__.update(_map_fitted(self.__dict__, lambda a: move(a, target)))
 

@@ -67,7 +67,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     backend : str or None, default None
         Where to train and predict (``"numpy"``, ``"torch:cuda"``, ``"cupy"``,
         ``"array_api_strict"``...). None: where the input lives under scikit-learn's
-        ``array_api_dispatch``, else NumPy. A given ``backend`` overrides the input's.
+        ``array_api_dispatch``, else NumPy. A given ``backend`` overrides the input's;
+        ``"auto"`` chooses at each fit by its work, as :func:`xpnet.fit` does.
     dtype : {None, "float32", "float64"}, default None
         Training and prediction dtype; None: float32 for float32 input, else float64.
     threads : int or None, default None

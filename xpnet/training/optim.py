@@ -206,10 +206,12 @@ def _host(a):
 
 
 def _numbered(state: dict, prefix: str, backend) -> list:
-    """The arrays ``<prefix>_0, <prefix>_1, ...`` of ``state`` in order, on ``backend``."""
+    """The arrays ``<prefix>_0, <prefix>_1, ...`` of ``state`` in order, on ``backend``: those already
+    there are kept as they are (a ``partial_fit`` per batch loads the state each call), the others
+    copied through the host (a checkpoint's NumPy arrays, another backend's)."""
     names = sorted((name for name in state if name.rsplit("_", 1)[0] == prefix),
                    key=lambda name: int(name.rsplit("_", 1)[1]))
-    return [backend.asarray(_host(state[name])) for name in names]
+    return [state[name] if backend.holds(state[name]) else backend.asarray(_host(state[name])) for name in names]
 
 
 def clip_gradients(xp, grads: list, clip_value: float | None = None, clip_norm: float | None = None) -> list:

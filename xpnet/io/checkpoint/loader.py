@@ -15,7 +15,7 @@ from ...core import activations
 from ...core.layers import BatchNorm
 from ...data.labels import LabelMap
 from ...data.preprocess import Scaler
-from ...errors import XpnetError, XpnetTypeError, XpnetValueError
+from ...errors import XpnetError, XpnetTypeError, XpnetValueError, XpnetWarning
 from ...mlp import MLP
 from ...training.config import TrainConfig
 from ..atomic import reason
@@ -45,7 +45,7 @@ def load(path, *, backend=None, dtype: str | None = None, activations=None) -> C
     """Read a checkpoint written by :func:`~xpnet.checkpoint.save` (on any backend) onto ``backend``.
 
     Nothing in the file is trusted: see docs/reliability.md for what is checked, and in
-    which order. Only ``UserWarning`` (another major version wrote it) or one error.
+    which order. Only an ``XpnetWarning`` (another major version wrote it) or one error.
 
     Parameters
     ----------
@@ -90,7 +90,7 @@ def load(path, *, backend=None, dtype: str | None = None, activations=None) -> C
     if layout.major != __version__.split(".")[0]:
         warnings.warn(f"{path!r} was written by xpnet {meta['xpnet_version']}, a different major version than this "
                       f"xpnet {__version__}: it loaded, but check its results (or use xpnet {layout.major}.x)",
-                      UserWarning, stacklevel=2)
+                      XpnetWarning, stacklevel=2)
     return Checkpoint(
         model=_build(path, layout, hidden, arrays, target, dtype_name),
         config=layout.config,
