@@ -18,7 +18,7 @@ from conftest import available_backend
 import xpnet
 from xpnet import bench, cli, memory
 from xpnet.backend import Backend
-from xpnet.bench import runners, timing
+from xpnet.bench import peers, runners, timing
 from xpnet.engine.kernels import numba_support
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -277,7 +277,7 @@ class NotInstalled:
 
 
 def test_a_peer_that_is_missing_or_fails_to_start_is_skipped_with_the_reason(monkeypatch):
-    monkeypatch.setattr(runners, "baseline_backend", lambda name, backend: backend)  # with or without torch here
+    monkeypatch.setattr(peers, "baseline_backend", lambda name, backend: backend)  # with or without torch here
     monkeypatch.setitem(bench.BASELINES, "torch-compile", Refuses)
     monkeypatch.setitem(bench.BASELINES, "jax", NotInstalled)
     row = bench.measure_case(bench.Case("numpy", "float32", 64, 4), compare="jax,torch-compile,tutorial", repeat=1)
@@ -386,7 +386,7 @@ def test_run_skips_cases_that_cannot_fit_with_the_estimate():
     # the data alone: 10^10 rows x (2 inputs + 2 one-hot targets) float32
     assert skipped["n_samples"] == 10**10 and skipped["estimated_memory_bytes"] >= 10**10 * 4 * 4
     assert "needs about" in skipped["reason"] and "GiB" in skipped["reason"]
-    assert seen == ["ceilings", "result", "skipped"]
+    assert seen == ["blas", "ceilings", "result", "skipped"]
 
 
 def test_bench_figure_writes_a_figure_without_pyplot(tmp_path):
@@ -425,6 +425,9 @@ def test_format_table_has_a_row_per_case_and_a_column_pair_per_peer():
               "skipped": [{"backend": "numpy", "dtype": "float32", "n_samples": 10**10, "hidden": 64,
                            "reason": "too big"}]}
     lines = bench.format_table(report).splitlines()
+    with_blas = bench.format_table({**report, "blas": {"describe": "OpenBLAS 9, 2 threads", "warning": "W=1 narrows"}})
+    assert with_blas.splitlines()[:2] == ["BLAS: OpenBLAS 9, 2 threads", "warning: W=1 narrows"]
+    assert with_blas.splitlines()[2:] == lines
     head = lines[0].split()
     for column in ("kernels", "ms/epoch", "samples/s", "%peak", "/tanh", "torch", "torch-compile", "jax"):
         assert column in head, column
@@ -451,9 +454,14 @@ def test_format_progress_words_each_kind():
 
 
 # -- the CLI --------------------------------------------------------------------------------
+BLAS_KEYS = ("library", "version", "threads", "core_type", "variable", "kernel_isa", "cpu_isa", "warning", "describe")
+
+
 def check_results(report, n_expected):
-    assert set(report) == {"machine", "ceilings", "results", "skipped"}
+    assert set(report) == {"machine", "blas", "ceilings", "results", "skipped"}
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["blas"] is not None
+    assert set(BLAS_KEYS) <= set(report["blas"]) and report["blas"] == report["machine"]["numpy_blas"]
+    assert report["blas"]["threads"] >= 1 and report["blas"]["library"]
     assert len(report["results"]) == n_expected
     for row in report["results"]:
         assert set(RESULT_KEYS) <= set(row) and set(KERNEL_KEYS) <= set(row)
@@ -525,7 +533,8 @@ def test_cli_bench_compare_torch_and_the_tutorial(tmp_path, capsys, small_ceilin
     assert cli.main(["bench", "--backend", "numpy", "--n-samples", "50", "--hidden", "4", "--repeat", "2",
                      "--compare", "torch,tutorial", "--memory", "--plot", str(plot), "--threads", "1"]) == 0
     out, err = capsys.readouterr()
-    header, row = out.splitlines()[:2]
+    blas, header, row = out.splitlines()[:3]
+    assert blas.startswith("BLAS: ") and err.startswith(blas + "\n")
     assert "torch ms" in header and "tutorial ms" in header and header.endswith("peak RSS MiB")
     values = row.split()
     torch_x, tutorial_x, rss = float(values[-4]), float(values[-2]), float(values[-1])

@@ -14,9 +14,10 @@ JSON keys and the measurements are in ``docs/benchmarks.md``.
 One module per job:
 
 * :mod:`~xpnet.bench.cost`: what a step does (:func:`step_cost`: FLOPs, bytes) and :func:`units`;
-* :mod:`~xpnet.bench.runners`: what is timed: :class:`Case`, xpnet's step (:class:`EpochRunner`),
-  the peers of ``compare`` (:data:`COMPARE`, :data:`BASELINES`), the :class:`MatmulProbe` and
-  :class:`TanhFloor`, and the memory a case needs (:func:`estimate_memory`, :func:`too_big`);
+* :mod:`~xpnet.bench.runners`: what is timed of xpnet: :class:`Case`, xpnet's step
+  (:class:`EpochRunner`), and the memory a case needs (:func:`estimate_memory`, :func:`too_big`);
+* :mod:`~xpnet.bench.peers`: the peers of ``compare`` (:data:`COMPARE`, :data:`BASELINES`);
+* :mod:`~xpnet.bench.probes`: the :class:`MatmulProbe` and :class:`TanhFloor`;
 * :mod:`~xpnet.bench.timing`: :func:`time_interleaved`, :func:`measure_ceilings`, :func:`peak_memory`;
 * :mod:`~xpnet.bench.machine`: :func:`machine_info`;
 * :mod:`~xpnet.bench.report`: :func:`run`, :func:`measure_case`, :func:`format_table`,
@@ -30,26 +31,18 @@ from __future__ import annotations
 from ..backend import get_backend as get_backend  # `xpnet bench` loads torch through it
 from .cost import ACTIVATIONS, StepCost, step_cost, units
 from .machine import default_ceiling_sizes, machine_info, on_gpu
-from .report import format_progress, format_table, measure_case, run
-from .runners import (
+from .peers import (
     BASELINES,
-    COMPARE,
-    Case,
-    EpochRunner,
     JaxBaseline,
-    MatmulProbe,
-    TanhFloor,
     TorchBaseline,
     TorchCompileBaseline,
     TutorialBaseline,
-    baseline_memory,
-    compare_key,
-    compare_names,
-    estimate_memory,
     start_peer,
-    too_big,
     torch_device_for,
 )
+from .probes import MatmulProbe, TanhFloor
+from .report import format_progress, format_table, measure_case, run
+from .runners import COMPARE, Case, EpochRunner, baseline_memory, compare_key, compare_names, estimate_memory, too_big
 from .timing import best_seconds, measure_ceilings, peak_memory, time_interleaved
 
 __all__ = [

@@ -16,7 +16,7 @@ from ..core.activations import get_hidden
 from ..errors import check_choice, check_positive
 from .cost import ACTIVATIONS
 from .machine import default_ceiling_sizes
-from .runners import MatmulProbe
+from .probes import MatmulProbe
 
 
 def time_interleaved(runners, *, repeat: int, epochs: int = 1, warmup: int = 1, clock=time.perf_counter):
