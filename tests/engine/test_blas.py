@@ -147,15 +147,21 @@ def test_numpy_blas_in_a_process_with_and_without_the_variable(setting):
     """The real library, in a fresh process (OpenBLAS reads its variable when it loads):
     the variable is reported exactly as set, never changed, and the kernels are the ones
     threadpoolctl sees."""
-    code = ("import os, json, threadpoolctl; from xpnet.engine import blas; info = blas.numpy_blas(); "
-            "pools = [p for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']; "
-            "print(json.dumps([info.as_dict(), pools[0].get('architecture'), os.environ.get('OPENBLAS_CORETYPE')]))")
+    code = ("import os, json, threadpoolctl, numpy\n"
+            "try:\n    import scipy.linalg  # SciPy's wheels bundle an OpenBLAS of their own, loaded first here\n"
+            "except ImportError:\n    pass\n"
+            "from xpnet.engine import blas; info = blas.numpy_blas()\n"
+            "pools = [p for p in threadpoolctl.threadpool_info() if p['filepath'] == info.filepath]\n"
+            "print(json.dumps([info.as_dict(), pools[0].get('architecture'), os.environ.get('OPENBLAS_CORETYPE'), "
+            "numpy.show_config(mode='dicts')['Build Dependencies']['blas']['name']]))")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     if setting:
         env["OPENBLAS_CORETYPE"] = setting
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    info, architecture, after = json.loads(proc.stdout)
+    info, architecture, after, built = json.loads(proc.stdout)
     assert after == setting  # never overridden
+    if "scipy-openblas" in built:  # NumPy's wheel: its own copy, not SciPy's
+        assert f"{os.sep}numpy.libs{os.sep}" in info["filepath"] or f"{os.sep}.dylibs{os.sep}" in info["filepath"]
     assert info["core_type"] == architecture and info["threads"] >= 1
     if info["library"] == "openblas" and setting:
         assert info["variable"] == f"OPENBLAS_CORETYPE={setting}" and info["core_type"] == "Haswell"

@@ -215,7 +215,9 @@ def _blas_pools() -> list:
 
 def all_blas(*, environ: Mapping[str, str] | None = None, flags=None) -> list[BlasInfo]:
     """Every BLAS library loaded in this process (NumPy's first), each :func:`inspect`-ed."""
-    pools = sorted(_blas_pools(), key=lambda pool: not _is_numpys(pool))
+    pools = _blas_pools()
+    numpys = _numpys(pools)
+    pools = sorted(pools, key=lambda pool: pool not in numpys)
     flags = cpu_flags() if flags is None else flags
     return [inspect(pool, environ=environ, flags=flags) for pool in pools]
 
@@ -227,17 +229,19 @@ def numpy_blas(*, environ: Mapping[str, str] | None = None, flags=None) -> BlasI
     return found[0] if found else None
 
 
-def _is_numpys(pool: Mapping) -> bool:
-    """Whether ``pool`` is the library NumPy links: one inside NumPy's own folders (wheels
-    bundle it in ``numpy.libs`` or ``numpy/.dylibs``), else the kind NumPy was built with."""
+def _numpys(pools: list) -> list:
+    """The pools of the library NumPy links: those inside NumPy's own folders (wheels bundle it
+    in ``numpy.libs`` or ``numpy/.dylibs``; SciPy bundles its own beside it), else those of the
+    kind NumPy was built with."""
     import numpy as np
 
-    path = str(pool.get("filepath") or "")
     package = os.path.dirname(os.path.abspath(np.__file__))
-    if any(path.startswith(folder + os.sep) for folder in (package, package + ".libs")):
-        return True
+    inside = [p for p in pools if any(str(p.get("filepath") or "").startswith(folder + os.sep)
+                                      for folder in (package, package + ".libs"))]
+    if inside:
+        return inside
     try:
         built = str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]).lower()
     except Exception:  # an old NumPy, or a config without the entry: no preference
-        return False
-    return str(pool.get("internal_api", "")) in built
+        return []
+    return [p for p in pools if str(p.get("internal_api", "")) in built]
