@@ -28,8 +28,9 @@ Options added here:
     ``tiny``: a few small cases, for smoke tests.
 ``--bench-peers NAME[,NAME...]``
     The peers of ``xpnet bench --compare`` timed by ``bench/test_peers.py`` (torch,
-    tutorial, jax, torch-compile; default: all of them, ``none`` for none). A peer whose
-    library is missing is skipped with the reason.
+    tutorial, jax, torch-compile; default: all of them, but torch-compile on the tiny grid,
+    where its seconds of compiling would be most of a smoke test; ``none`` for none). A peer
+    whose library is missing is skipped with the reason.
 ``--bench-targets {report,assert}``
     The speed targets of ``bench/test_targets.py`` and ``bench/test_tiny.py``: a table
     saying which are met, as information (default), or fail the benchmark that misses one.
@@ -103,8 +104,9 @@ def pytest_addoption(parser):
                     help="the speed targets of issues 5, 14 and 22 (bench/test_targets.py, bench/test_tiny.py): "
                          "report whether each is met, as information (default), or fail the benchmark that misses "
                          "one (never on --bench-grid=tiny)")
-    group.addoption("--bench-peers", type=_peer_names, default=bench.COMPARE, metavar="NAME[,NAME...]",
-                    help=f"peers timed by bench/test_peers.py: {', '.join(bench.COMPARE)} (default: all), or none")
+    group.addoption("--bench-peers", type=_peer_names, default=None, metavar="NAME[,NAME...]",
+                    help=f"peers timed by bench/test_peers.py: {', '.join(bench.COMPARE)} (default: all, but "
+                         "torch-compile on --bench-grid=tiny), or none")
     group.addoption("--bench-threads", type=int, default=None, metavar="N",
                     help="bound the BLAS (and torch) threads to N for the whole run (default: all cores); "
                          "1 gives steadier numbers on a machine shared with other jobs")
@@ -112,6 +114,15 @@ def pytest_addoption(parser):
 
 def _peer_names(text: str) -> tuple:
     return () if text.strip() == NONE else bench.compare_names(text)
+
+
+def peer_names(config) -> tuple:
+    """``--bench-peers``, or its default: every peer, but torch-compile on the tiny grid."""
+    names = config.getoption("--bench-peers")
+    if names is not None:
+        return names
+    tiny = config.getoption("--bench-grid") == "tiny"
+    return tuple(name for name in bench.COMPARE if not (tiny and name == "torch-compile"))
 
 
 def _resolve(name: str):
@@ -239,7 +250,7 @@ def _peer_cases(metafunc) -> list:
         cases = cases[:1]
     d, c = SHAPES["tutorial"]
     return [(f"{peer}-h{h}-n{n:g}", (PEER_LIBRARY[peer], "float32", h, n, d, c, NONE, peer))
-            for peer in metafunc.config.getoption("--bench-peers") for h, n in cases]
+            for peer in peer_names(metafunc.config) for h, n in cases]
 
 
 def _tiny_cases(metafunc) -> list:
@@ -334,12 +345,13 @@ def _targets_summary(tr, targets: list) -> None:
         tr.write_line(f"BLAS: {info.describe()}")
         if info.warning:
             tr.write_line(f"      {info.warning}")
-    tr.write_line(f"{'target':<72} {'measured':>12} {'goal':>12} {'status':>8}  detail")
+    width = max(len(t["target"]) for t in targets)
+    tr.write_line(f"{'target':<{width}} {'measured':>12} {'goal':>12} {'status':>8}  detail")
     for t in targets:
         goal = f"{'<=' if t['at_most'] else '>='} {t['goal']:g} {t['unit']}"
         status = {True: "met", False: "not met", None: "-"}[t["met"]]
         measured = "not measured" if t["measured"] is None else f"{t['measured']:.3g}"
-        tr.write_line(f"{t['target']:<72} {measured:>12} {goal:>12} {status:>8}  {t['detail']}")
+        tr.write_line(f"{t['target']:<{width}} {measured:>12} {goal:>12} {status:>8}  {t['detail']}")
     judged = [t for t in targets if t["met"] is not None]
     if judged:
         tr.write_line(f"{sum(t['met'] for t in judged)} of {len(judged)} targets met in this run. Targets are "

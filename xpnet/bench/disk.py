@@ -95,11 +95,16 @@ class PageCacheProbe:
         self.buffer = bytearray(min(block, max(self.bytes, 1)))
 
     def run(self, epochs: int = 1) -> None:
-        view = memoryview(self.buffer)
         for _ in range(epochs):
-            with open(self.path, "rb", buffering=0) as f:
-                while f.readinto(view):
-                    pass
+            self.read_once()
+
+    def read_once(self) -> int:
+        """Read the whole file once; returns the bytes read."""
+        view, total = memoryview(self.buffer), 0
+        with open(self.path, "rb", buffering=0) as f:
+            while n := f.readinto(view):
+                total += n
+        return total
 
     def gbytes_per_second(self, seconds: float) -> float:
         return self.bytes / seconds / 1e9
