@@ -17,6 +17,10 @@ its output), so their printed digits reproduce bit for bit. No autograd is invol
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import warnings
+
 import numpy as np
 
 from . import memory
@@ -26,10 +30,10 @@ from .core.init import SEEDS, initial_weights
 from .core.network import NUMERICS, Spec, forward, l2_penalty
 from .engine.kernels import CHOICES as KERNEL_CHOICES
 from .engine.numpy_ops import get_ops
-from .errors import Interval, XpnetValueError, check_bool, check_choice, check_positive
+from .errors import Interval, XpnetError, XpnetValueError, check_bool, check_choice, check_positive
 
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
-
+PICKLE_FORMAT = 1  # bumped when the pickled state changes meaning; unpickling reads every earlier one
 
 
 class MLP:
@@ -253,6 +257,51 @@ class MLP:
         self.backend, self.dtype_name, self.dtype = target, dtype, new_dtype
         return self
 
+    # -- copies --------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """What pickle stores: every trained array as a NumPy array and the backend by name,
+        so a model trained on any backend unpickles where that backend is absent."""
+        state = dict(self.__dict__)
+        del state["dtype"]  # the backend's own dtype object (torch.float32...): made again from dtype_name
+        state.update(pickle_format=PICKLE_FORMAT, backend=self.backend.qualified_name(),
+                     backend_reason=self.backend.reason, W=[to_numpy(W) for W in self.W],
+                     b=None if self.b is None else [to_numpy(b) for b in self.b],
+                     bn=None if self.bn is None else {f.name: tuple(to_numpy(a) for a in getattr(self.bn, f.name))
+                                                          for f in dataclasses.fields(self.bn)})
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore a pickled model onto its backend by name, or onto NumPy (with a warning)
+        where that backend or its device is not available."""
+        if "pickle_format" not in state:  # pickled by xpnet 0.1: its arrays as they were
+            self.__dict__.update(state)
+            return
+        state = dict(state)
+        del state["pickle_format"]
+        backend = _unpickled_backend(state.pop("backend"), state.pop("backend_reason"))
+        dtype = backend.dtype(state["dtype_name"])
+        arrays = {key: state.pop(key) for key in ("W", "b", "bn")}
+        self.__dict__.update(state, backend=backend, dtype=dtype)
+        self.W = [backend.asarray(W, dtype) for W in arrays["W"]]
+        self.b = None if arrays["b"] is None else [backend.asarray(b, dtype) for b in arrays["b"]]
+        self.bn = None
+        if arrays["bn"] is not None:
+            self.bn = layers.BatchNorm(**{key: tuple(backend.asarray(a, dtype) for a in part)
+                                          for key, part in arrays["bn"].items()})
+
+    def __copy__(self) -> MLP:
+        """A shallow copy: a new model object holding the same arrays."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo) -> MLP:
+        """A copy on the same backend and device (arrays copied there, not through the host)."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
     # -- training ------------------------------------------------------------------------
     def fit(self, X, y, **options):
         """Train on ``(X, y)`` from the current weights; see :func:`xpnet.fit`."""
@@ -276,3 +325,15 @@ class MLP:
             k = len(self.bn.gamma)
             self.bn = layers.BatchNorm(tuple(rest[:k]), tuple(rest[k:2 * k]), self.bn.mean, self.bn.var)
 
+
+def _unpickled_backend(name: str, reason: str) -> Backend:
+    """The backend a model was pickled on (``name``: its qualified name), or NumPy with a
+    ``UserWarning`` when it is not available in this process."""
+    try:
+        backend = get_backend(name)
+    except (XpnetError, ImportError) as exc:
+        warnings.warn(f"this xpnet model was pickled on the {name!r} backend, which is not available here "
+                      f"({' '.join(str(exc).split())}); its weights were restored onto NumPy instead (move them "
+                      "with model.to_backend(name))", UserWarning, stacklevel=4)
+        return get_backend("numpy")
+    return backend if backend.reason == reason else dataclasses.replace(backend, reason=reason)

@@ -1,11 +1,15 @@
 """Checkpoints: round trips on every backend, across backends, resume == uninterrupted, atomic writes."""
 
+import dataclasses
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -123,7 +127,7 @@ def test_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
         handle.write(b"PK\x03\x04 half an archive")
         raise Crash
 
-    monkeypatch.setattr(checkpoint.np, "savez", half_then_crash)
+    monkeypatch.setattr(np, "savez", half_then_crash)
     with pytest.raises(Crash):
         checkpoint.save(path, trained("numpy", "float64", epochs=10), epochs_done=10)
     assert path.read_bytes() == before
@@ -250,3 +254,132 @@ def test_bad_activations_arguments(tmp_path):
                       backend="numpy")
     with pytest.raises(XpnetValueError, match="two different activations are called 'softsign'"):
         checkpoint.save(tmp_path / "twins.npz", twins)
+
+
+# -- the training configuration (issue 20) ----------------------------------------------------
+
+def configs():
+    """Two TrainConfigs that between them change every field from its default."""
+    from xpnet.training.schedules import Schedule
+
+    sgd = xpnet.TrainConfig(epochs=7, learning_rate=0.25, l2=0.01, reduction="sum", batch_size=16, shuffle=False,
+                            momentum=0.5, nesterov=True, schedule=Schedule("adaptive"), clip_value=2.0,
+                            clip_norm=3.0, early_stopping=True, validation_fraction=0.2, patience=4, tol=1e-3,
+                            n_iter_no_change=float("inf"), l2_scaling="batch", seed=5, log_every=3, kernels="numpy",
+                            divergence_factor=None)
+    adam = xpnet.TrainConfig(optimizer="adam", beta1=0.8, beta2=0.99, epsilon=1e-6,
+                             schedule=Schedule("step", decay=0.1, step=5, gamma=0.3, min_rate=0.01, power_t=0.25))
+    return sgd, adam
+
+
+def test_every_train_config_field_is_in_the_checkpoints_record(tmp_path):
+    from xpnet.training.schedules import Schedule
+
+    defaults = xpnet.TrainConfig()
+    changed = {f.name for config in configs() for f in dataclasses.fields(config)
+               if getattr(config, f.name) != getattr(defaults, f.name)}
+    changed |= {f"schedule.{f.name}" for config in configs() for f in dataclasses.fields(Schedule)
+                if getattr(config.schedule, f.name) != getattr(Schedule(), f.name)}
+    for config in configs():
+        path = tmp_path / "m.npz"
+        checkpoint.save(path, trained("numpy", "float64", epochs=2), train_config=config)
+        record = json.loads(np.load(path)["meta"].tobytes())["train_config"]
+        for f in dataclasses.fields(xpnet.TrainConfig):  # every field, the ones added later too
+            assert f.name in record, f.name
+        assert sorted(record["schedule"]) == sorted(f.name for f in dataclasses.fields(Schedule))
+        assert checkpoint.load(path).train_config == config
+    assert {f.name for f in dataclasses.fields(xpnet.TrainConfig)} - {"schedule"} <= changed  # the walk saw a
+    assert {f"schedule.{f.name}" for f in dataclasses.fields(Schedule)} <= changed  # change in every field
+
+
+def test_a_checkpoint_without_train_config_loads_with_none(tmp_path):
+    checkpoint.save(tmp_path / "m.npz", trained("numpy", "float64", epochs=2), config={"learning_rate": 0.5})
+    ckpt = checkpoint.load(tmp_path / "m.npz")
+    assert ckpt.train_config is None and ckpt.meta["train_config"] is None and ckpt.config == {"learning_rate": 0.5}
+    with pytest.raises(xpnet.XpnetTypeError, match="train_config=.*must be an xpnet.TrainConfig"):
+        checkpoint.save(tmp_path / "m.npz", trained("numpy", "float64", epochs=2), train_config={"epochs": 5})
+
+
+def test_import_xpnet_reaches_the_checkpoint_module(tmp_path):
+    """``import xpnet; xpnet.checkpoint.save(...)`` as the README writes it (a fresh interpreter)."""
+    code = ("import sys, xpnet\nm = xpnet.MLP([2, 3, 2], backend='numpy')\n"
+            "xpnet.checkpoint.save(sys.argv[1], m, train_config=xpnet.TrainConfig(epochs=3))\n"
+            "c = xpnet.checkpoint.load(sys.argv[1])\nprint(c.train_config.epochs, type(c).__name__)\n"
+            "from xpnet.checkpoint import SaveError, atomic_write, check_destination, Checkpoint, save, load\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.npz")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3", "Checkpoint"]
+
+
+# -- checkpoints written by the previous version (tests/io/fixtures/README.md) -----------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+OLD_RUNS = {  # fixture: the flags that wrote it (20 epochs) with xpnet at commit ac788c6
+    "old-moons.npz": ["--dataset", "moons", "--n-samples", "60", "--hidden", "4", "--momentum", "0.9",
+                      "--batch-size", "16", "--batch-norm", "--dropout", "0.1"],
+    "old-csv-standardize.npz": ["--data", "{data}/old-classes.csv", "--standardize", "--validation-fraction", "0.2",
+                                "--hidden", "5", "--dtype", "float64"],
+    "old-adam-early-stopping.npz": ["--dataset", "moons", "--noise", "0.4", "--n-samples", "60", "--hidden", "4",
+                                    "--optimizer", "adam", "--learning-rate", "0.05", "--early-stopping",
+                                    "--validation-fraction", "0.3", "--patience", "8", "--batch-size", "20"],
+    "old-regression.npz": ["--data", "{data}/old-regression.csv", "--hidden", "4", "--dtype", "float64",
+                           "--schedule", "step", "--lr-step", "5"],
+}
+
+
+def old_checkpoint(name, directory):
+    """A copy of fixture ``name`` in ``directory``, with the data files it was trained on copied
+    there too and the absolute data path in its meta pointed at them; every other member is
+    copied byte for byte."""
+    for data in ("old-classes.csv", "old-regression.csv"):
+        shutil.copy(os.path.join(FIXTURES, data), directory / data)
+    target = directory / name
+    with zipfile.ZipFile(os.path.join(FIXTURES, name)) as source, zipfile.ZipFile(target, "w") as copy:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "meta.npy":
+                meta = json.loads(np.load(io.BytesIO(data)).tobytes())
+                if meta["config"].get("data"):
+                    meta["config"]["data"] = str(directory / os.path.basename(meta["config"]["data"]))
+                buffer = io.BytesIO()
+                np.save(buffer, np.frombuffer(json.dumps(meta).encode(), np.uint8))
+                data = buffer.getvalue()
+            copy.writestr(info, data)
+    return target
+
+
+@pytest.mark.parametrize("name", OLD_RUNS)
+def test_checkpoints_of_the_previous_version_load(name):
+    path = os.path.join(FIXTURES, name)
+    ckpt = checkpoint.load(path, backend="numpy")
+    with np.load(path) as archive:
+        saved = dict(archive)
+    meta = json.loads(saved["meta"].tobytes())
+    assert "train_config" not in meta and ckpt.train_config is None  # the old format: no record of it
+    assert ckpt.epochs_done == 20 and ckpt.config == meta["config"] and ckpt.history == meta["history"]
+    for i, W in enumerate(ckpt.model.W):
+        np.testing.assert_array_equal(xpnet.to_numpy(W), saved[f"W{i}"])
+    for key, value in ckpt.optimizer_state.items():
+        np.testing.assert_array_equal(value, saved[f"optimizer/{key}"])
+    assert (ckpt.scaler is not None) == meta["standardize"] and ckpt.feature_names == meta["feature_names"]
+    assert (ckpt.model.bn is not None) == meta["architecture"]["batch_norm"]
+    assert ckpt.labels is None if meta["classes"] is None else list(ckpt.labels.classes) == meta["classes"]
+
+
+@pytest.mark.parametrize("name", OLD_RUNS)
+def test_checkpoints_of_the_previous_version_resume_like_an_uninterrupted_run(name, tmp_path):
+    """20 epochs by the old xpnet, 20 more by this one, equal 40 by this one."""
+    path = old_checkpoint(name, tmp_path)
+    flags = [flag.replace("{data}", str(tmp_path)) for flag in OLD_RUNS[name]]
+    common = ["--backend", "numpy", "--epochs", "40", "--quiet", "--json"]
+    resumed = run_cli("train", "--resume", path, *common, "--save", tmp_path / "resumed.npz", check=0)
+    whole = run_cli("train", *flags, *common, "--save", tmp_path / "whole.npz", check=0)
+    got, want = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert got["epochs_total"] == want["epochs"] and got["dtype"] == want["dtype"]
+    assert got["final_loss"] == pytest.approx(want["final_loss"], rel=rtol_for(want["dtype"]))
+    with np.load(tmp_path / "resumed.npz") as a, np.load(tmp_path / "whole.npz") as b:
+        for member in b.files:
+            if member != "meta":
+                np.testing.assert_allclose(a[member], b[member], rtol=rtol_for(want["dtype"]), atol=1e-7)
+    assert checkpoint.load(tmp_path / "resumed.npz").epochs_done == want["epochs"]

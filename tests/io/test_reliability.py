@@ -7,6 +7,7 @@ filesystem mount a tmpfs (root only); each also has a variant that fakes the fai
 
 import copy
 import errno
+import io
 import json
 import os
 import pickle
@@ -26,7 +27,8 @@ from conftest import available_backend
 import xpnet
 from xpnet import memory
 from xpnet.errors import XpnetValueError
-from xpnet.io import checkpoint
+from xpnet.io import atomic, checkpoint
+from xpnet.io.checkpoint import loader, members
 
 X, Y = xpnet.datasets.load("moons", n_samples=64, noise=0.2, seed=0)
 
@@ -127,6 +129,19 @@ BAD_META = [  # (what, changes to the meta, words of the error)
     ("standardize without a scaler", None, ["scaler_mean"]),
     ("xpnet_version a number", lambda m: meta_with(m, xpnet_version=1), ["xpnet_version"]),
     ("format_version a bool", lambda m: meta_with(m, format_version=True), ["format_version"]),
+    ("train_config a list", lambda m: meta_with(m, train_config=[1]), ["train_config", "JSON object"]),
+    ("train_config with an unknown option", lambda m: meta_with(m, train_config={"epochs": 5, "bogus": 1}),
+     ["train_config", "bogus"]),
+    ("train_config with a negative rate", lambda m: meta_with(m, train_config={"learning_rate": -1}),
+     ["train_config", "learning_rate"]),
+    ("train_config with a string for a number", lambda m: meta_with(m, train_config={"epochs": "5"}),
+     ["train_config", "epochs"]),
+    ("train_config with a bad schedule", lambda m: meta_with(m, train_config={"schedule": {"name": "step", "step": 0}}),
+     ["train_config", "step"]),
+    ("train_config with an unknown schedule option", lambda m: meta_with(m, train_config={"schedule": {"bogus": 1}}),
+     ["train_config", "bogus"]),
+    ("train_config contradicting itself", lambda m: meta_with(m, train_config={"nesterov": True}),
+     ["train_config", "nesterov"]),
 ]
 
 
@@ -199,7 +214,7 @@ def test_deeply_nested_meta_is_one_line_not_a_recursion_error(saved, tmp_path):
 
 def test_meta_larger_than_the_cap_is_refused_before_it_is_read(saved, monkeypatch):
     path, arrays, meta = saved
-    monkeypatch.setattr(checkpoint, "META_MAX_BYTES", 100)
+    monkeypatch.setattr(members, "META_MAX_BYTES", 100)
     with pytest.raises(XpnetValueError, match="meta.*larger than"):
         checkpoint.load(path)
 
@@ -230,6 +245,45 @@ def test_members_that_are_not_expected_are_never_read(saved, tmp_path):
     finally:
         tracemalloc.stop()
     assert ckpt.epochs_done == 5 and peak < 16_000_000
+
+
+class CountingStream(io.BytesIO):
+    """A stream that remembers how many bytes were asked of it."""
+
+    asked = 0
+
+    def read(self, n=-1):
+        self.asked += n if n >= 0 else len(self.getvalue())
+        return super().read(n)
+
+
+def npy_bytes(array) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+def test_one_bounded_npy_header_reader_with_its_limits_as_arguments():
+    from xpnet.io.npy import NPY_HEADER_MAX, read_npy_header
+
+    liar = CountingStream(b"\x93NUMPY\x02\x00" + (2**32 - 16).to_bytes(4, "little") + b"{" * 100)
+    with pytest.raises(XpnetValueError, match=r"^x: its .npy header is 4294967280 bytes long, more than the 10000"):
+        read_npy_header(liar, "x", 10**12)
+    assert liar.asked == 12  # the magic and the length field: the 4 GB header is never read
+    data = npy_bytes(np.arange(6.0).reshape(2, 3))
+    header = read_npy_header(CountingStream(data), "x", len(data))
+    assert header == ((2, 3), False, np.dtype("<f8")) and NPY_HEADER_MAX == 10_000
+    with pytest.raises(XpnetValueError, match="more than the 64 allowed"):
+        read_npy_header(CountingStream(data), "x", len(data), limit=64)
+    padded = data + bytes(8)
+    assert read_npy_header(CountingStream(padded), "x", len(padded)).shape == (2, 3)  # a data file may have more
+    with pytest.raises(XpnetValueError, match="8 more bytes follow its data"):
+        read_npy_header(CountingStream(padded), "x", len(padded), exact=True)  # a checkpoint's member may not
+    with pytest.raises(XpnetValueError, match="2 x 3 float64 array .* truncated"):
+        read_npy_header(CountingStream(data[:-1]), "x", len(data) - 1)
+    with pytest.raises(XpnetValueError, match="Python objects"):
+        blob = npy_bytes(np.array([{}], dtype=object))
+        read_npy_header(CountingStream(blob), "x", len(blob))
 
 
 def test_a_member_whose_zip_size_contradicts_its_header_is_refused(saved, tmp_path):
@@ -266,10 +320,27 @@ def test_compressed_fortran_order_and_big_endian_arrays_load(saved, tmp_path):
 
 def test_not_a_regular_file_is_refused_without_reading(tmp_path):
     os.mkfifo(tmp_path / "pipe.npz")
-    with pytest.raises(XpnetValueError, match="not a regular file"):
+    with pytest.raises(XpnetValueError, match=r"is not a regular file \(it is a FIFO"):
         checkpoint.load(tmp_path / "pipe.npz")  # a FIFO: reading it would block forever
-    with pytest.raises(XpnetValueError, match="not a regular file"):
+    with pytest.raises(XpnetValueError, match="is a directory; give the path of a checkpoint"):
         checkpoint.load(tmp_path)
+
+
+def test_data_files_and_checkpoints_share_one_opener(tmp_path, monkeypatch):
+    """One regular-file opener (xpnet.io.files.open_regular): a data file that turns into a FIFO
+    between the check and the open is refused on the open file, without blocking."""
+    from xpnet.io import files, tables
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(XpnetValueError, match=r"data file .*pipe.csv'.*not a regular file \(it is a FIFO"):
+        tables.load_file(tmp_path / "pipe.csv")
+    real_stat = os.stat
+    monkeypatch.setattr(files.os, "stat", lambda p, *a, **k: real_stat(__file__) if str(p).endswith("pipe.csv")
+                        else real_stat(p, *a, **k))  # the check before opening sees a regular file
+    for read in (lambda: files._open(str(tmp_path / "pipe.csv")),
+                 lambda: checkpoint.load(tmp_path / "pipe.csv")):
+        with pytest.raises(XpnetValueError, match="not a regular file"):
+            read()
 
 
 def test_memory_is_checked_before_the_model_is_built(saved, tmp_path, monkeypatch):
@@ -277,7 +348,7 @@ def test_memory_is_checked_before_the_model_is_built(saved, tmp_path, monkeypatc
     big = trained((2, 20000, 2))
     checkpoint.save(tmp_path / "big.npz", big)
     monkeypatch.setattr(memory, "cgroup_available", lambda: 1 << 20)
-    monkeypatch.setattr(checkpoint, "MLP", None)  # building a model would fail loudly
+    monkeypatch.setattr(loader, "MLP", None)  # building a model would fail loudly
     with pytest.raises(memory.XpnetMemoryError) as info:
         checkpoint.load(tmp_path / "big.npz")
     message = str(info.value)
@@ -531,7 +602,7 @@ def test_disk_full_faked_rescues_the_weights(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(handle, **arrays)
 
-    monkeypatch.setattr(checkpoint.np, "savez", full_once)
+    monkeypatch.setattr(np, "savez", full_once)
     model = trained()
     with pytest.raises(checkpoint.SaveError, match="No space left on device") as info:
         checkpoint.save(tmp_path / "m.npz", model, epochs_done=7)
@@ -560,8 +631,8 @@ def test_permission_denied_faked_rescues_the_weights(tmp_path, monkeypatch):
 
 
 def test_when_no_rescue_is_possible_the_error_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "rescue_directories", lambda failed: [])
-    monkeypatch.setattr(checkpoint.np, "savez", lambda handle, **a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+    monkeypatch.setattr(atomic, "rescue_directories", lambda failed: [])
+    monkeypatch.setattr(np, "savez", lambda handle, **a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
     with pytest.raises(checkpoint.SaveError, match="no rescue file could be written") as info:
         checkpoint.save(tmp_path / "m.npz", trained(), epochs_done=7)
     assert info.value.rescue_path is None
@@ -595,8 +666,11 @@ def test_models_pickle_deepcopy_and_go_through_joblib(name, tmp_path):
         assert clone.backend.name == b.name and clone.backend.device_name() == b.device_name()
         np.testing.assert_array_equal(xpnet.to_numpy(clone.predict_proba(X)), expected)
     clone = copy.deepcopy(model)
+    assert all(type(a) is type(model.W[0]) for a in clone.W)  # copied on the device
     clone.fit(X, Y, epochs=2, batch_size=16)  # the copy trains on its own
     np.testing.assert_array_equal(xpnet.to_numpy(model.predict_proba(X)), expected)
+    shallow = copy.copy(model)
+    assert shallow is not model and shallow.W is model.W and shallow.backend is model.backend
 
 
 def test_fit_results_pickle():
@@ -605,3 +679,66 @@ def test_fit_results_pickle():
     clone = pickle.loads(pickle.dumps(result))
     assert clone.history == result.history and clone.backend == result.backend
     assert sorted(clone.optimizer_state) == sorted(result.optimizer_state)
+
+
+UNPICKLE_WITHOUT = """
+import pickle, sys, warnings
+sys.modules[sys.argv[1]] = None  # the library cannot be imported in this process
+with open(sys.argv[2], "rb") as handle:
+    data = handle.read()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    model = pickle.loads(data)
+import numpy as np, xpnet
+X = np.load(sys.argv[3])
+np.save(sys.argv[4], xpnet.to_numpy(model.predict_proba(X)))
+print(model.backend.name, model.dtype_name, type(model.W[0]).__module__)
+print(*[str(w.message) for w in caught], sep="\\n")
+"""
+
+
+@pytest.mark.parametrize("name, library", [("torch", "torch"), ("array_api_strict:device1", "array_api_strict")])
+def test_a_model_pickled_on_any_backend_unpickles_where_that_backend_is_absent(name, library, tmp_path):
+    b = available_backend(name)
+    model = xpnet.MLP([2, 5, 3, 2], backend=b, dtype="float32", batch_norm=True)
+    model.fit(X, Y, epochs=3, batch_size=16)
+    expected = xpnet.to_numpy(model.predict_proba(X))
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(model))
+    np.save(tmp_path / "X.npy", X)
+    proc = subprocess.run([sys.executable, "-c", UNPICKLE_WITHOUT, library, str(tmp_path / "m.pkl"),
+                           str(tmp_path / "X.npy"), str(tmp_path / "P.npy")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    restored, *warned = proc.stdout.splitlines()
+    assert restored == "numpy float32 numpy"
+    assert len(warned) == 1 and f"pickled on the {b.qualified_name()!r} backend, which is not available" in warned[0]
+    assert "restored onto NumPy" in warned[0] and "to_backend" in warned[0]
+    np.testing.assert_allclose(np.load(tmp_path / "P.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"batch_norm": True}, {"bias": False}])
+def test_the_pickle_holds_numpy_arrays_and_the_backend_by_name(options):
+    class Recording(pickle.Unpickler):
+        def find_class(self, module, name):
+            found.add(module)
+            return super().find_class(module, name)
+
+    b = available_backend("torch")
+    model = xpnet.MLP([2, 4, 2], backend=b, dtype="float32", **options)
+    model.fit(X, Y, epochs=2)
+    found: set = set()
+    clone = Recording(io.BytesIO(pickle.dumps(model))).load()
+    assert not [module for module in found if module.split(".")[0] == "torch"], found  # no class of torch's
+    assert clone.backend.qualified_name() == "torch:cpu" and clone.dtype == b.dtype("float32")
+    assert (clone.b is None, clone.bn is None) == (model.b is None, model.bn is None)
+    arrays = clone.parameters() + (list(clone.bn.mean) + list(clone.bn.var) if clone.bn else [])
+    assert all(type(a) is type(model.W[0]) for a in arrays)
+    np.testing.assert_array_equal(xpnet.to_numpy(clone.predict_proba(X)), xpnet.to_numpy(model.predict_proba(X)))
+
+
+def test_pickles_of_the_previous_layout_still_load():
+    """A model pickled before the state held NumPy arrays (its attributes as they were)."""
+    model = trained()
+    old = xpnet.MLP.__new__(xpnet.MLP)
+    old.__setstate__(dict(model.__dict__))
+    np.testing.assert_array_equal(xpnet.to_numpy(old.predict_proba(X)), xpnet.to_numpy(model.predict_proba(X)))

@@ -1,1 +1,1 @@
-"""Files: data tables (CSV, ``.npy``, ``.npz``) read safely and in bounded memory, and checkpoints."""
+"""Files: data tables (CSV, ``.npy``, ``.npz``) read safely and in bounded memory, atomic writes, and checkpoints."""

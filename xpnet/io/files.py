@@ -1,4 +1,4 @@
-"""Opening data files safely, and the table every reader returns."""
+"""Opening files safely (regular files only, never blocking), and the table every data reader returns."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import numpy as np
 
 from ..data.labels import _numeric
 from ..errors import XpnetValueError
+from .atomic import kind_of
 
 FORMATS = (".csv", ".npy", ".npz")
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "missing"})  # cells read as missing values
+NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX; elsewhere there are no FIFOs to block on
 CHUNK = 1 << 16  # bytes read (or decompressed) at a time: a .npz member, a pass over a CSV
 
 
@@ -33,26 +35,72 @@ class Table:
     n_rows: int | None = None  # rows in the whole file
 
 
-def _check_regular(path) -> None:
+def check_regular(path, name: str, expected: str, missing: str = "") -> os.stat_result:
+    """The ``stat`` of ``path``, refused unless it is an existing regular file (nothing is opened).
+
+    Errors are one line beginning with ``name`` (how the caller calls the file, e.g.
+    ``"data file 'x.csv'"``): no such file (followed by ``missing``, a hint), cannot read it,
+    or it is a directory or another kind of file, with the fix "give the path of
+    ``expected``".
+    """
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError:
-        raise XpnetValueError(f"data file {path!r}: no such file") from None
+        raise XpnetValueError(f"{name}: no such file{missing}") from None
     except OSError as exc:
-        raise XpnetValueError(f"data file {path!r}: cannot read it ({exc.strerror}); check its path and "
+        raise XpnetValueError(f"{name}: cannot read it ({exc.strerror or exc}); check its path and "
                               "permissions") from None
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise XpnetValueError(f"data file {path!r}: is {kind}; give the path of a {', '.join(FORMATS)} file")
+    _refuse_special(info, name, expected)
+    return info
+
+
+def _refuse_special(info: os.stat_result, name: str, expected: str) -> None:
+    if stat.S_ISREG(info.st_mode):
+        return
+    kind = kind_of(info.st_mode)
+    what = "a directory" if stat.S_ISDIR(info.st_mode) else \
+        f"not a regular file{f' (it is {kind})' if kind else ''}"
+    raise XpnetValueError(f"{name}: is {what}; give the path of {expected}")
+
+
+def open_regular(path, name: str, expected: str, missing: str = ""):
+    """``path`` opened for reading bytes, refused unless it is an existing regular file.
+
+    Checked before it is opened (:func:`check_regular`), so a FIFO or device is never opened
+    for reading; opened non-blocking (were it swapped for a FIFO since, opening does not
+    hang) and checked again on the open file. Errors as :func:`check_regular`'s.
+    """
+    check_regular(path, name, expected, missing)
+    try:
+        handle = open(path, "rb", opener=_open_nonblocking)
+    except OSError as exc:
+        raise XpnetValueError(f"{name}: cannot open it ({exc.strerror or exc}); check that it is readable "
+                              "(permissions)") from None
+    try:
+        _refuse_special(os.fstat(handle.fileno()), name, expected)
+        if NONBLOCK:
+            os.set_blocking(handle.fileno(), True)  # a regular file: reads behave as usual
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _open_nonblocking(path, flags: int) -> int:
+    # O_NONBLOCK: opening a FIFO for reading does not wait for a writer
+    return os.open(path, flags | NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+
+
+DATA_FILES = f"a {', '.join(FORMATS)} file"
+
+
+def _check_regular(path) -> None:
+    check_regular(path, f"data file {path!r}", DATA_FILES)
 
 
 def _open(path):
     """``path`` opened for reading bytes; a one-line error when it cannot be."""
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise XpnetValueError(f"data file {path!r}: cannot open it ({exc.strerror or exc}); check that it is "
-                              "readable (permissions)") from None
+    return open_regular(path, f"data file {path!r}", DATA_FILES)
 
 
 def _check_finite(X: np.ndarray, where) -> None:

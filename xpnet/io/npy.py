@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
 import zipfile
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -70,34 +72,69 @@ def read_npy_rows(path, block) -> np.ndarray:
         return _npy_rows(handle, header, start, stop)
 
 
-def _npy_header(handle, where, size: int) -> tuple:
-    """``(shape, fortran_order, dtype)`` from the ``.npy`` header at the stream's position (left after it).
+NPY_HEADER_MAX = 10_000  # bytes of an .npy header read at most (NumPy's own default bound)
 
-    ``size``: the bytes the array may take from where its header begins (the file's or
-    the zip member's); a header that claims more is refused before anything is allocated.
+
+class NpyHeader(NamedTuple):
+    """What an ``.npy`` header declares."""
+
+    shape: tuple
+    fortran: bool  # the data is in Fortran (column-major) order
+    dtype: np.dtype
+
+
+def read_npy_header(handle, where: str, size: int, *, limit: int = NPY_HEADER_MAX, exact: bool = False) -> NpyHeader:
+    """The ``.npy`` header at the stream's position, bounded and checked against ``size`` (left after it).
+
+    The one ``.npy`` header reader of xpnet (data files and checkpoints). At most ``limit``
+    bytes of header are read: a longer one is refused from its length field, before it is
+    read. ``size`` is the bytes the array may take from where its header begins (the file's,
+    or the zip member's as its directory declares); an array claiming more is refused before
+    anything of its size is allocated, and with ``exact`` one claiming less too. Python
+    objects (pickles) are refused. Errors are one :class:`~xpnet.XpnetValueError` line
+    beginning with ``where`` (how the caller names the array, e.g. ``"data file 'x.npy'"``).
     """
-    begin = handle.tell()
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    magic = handle.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise XpnetValueError(f"{where}: not an .npy array (it does not begin with the .npy magic bytes)")
+    if magic[6:] not in (b"\x01\x00", b"\x02\x00"):
+        raise XpnetValueError(f"{where}: .npy format version {magic[6]}.{magic[7]} is not supported here; save it "
+                              "with np.save")
+    width = 2 if magic[6] == 1 else 4
+    length_bytes = handle.read(width)
+    length = int.from_bytes(length_bytes, "little")
+    if len(length_bytes) == width and length > limit:
+        raise XpnetValueError(f"{where}: its .npy header is {length} bytes long, more than the {limit} allowed")
+    header = handle.read(length)
+    if len(length_bytes) < width or len(header) < length:
+        raise XpnetValueError(f"{where}: truncated inside its .npy header; the file is damaged: save it again")
+    parse = np.lib.format.read_array_header_1_0 if width == 2 else np.lib.format.read_array_header_2_0
     try:
-        version = np.lib.format.read_magic(handle)
-        if version not in readers:
-            raise ValueError(f"format version {version} is not supported here; save it with np.save")
-        shape, fortran, dtype = readers[version](handle)
-    except (ValueError, SyntaxError, TypeError) as exc:
-        raise XpnetValueError(f"data file {where!r}: not a .npy array ({exc})") from None
+        shape, fortran, dtype = parse(io.BytesIO(length_bytes + header), max_header_size=limit)
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
+        raise XpnetValueError(f"{where}: malformed .npy header ({' '.join(str(exc).split())[:200]})") from None
     if dtype.hasobject:
-        raise XpnetValueError(f"data file {where!r}: holds Python objects (pickled); save arrays of numbers or text")
-    if not shape:
-        raise XpnetValueError(f"data file {where!r}: holds a scalar; expected one row per sample")
+        raise XpnetValueError(f"{where}: holds Python objects (pickled); save arrays of numbers or text")
     if any(n < 0 for n in shape):
-        raise XpnetValueError(f"data file {where!r}: damaged header (shape {shape})")
-    claimed = math.prod(shape) * dtype.itemsize
-    held = size - (handle.tell() - begin)
+        raise XpnetValueError(f"{where}: damaged header (shape {shape})")
+    claimed, held = math.prod(shape) * dtype.itemsize, size - (8 + width + length)
+    declared = f"its header claims a {' x '.join(map(str, shape))} {dtype} array ({memory.format_bytes(claimed)})"
     if claimed > held:
-        raise XpnetValueError(f"data file {where!r}: its header claims a {' x '.join(map(str, shape))} {dtype} array "
-                              f"({memory.format_bytes(claimed)}) but the file holds {memory.format_bytes(max(held, 0))}"
-                              " of data; the file is truncated or damaged: save it again")
-    return shape, fortran, dtype
+        raise XpnetValueError(f"{where}: {declared} but the file holds {memory.format_bytes(max(held, 0))} of data; "
+                              "the file is truncated or damaged: save it again")
+    if exact and claimed < held:
+        raise XpnetValueError(f"{where}: {declared} but {held - claimed} more bytes follow its data; the file is "
+                              "damaged: save it again")
+    return NpyHeader(tuple(shape), bool(fortran), dtype)
+
+
+def _npy_header(handle, where, size: int) -> NpyHeader:
+    """:func:`read_npy_header` for a data file (``where``: its path, or ``path[member]``),
+    which must hold rows: a scalar is refused."""
+    header = read_npy_header(handle, f"data file {where!r}", size)
+    if not header.shape:
+        raise XpnetValueError(f"data file {where!r}: holds a scalar; expected one row per sample")
+    return header
 
 
 def _npy_rows(handle, header, start: int, stop: int, compressed: bool = False) -> np.ndarray:
