@@ -18,7 +18,7 @@ from conftest import available_backend
 import xpnet
 from xpnet import bench, cli, memory
 from xpnet.backend import Backend
-from xpnet.bench import peers, runners, timing
+from xpnet.bench import peers, probes, runners, timing
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CEILINGS = {"matmul_size": 64, "copy_elements": 4096, "activation_elements": 4096}
@@ -341,7 +341,20 @@ def test_tanh_floor_is_the_backends_tanh_in_place_on_every_row_and_synced():
     assert fake.log == ["sync", "clock", "sync", "clock", "clock", "sync", "clock"]
     assert times == [[1.0, 1.0]] and floor.elements_per_second(0.5) == 37 * 5 / 0.5
     case = bench.Case("numpy", "float64", 37, 5)
-    assert bench.TanhFloor.bytes_needed(case) == 37 * 5 * 8
+    assert bench.TanhFloor.bytes_needed(case) == 37 * 5 * 8 and floor.floor_seconds(0.5) == 0.5
+
+
+def test_a_tanh_floor_over_its_byte_cap_times_the_first_rows_and_scales():
+    floor = bench.TanhFloor("numpy", "float32", 1000, 8, max_bytes=100 * 8 * 4 + 5)  # room for 100 rows
+    assert floor.measured_rows == 100 and floor.A.shape == (100, 8)
+    start = floor.A.copy()
+    floor.run(1)
+    np.testing.assert_array_equal(floor.A, np.tanh(start))
+    assert floor.floor_seconds(0.25) == pytest.approx(2.5) and floor.elements_per_second(0.5) == 1600
+    big = bench.Case("numpy", "float32", 10**9, 1024)
+    assert bench.TanhFloor.bytes_needed(big) == probes.FLOOR_BYTES
+    row = bench.measure_case(bench.Case("numpy", "float32", 1000, 8), repeat=1)
+    assert row["tanh_floor_measured_elements"] == row["tanh_floor_elements"] == 8000
 
 
 def test_tanh_floor_on_another_backend_is_its_namespaces_tanh():

@@ -35,26 +35,35 @@ class MatmulProbe:
         return 2 * self.size**3 / seconds / 1e9
 
 
+FLOOR_BYTES = 2**30  # the tanh floor's array at most: a larger case's floor is scaled from this many bytes
+
+
 class TanhFloor:
     """The tanh floor of a case as a runner: the backend's ``tanh`` over ``rows x width``
     elements per :meth:`run`, so its samples interleave with the epoch's.
 
     On NumPy, ``np.tanh`` works in place on one preallocated array, cut into one block of
-    rows per thread xpnet's gradient pass uses (:func:`~xpnet.engine.threads.run_lanes`): no allocation, every
-    core busy, the least time any pass that evaluates those tanh's can take. Elsewhere it is
-    the namespace's ``tanh`` on the whole array (a new array each time: the array API has
-    no ``out=``), on the library's own threads. The best sample is the floor.
+    rows per thread xpnet's gradient pass uses (:func:`~xpnet.engine.threads.run_lanes`): no
+    allocation, every core busy, the least time any pass that evaluates those tanh's can take.
+    Elsewhere it is the namespace's ``tanh`` on the whole array (a new array each time: the
+    array API has no ``out=``), on the library's own threads. The best sample is the floor.
+
+    An array of more than ``max_bytes`` (default :data:`FLOOR_BYTES`, far beyond any cache,
+    where ``tanh`` runs at the memory's pace) is not allocated: the probe times the first
+    ``measured_rows`` rows, and :meth:`floor_seconds` scales a sample by ``rows /
+    measured_rows``.
     """
 
-    def __init__(self, backend, dtype: str, rows: int, width: int, seed: int = 1):
+    def __init__(self, backend, dtype: str, rows: int, width: int, seed: int = 1, max_bytes: int = FLOOR_BYTES):
         self.backend = get_backend(backend)
         self.rows, self.width = int(rows), int(width)
-        host = np.random.default_rng(seed).standard_normal((self.rows, self.width), dtype=np.dtype(dtype))
+        self.measured_rows = min(self.rows, max(1, int(max_bytes) // (self.width * dtype_bytes(dtype))))
+        host = np.random.default_rng(seed).standard_normal((self.measured_rows, self.width), dtype=np.dtype(dtype))
         self.A = self.backend.asarray(host, self.backend.dtype(dtype))
 
     @staticmethod
-    def bytes_needed(case: Case) -> int:
-        return case.n_samples * case.hidden * dtype_bytes(case.dtype)
+    def bytes_needed(case: Case, max_bytes: int = FLOOR_BYTES) -> int:
+        return min(case.n_samples * case.hidden * dtype_bytes(case.dtype), max_bytes)
 
     def run(self, epochs: int = 1) -> None:
         for _ in range(epochs):
@@ -65,10 +74,14 @@ class TanhFloor:
         if self.backend.name != "numpy":
             self.A = self.backend.xp.tanh(self.A)
             return
-        A, k = self.A, min(cpu_threads(), self.rows)
-        edges = [self.rows * i // k for i in range(k + 1)]
+        rows = self.measured_rows
+        A, k = self.A, min(cpu_threads(), rows)
+        edges = [rows * i // k for i in range(k + 1)]
         run_lanes(lambda ends: np.tanh(A[ends[0]:ends[1]], out=A[ends[0]:ends[1]]), list(zip(edges, edges[1:])))
 
-    def elements_per_second(self, seconds: float) -> float:
-        return self.rows * self.width / seconds
+    def floor_seconds(self, sample: float) -> float:
+        """A sample of :meth:`run` as the time over all ``rows x width`` elements."""
+        return sample * self.rows / self.measured_rows
 
+    def elements_per_second(self, seconds: float) -> float:
+        return self.measured_rows * self.width / seconds

@@ -103,9 +103,10 @@ def _timed(runner: EpochRunner, names: tuple, tanh_floor: bool, probe, **timing)
         out.update(_peer_entries(compare_key(name), peer, samples, median, case.n_samples))
     probe_times = dict(zip(map(id, probes), times[1 + len(peers):]))
     if floor is not None:
-        best = min(probe_times[id(floor)])
+        best = floor.floor_seconds(min(probe_times[id(floor)]))
         out.update({"tanh_floor_seconds": best, "x_over_tanh_floor": median / best,
-                    "tanh_floor_elements": floor.rows * floor.width})
+                    "tanh_floor_elements": floor.rows * floor.width,
+                    "tanh_floor_measured_elements": floor.measured_rows * floor.width})
     if probe is not None:
         out.update(page_cache_entries(probe, probe_times[id(probe)], median, file_bytes(case)))
     return out
