@@ -21,7 +21,8 @@ from .runners import Case, estimate_memory
 SWEEPS = ("rows", "hidden")
 FIRST_ROWS = 1000
 HIDDEN_RANGE = (16, 8192)
-DEFAULT_BUDGET = 2 * 2**30  # bytes a sweep's largest case may take (memory estimate; the file too)
+DEFAULT_BUDGET = 2**30  # bytes a sweep's largest case may take (memory estimate; the file too)
+DEFAULT_REPEAT = 3  # timed samples per size of `xpnet bench --sweep` (a curve of many sizes: fewer than a grid's 7)
 DEFAULTS = {"rows": {"hidden": [256]}, "hidden": {"n_samples": [100_000]}}  # the other axis when not given
 
 

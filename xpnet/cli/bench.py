@@ -97,9 +97,9 @@ def add_parser(commands) -> None:
                        help="softmax outputs, at least 2 (default: 2; 10 for an MNIST-sized net)")
     bench.add_argument("--epochs", type=_positive_int, default=1,
                        help="epochs per timed sample; seconds_per_epoch = sample time / epochs (default: 1)")
-    bench.add_argument("--repeat", type=_positive_int, default=7,
+    bench.add_argument("--repeat", type=_positive_int, default=None,
                        help="timed samples per case, after one untimed warm-up sample; the median is "
-                            "reported (default: 7)")
+                            "reported (default: 7; 3 with --sweep)")
     bench.add_argument("--compare", type=_compare_list, default=None, metavar="BASELINE[,BASELINE]",
                        help="also time peers doing the same step (same data, weights, dtype), interleaved with "
                             "xpnet's samples, and report the time ratios: torch (PyTorch eager: nn.Linear + autograd "
@@ -127,7 +127,7 @@ def add_parser(commands) -> None:
                             "lines, and where the data or the weights outgrow each CPU cache")
     bench.add_argument("--budget", type=_byte_size, default=None, metavar="SIZE",
                        help="with --sweep: the most memory (and, with --source file, disk) the largest case may "
-                            "take, e.g. 2G or 512M (default: 2G)")
+                            "take, e.g. 2G or 512M (default: 1G)")
     bench.add_argument("--memory", action="store_true",
                        help="also measure each case's peak resident memory over one more epoch (Linux)")
     bench.add_argument("--plot", default=None, metavar="FILE",
@@ -166,6 +166,12 @@ def _say_progress(kind: str, item: dict) -> None:
         _progress(f"xpnet: warning: {item['warning']}")
 
 
+def sweep_repeat() -> int:
+    from ..bench.sweep import DEFAULT_REPEAT
+
+    return DEFAULT_REPEAT
+
+
 def cmd_compare(args) -> int:
     from ..bench import compare
 
@@ -190,7 +196,8 @@ def cmd_bench(args) -> int:
             pass
     if args.budget is not None and args.sweep is None:
         raise UsageError("--budget bounds a --sweep; give --sweep rows or --sweep hidden with it")
-    options = dict(epochs=args.epochs, repeat=args.repeat, compare=args.compare, memory=args.memory,
+    repeat = args.repeat or (sweep_repeat() if args.sweep else 7)
+    options = dict(epochs=args.epochs, repeat=repeat, compare=args.compare, memory=args.memory,
                    kernels=args.kernels, source=args.source, data_dir=args.data_dir, progress=_say_progress)
     with limit_threads(args.threads):
         if args.sweep:
