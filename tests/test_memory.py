@@ -31,6 +31,33 @@ def test_estimate_counts_data_parameters_and_activations():
     assert memory.estimate_bytes([2, 4, 2], 10, 8, rows_at_once=5) == (40 + 88 + 120) * 8
 
 
+def test_streamed_data_counts_its_chunk_buffers_not_the_file():
+    # 2e7 rows of 32 features streamed from a mapped file, two chunks of 65,536 rows resident
+    whole = memory.estimate_bytes([32, 64, 2], 20_000_000, 4, rows_at_once=65_536)
+    streamed = memory.estimate_bytes([32, 64, 2], 20_000_000, 4, rows_at_once=65_536, resident_rows=2 * 65_536)
+    assert whole - streamed == (20_000_000 - 2 * 65_536) * (32 + 2) * 4  # only the data term changes
+    assert streamed < 100 * 2**20 < 2 * 2**30 < whole
+    assert memory.estimate_bytes([2, 4, 2], 10, 8, resident_rows=50) == memory.estimate_bytes([2, 4, 2], 10, 8)
+    backend = tiny(free=200 * 2**20)
+    with pytest.raises(memory.XpnetMemoryError):
+        memory.check_fits(backend, [32, 64, 2], 20_000_000, 4, 65_536)
+    assert memory.check_fits(backend, [32, 64, 2], 20_000_000, 4, 65_536, resident_rows=2 * 65_536) == streamed
+
+
+def test_resident_anonymous_memory_grows_with_what_is_touched_not_with_a_mapped_file(tmp_path):
+    if memory.resident_anonymous() is None:
+        pytest.skip("no RssAnon in /proc/self/status (not Linux)")
+    np.save(tmp_path / "big.npy", np.ones((8192, 1024)))  # 64 MiB
+    before = memory.resident_anonymous()
+    mapped = np.load(tmp_path / "big.npy", mmap_mode="r")
+    assert float(np.sum(mapped, axis=0)[0]) == 8192  # every page touched, through the page cache
+    assert memory.resident_anonymous() - before < 16 * 2**20
+    touched = np.full((8192, 1024), 2.0)  # 64 MiB: above malloc's mmap threshold, so fresh pages
+    assert memory.resident_anonymous() - before > 48 * 2**20
+    del touched, mapped
+    assert memory.resident_anonymous(str(tmp_path / "missing")) is None
+
+
 def test_tutorial_sized_estimate_matches_the_issue_scale():
     # The tutorial code needs ~15 GiB at N=1e5, H=4096 float64; ours counts the same order.
     need = memory.estimate_bytes([2, 4096, 2], 100_000, 8)

@@ -9,8 +9,11 @@ current virtual size. :func:`require` refuses a size read from outside (a flag, 
 header, a checkpoint's meta) before anything of that size is allocated.
 
 :func:`estimate_bytes` counts what a training run holds at its peak: the data (inputs and
-one-hot targets), the parameters with their gradients and an update's temporaries, and the
-activations of the rows processed at once (each layer's input, logits and delta).
+one-hot targets) it holds, the parameters with their gradients and an update's temporaries,
+and the activations of the rows processed at once (each layer's input, logits and delta).
+Data memory-mapped from a file counts by its chunk buffers only (``resident_rows``): its
+pages are page cache, which the kernel reclaims, and :func:`resident_anonymous` (``RssAnon``)
+is what a process really holds.
 :func:`check_fits` compares it with what the backend's device has free
 (:meth:`xpnet.Backend.available_memory`: :func:`available_bytes` for CPU backends, free
 device memory for CuPy and CUDA torch) and raises :class:`XpnetMemoryError` when it does
@@ -200,6 +203,19 @@ def rlimit_available() -> int | None:
     return max(soft - (size or 0), 0)
 
 
+def resident_anonymous(path: str = "/proc/self/status") -> int | None:
+    """This process's resident anonymous memory in bytes (``RssAnon``: what it allocated and
+    touched, not the page cache of the files it maps), or None where Linux does not say."""
+    try:
+        with open(path) as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def virtual_size() -> int | None:
     """This process's virtual memory size in bytes (what ``RLIMIT_AS`` counts), or None."""
     try:
@@ -211,7 +227,8 @@ def virtual_size() -> int | None:
 
 # -- training runs ----------------------------------------------------------------------------
 
-def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None) -> int:
+def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None, *,
+                   resident_rows: int | None = None) -> int:
     """Bytes a training run needs at its peak.
 
     Parameters
@@ -219,15 +236,21 @@ def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int
     layer_sizes : sequence of int
         ``[n_inputs, hidden..., n_outputs]``.
     n_samples : int
-        Rows of training data held on the device.
+        Rows of training data.
     itemsize : int
         Bytes per number (4 for float32, 8 for float64).
     rows_at_once : int, optional
         Rows whose activations are alive together (a batch or chunk); default all.
+    resident_rows : int, optional
+        Rows of data held in memory at once; default all ``n_samples``. Data streamed
+        from a memory-mapped file holds only its chunk buffers (e.g. two chunks: the one
+        computing and the one prefetched): the file itself is page cache, which the
+        kernel reclaims, not memory of the process.
     """
     rows = n_samples if rows_at_once is None else min(rows_at_once, n_samples)
+    held = n_samples if resident_rows is None else min(resident_rows, n_samples)
     n_in, n_out = layer_sizes[0], layer_sizes[-1]
-    data = n_samples * (n_in + n_out)
+    data = held * (n_in + n_out)
     params = sum((a + 1) * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     widths = sum(layer_sizes[1:])
     # activations: each layer keeps its input; a step also holds logits, outputs and deltas
@@ -246,9 +269,11 @@ def format_bytes(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def check_fits(backend, layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None) -> int:
-    """Raise :class:`XpnetMemoryError` when the run would not fit; return the estimate."""
-    need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once)
+def check_fits(backend, layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None, *,
+               resident_rows: int | None = None) -> int:
+    """Raise :class:`XpnetMemoryError` when the run would not fit; return the estimate
+    (:func:`estimate_bytes`; ``resident_rows`` for data streamed from a file)."""
+    need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once, resident_rows=resident_rows)
     free = backend.available_memory() if need >= UNCHECKED else None
     if free is not None and need > HEADROOM * free:
         raise XpnetMemoryError(

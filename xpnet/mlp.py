@@ -28,8 +28,8 @@ from .backend import Backend, get_backend, itemsize, to_numpy
 from .core import activations, inputs, layers, losses
 from .core.init import SEEDS, initial_weights
 from .core.network import NUMERICS, Spec, forward, l2_penalty
-from .engine.kernels import CHOICES as KERNEL_CHOICES
 from .engine.numpy_ops import get_ops
+from .engine.plan import CHOICES as KERNEL_CHOICES
 from .errors import Interval, XpnetError, XpnetValueError, check_bool, check_choice, check_positive
 
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations

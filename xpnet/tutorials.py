@@ -24,6 +24,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import datasets
+from .engine.plan import CHOICES as KERNEL_CHOICES
 from .errors import XpnetValueError, check_choice, check_positive
 from .mlp import MLP
 from .training import optim
@@ -280,7 +281,7 @@ def run(name: str, backend=None, hidden: int | None = None, iterations: int | No
     their printed digits stay the tutorials' own whatever the choice.
     """
     check_choice("tutorial", name, tuple(TUTORIALS))
-    check_choice("kernels", kernels, ("auto", "numpy", "jit"))
+    check_choice("kernels", kernels, KERNEL_CHOICES)
     tutorial = TUTORIALS[name]
     options: dict = {}
     if hidden is not None:

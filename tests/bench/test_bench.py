@@ -19,6 +19,7 @@ import xpnet
 from xpnet import bench, cli, memory
 from xpnet.backend import Backend
 from xpnet.bench import peers, probes, runners, timing
+from xpnet.engine import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CEILINGS = {"matmul_size": 64, "copy_elements": 4096, "activation_elements": 4096}
@@ -78,16 +79,15 @@ class Counting(np.ndarray):
         return out.view(Counting) if isinstance(out, np.ndarray) else out
 
 
-def test_step_cost_equals_the_work_the_real_step_does(monkeypatch):
-    """The count is the step as xpnet.mlp writes it (the generic pass; NumPy's fast path
-    computes the same gradients with its work arranged differently, see tests/core/test_ops.py)."""
+def test_step_cost_equals_the_work_the_real_step_does():
+    """The count is the step as xpnet.mlp writes it: the trainer's epoch with the plan's pass on
+    the generic primitives (NumPy's fast paths compute the same gradients with their work
+    arranged differently, see tests/core/test_ops.py)."""
     case = bench.Case("numpy", "float64", 9, 5, input_dim=3, classes=4)
     runner = bench.EpochRunner(case)
     generic = xpnet.core.ops.Ops(runner.xp)
-    monkeypatch.setattr(runners, "gradient_pass",
-                        lambda backend, spec, W, b, X, T, kernels="auto": xpnet.engine.fullbatch.gradients(
-                            generic, spec, W, b, X, T, "mean")[:2])
-    runner.X, runner.T = runner.X.view(Counting), runner.T.view(Counting)
+    runner.run_.passes[case.n_samples] = plan.Pass("plain", generic, runner.spec, "float64")
+    runner.feed(runner.X.view(Counting), runner.T.view(Counting))
     runner.W0 = [w.view(Counting) for w in runner.W0]
     runner.b0 = [b.view(Counting) for b in runner.b0]
     runner.reset()

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import rtol_for
+from conftest import available_backend, rtol_for
 
 import xpnet
 from xpnet import to_numpy
@@ -29,7 +29,8 @@ def _problem(backend, activation, batch_norm, dropout):
     T = model.as_targets(rng.integers(0, SIZES[-1], 8), 8)
     masks = None
     if dropout:
-        masks = [backend.asarray(m, "float64") for m in layers.dropout_masks(rng, 8, SIZES[1:-1], dropout)]
+        masks = [layers.dropout_multipliers(backend.xp, backend.asarray(k), dropout, backend.dtype("float64"))
+                 for k in layers.dropout_keep(rng, 8, SIZES[1:-1], dropout)]
     return model, X, T, masks
 
 
@@ -109,13 +110,23 @@ def test_batch_norm_inference_does_not_depend_on_the_batch(backend, dtype):
     np.testing.assert_allclose(alone, whole, rtol=rtol_for(dtype), atol=1e-7)
 
 
-def test_dropout_masks_are_inverted_and_seeded():
-    masks = layers.dropout_masks(np.random.default_rng(0), 2000, [50], 0.25)
-    m = masks[0]
-    assert set(np.unique(m)) == {0.0, 1 / 0.75}
-    assert abs(np.mean(m == 0) - 0.25) < 0.01
+@pytest.mark.parametrize("rate", [0.25, 0.1, 0.5])
+def test_dropout_masks_are_inverted_and_seeded(rate):
+    keep = layers.dropout_keep(np.random.default_rng(0), 2000, [50], rate)
+    assert keep[0].dtype == np.bool_ and keep[0].shape == (2000, 50)  # one byte an entry crosses to the device
+    m = layers.dropout_multipliers(np, keep[0], rate, np.float64)
+    assert set(np.unique(m)) == {0.0, 1 / (1 - rate)}
+    assert abs(np.mean(m == 0) - rate) < 0.01
     assert abs(m.mean() - 1.0) < 0.02  # inverted: the expected multiplier is 1
-    np.testing.assert_array_equal(layers.dropout_masks(np.random.default_rng(0), 2000, [50], 0.25)[0], m)
+    # the draws of earlier versions (float64 uniforms against the rate), so their runs resume exactly
+    np.testing.assert_array_equal(m, (np.random.default_rng(0).random((2000, 50)) >= rate) / (1 - rate))
+
+
+def test_dropout_masks_are_made_on_the_device():
+    strict = available_backend("array_api_strict:device1")
+    keep = strict.asarray(layers.dropout_keep(np.random.default_rng(1), 10, [4], 0.5)[0])
+    m = layers.dropout_multipliers(strict.xp, keep, 0.5, strict.dtype("float32"))
+    assert m.device == keep.device and m.dtype == strict.dtype("float32")
 
 
 def test_dropout_is_training_only_and_reproducible(backend, dtype):

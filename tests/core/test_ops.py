@@ -13,6 +13,7 @@ import xpnet
 from xpnet.core import ops
 from xpnet.core.activations import HIDDEN, Activation
 from xpnet.core.network import gradients
+from xpnet.engine import activations as engine_activations
 from xpnet.engine import numpy_ops
 
 
@@ -40,34 +41,12 @@ def test_numpy_primitives_give_the_generic_bits(n, hidden, n_in, output, activat
     scale = n if reduction == "mean" else None
     args = (model.spec, model.W, model.b, X, T, scale, True)
     # the tutorials' plain softmax overflows for large logits, as theirs does (fit trains with overflow quiet)
-    loud = np.errstate(over="ignore") if numerics == "tutorial" else contextlib.nullcontext()
+    loud = np.errstate(over="ignore", invalid="ignore") if numerics == "tutorial" else contextlib.nullcontext()
     with loud:
         want = gradients(ops.Ops(model.xp), *args)
         with xpnet.activations.overflow_quiet() if quiet else contextlib.nullcontext():
             got = gradients(numpy_ops.NumpyOps(model.xp), *args)
     same_bits(got, want)
-
-
-@pytest.mark.parametrize("name", sorted(HIDDEN))
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_in_place_activations_equal_the_generic_ones(name, dtype):
-    """The NumPy lanes' in-place forms against :mod:`xpnet.activations` (overflowing inputs included)."""
-    xp = xpnet.get_backend("numpy").xp
-    rng = np.random.default_rng(1)
-    Z = np.concatenate([rng.normal(scale=4, size=(60, 5)), [[-1e4, -800.0, -90.0, 90.0, 1e4]]]).astype(dtype)
-    dY = rng.normal(size=Z.shape).astype(dtype)
-    act = HIDDEN[name]
-    forward, backward, slope = numpy_ops.in_place(act)
-    Y = Z.copy()
-    forward(Y)
-    with np.errstate(over="ignore"):
-        want = act.forward(xp, Z)
-    tiny = np.finfo(dtype).tiny  # the in-place sigmoid gives ~1e-39 / 1e-309 where the generic one gives 0
-    np.testing.assert_allclose(Y, want, rtol=4 * np.finfo(dtype).eps, atol=tiny)
-    dZ = backward(dY.copy(), want.copy())
-    np.testing.assert_allclose(dZ, act.backward(xp, dY, want), rtol=4 * np.finfo(dtype).eps, atol=tiny)
-    S = slope(want.copy(), np.empty_like(want))  # the derivative itself: the backward pass of ones
-    np.testing.assert_array_equal(S, act.backward(xp, np.ones_like(want), want))
 
 
 def test_only_xpnets_own_activations_run_in_place():
@@ -83,7 +62,7 @@ def test_only_xpnets_own_activations_run_in_place():
         return dY * (1 - Y * Y)
 
     mine = Activation("tanh", forward, backward)
-    assert numpy_ops.in_place(HIDDEN["tanh"]) is not None and numpy_ops.in_place(mine) is None
+    assert engine_activations.in_place(HIDDEN["tanh"]) is not None and engine_activations.in_place(mine) is None
     model, X, T = problem("numpy", "float64", [3, 5, 4, 2], 40, activation=mine)
     lane = numpy_ops.get_ops(model.backend).lane(model.spec, model.W, model.b, 40, X.dtype)
     got = gradients(lane, model.spec, model.W, model.b, X, T, 40, True)

@@ -5,7 +5,7 @@ from unittest import mock
 import numpy as np
 import pytest
 from conftest import available_backend, rtol_for
-from helpers import assert_close, plain_pass, problem
+from helpers import assert_close, pass_gradients, plain_pass, problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,7 @@ def test_chunked_full_batch_equals_unchunked(n, rows, hidden, n_in, output, n_ou
     model, X, T = problem("numpy", "float64", sizes, n, output, activation, bias, seed)
     want = plain_pass(model, X, T, reduction)
     for impl in (ops.Ops(model.xp), numpy_ops.NumpyOps(model.xp)):
-        got = fullbatch.gradients(impl, model.spec, model.W, model.b, X, T, reduction, with_loss=True, rows=rows,
+        got = pass_gradients(impl, model.spec, model.W, model.b, X, T, reduction, with_loss=True, rows=rows,
                                   kernel="numpy")  # the NumPy lanes and kernels (tests/engine/test_jit.py: the jit ones)
         assert_close(got, want, rtol=1e-9, atol=1e-12)
 
@@ -52,14 +52,14 @@ def _at_thread_counts(n, rows, seed, net):
     results = []
     for threads in (1, 2, 3):
         with xpnet.limit_threads(threads):
-            results.append(fullbatch.gradients(*args, with_loss=True, rows=rows))
+            results.append(pass_gradients(*args, with_loss=True, rows=rows))
     assert_close(results[0], plain_pass(model, X, T, "mean"), rtol=1e-12, atol=1e-15)
     return results[0], results[1:]
 
 
 def test_chunked_pass_on_every_backend(backend, dtype):
     model, X, T = problem(backend, dtype, [2, 9, 3], 700, seed=5)
-    got = fullbatch.gradients(numpy_ops.get_ops(backend), model.spec, model.W, model.b, X, T, "mean", with_loss=True,
+    got = pass_gradients(numpy_ops.get_ops(backend), model.spec, model.W, model.b, X, T, "mean", with_loss=True,
                               rows=100)
     assert_close(got, plain_pass(model, X, T, "mean"), rtol=rtol_for(dtype), atol=1e-6 if dtype == "float32" else 1e-12)
 
@@ -67,7 +67,7 @@ def test_chunked_pass_on_every_backend(backend, dtype):
 def test_small_problems_take_the_plain_pass_bit_for_bit():
     """Up to SMALL rows (the tutorials) nothing is chunked: exactly forward + backward."""
     model, X, T = problem("numpy", "float64", [2, 3, 2], numpy_ops.SMALL, seed=2)
-    got = fullbatch.gradients(numpy_ops.get_ops(model.backend), model.spec, model.W, model.b, X, T, "sum", with_loss=True,
+    got = pass_gradients(numpy_ops.get_ops(model.backend), model.spec, model.W, model.b, X, T, "sum", with_loss=True,
                               rows=16)
     want = plain_pass(model, X, T, "sum")
     for a, b in zip(got.flat(), want.flat()):
@@ -116,7 +116,7 @@ def test_passes_in_parallel_threads_do_not_share_buffers(monkeypatch):
 
     def run(p):
         model, X, T = p
-        return [fullbatch.gradients(np_ops, model.spec, model.W, model.b, X, T, "mean", rows=64).dW
+        return [pass_gradients(np_ops, model.spec, model.W, model.b, X, T, "mean", rows=64).dW
                 for _ in range(5)]
 
     with ThreadPoolExecutor(2) as pool:

@@ -14,14 +14,14 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import assert_close, plain_pass, problem
+from helpers import assert_close, pass_gradients, pass_name, plain_pass, problem, select
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xpnet
 from xpnet import tutorials
 from xpnet.core.activations import Activation
-from xpnet.engine import fullbatch, kernels, numpy_ops
+from xpnet.engine import fullbatch, numpy_ops, plan
 from xpnet.engine.kernels import numba_fused, numba_layers, numba_support, numpy_gram
 
 needs_numba = pytest.mark.skipif(not numba_support.available(), reason=f"{numba_support.unavailable_reason()}")
@@ -117,7 +117,7 @@ def tolerance(dtype, reduction, n):
 
 def jit_pass(model, X, T, reduction, rows, threads, with_loss=True):
     with mock.patch.object(fullbatch, "PARALLEL_MIN", 0), xpnet.limit_threads(threads):
-        return fullbatch.gradients(numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, reduction,
+        return pass_gradients(numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, reduction,
                                    with_loss=with_loss, rows=rows, kernel="jit")
 
 
@@ -141,7 +141,7 @@ def test_numba_fused_equals_the_generic_pass(variant, n, rows, width, output_los
         output, loss = "identity", None
     model, X, T = problem("numpy", dtype, [n_in, width, n_out], n, output, activation, bias, seed, loss=loss,
                           numerics=numerics)
-    assert kernels.select(model.spec, "numpy", dtype, n, "jit") is numba_fused.KERNEL
+    assert select(model.spec, "numpy", dtype, n, "jit") is numba_fused.KERNEL
     got = jit_pass(model, X, T, reduction, rows, threads)
     assert_close(got, plain_pass(model, X, T, reduction), **tolerance(dtype, reduction, n))
 
@@ -153,7 +153,7 @@ def test_numba_fused_at_its_widest(sizes, activation, dtype):
     """The widest compiled shapes (8 inputs and 2 outputs, 4 and 4), and inputs padded up to 8."""
     for output, n in (("softmax", 1001), ("sigmoid", 700)):
         model, X, T = problem("numpy", dtype, sizes, n, output, activation, seed=n)
-        assert kernels.select(model.spec, "numpy", dtype, n, "jit") is numba_fused.KERNEL
+        assert select(model.spec, "numpy", dtype, n, "jit") is numba_fused.KERNEL
         for reduction in ("mean", "sum"):
             got = jit_pass(model, X, T, reduction, rows=128, threads=2)
             assert_close(got, plain_pass(model, X, T, reduction), **tolerance(dtype, reduction, n))
@@ -177,7 +177,7 @@ def test_numba_layers_equals_the_generic_pass(n, rows, hidden, n_in, n_out, outp
     if len(hidden) == 1 and numba_fused.fits(n_in, sizes[-1]):
         sizes[0] = numba_fused.MAX_INPUTS + n_in  # one hidden layer and narrow: numba-fused's case
     model, X, T = problem("numpy", dtype, sizes, n, output, activations, bias, seed, loss=loss, numerics=numerics)
-    assert kernels.select(model.spec, "numpy", dtype, n, "jit") is numba_layers.KERNEL
+    assert select(model.spec, "numpy", dtype, n, "jit") is numba_layers.KERNEL
     got = jit_pass(model, X, T, reduction, rows, threads)
     assert_close(got, plain_pass(model, X, T, reduction), **tolerance(dtype, reduction, n))
 
@@ -200,28 +200,28 @@ def test_bits_do_not_depend_on_the_thread_count(sizes, activation, dtype):
 def test_select_takes_the_jit_kernels_only_where_they_apply():
     tutorial, deep, wide = spec_of([2, 64, 2]), spec_of([2, 64, 64, 2]), spec_of([784, 64, 10])
     n = 10**5
-    assert kernels.select(tutorial, "numpy", "float32", n) is numba_fused.KERNEL  # auto: jit first
-    assert kernels.select(tutorial, "numpy", "float64", n, "jit") is numba_fused.KERNEL
-    assert kernels.select(deep, "numpy", "float32", n) is numba_layers.KERNEL
-    assert kernels.select(wide, "numpy", "float32", n, "jit") is numba_layers.KERNEL
+    assert select(tutorial, "numpy", "float32", n) is numba_fused.KERNEL  # auto: jit first
+    assert select(tutorial, "numpy", "float64", n, "jit") is numba_fused.KERNEL
+    assert select(deep, "numpy", "float32", n) is numba_layers.KERNEL
+    assert select(wide, "numpy", "float32", n, "jit") is numba_layers.KERNEL
     for sizes in ([1, 8, 1], [8, 8, 2], [4, 8, 4], [2, 8, 4], [6, 8, 1]):
         spec = spec_of(sizes, output="softmax" if sizes[-1] > 1 else "sigmoid")
-        assert kernels.select(spec, "numpy", "float32", n) is numba_fused.KERNEL, sizes
+        assert select(spec, "numpy", "float32", n) is numba_fused.KERNEL, sizes
     for sizes in ([9, 8, 2], [2, 8, 5], [5, 8, 3], [8, 8, 4], [64, 8, 10]):  # wider: BLAS does better
-        assert kernels.select(spec_of(sizes), "numpy", "float32", n) is numba_layers.KERNEL, sizes
+        assert select(spec_of(sizes), "numpy", "float32", n) is numba_layers.KERNEL, sizes
     # "numpy" never takes a jit kernel, "jit" never takes numpy-gram
-    assert kernels.select(tutorial, "numpy", "float32", n, "numpy") is numpy_gram.KERNEL
-    assert kernels.select(deep, "numpy", "float32", n, "numpy") is None
-    assert all(kernels.select(s, "numpy", "float32", n, "jit") is not numpy_gram.KERNEL for s in (tutorial, deep, wide))
+    assert select(tutorial, "numpy", "float32", n, "numpy") is numpy_gram.KERNEL
+    assert select(deep, "numpy", "float32", n, "numpy") is None
+    assert all(select(s, "numpy", "float32", n, "jit") is not numpy_gram.KERNEL for s in (tutorial, deep, wide))
     # not NumPy, the tutorials' sizes, a user's activation, no hidden layer: no jit kernel
-    assert kernels.select(tutorial, "generic", "float32", n, "jit") is None
-    assert kernels.select(tutorial, "numpy", "float32", numpy_ops.SMALL, "jit") is None
+    assert select(tutorial, "generic", "float32", n, "jit") is None
+    assert select(tutorial, "numpy", "float32", numpy_ops.SMALL, "jit") is None
     mine = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)), lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
     for sizes in ([2, 64, 2], [2, 64, 64, 2]):
-        assert kernels.select(spec_of(sizes, activation=mine), "numpy", "float32", n, "jit") is None
-    assert kernels.select(spec_of([2, 8, 8, 2], activation=["tanh", mine]), "numpy", "float32", n, "jit") is None
-    assert kernels.select(spec_of([2, 2]), "numpy", "float32", n, "jit") is None
-    assert [k.family for k in kernels.KERNELS] == ["jit", "jit", "numpy"]
+        assert select(spec_of(sizes, activation=mine), "numpy", "float32", n, "jit") is None
+    assert select(spec_of([2, 8, 8, 2], activation=["tanh", mine]), "numpy", "float32", n, "jit") is None
+    assert select(spec_of([2, 2]), "numpy", "float32", n, "jit") is None
+    assert [k.family for k in plan.KERNELS] == ["jit", "jit", "numpy"]
 
 
 @needs_numba
@@ -229,11 +229,11 @@ def test_pass_name_reports_what_runs():
     X = np.random.default_rng(0).normal(size=(1000, 2))
     model = xpnet.MLP([2, 8, 2], backend="numpy")
     np_ops = numpy_ops.NumpyOps(np)
-    assert fullbatch.pass_name(np_ops, model, 1000) == "numba-fused"
-    assert fullbatch.pass_name(np_ops, model, 1000, "numpy") == "numpy-gram"
-    assert fullbatch.pass_name(np_ops, model, 200, "jit") == "plain"
-    assert fullbatch.pass_name(np_ops, xpnet.MLP([2, 8, 8, 2], backend="numpy"), 1000, "jit") == "numba-layers"
-    assert fullbatch.pass_name(np_ops, xpnet.MLP([2, 8, 2], backend="numpy", dropout=0.1), 1000, "jit") == "plain"
+    assert pass_name(np_ops, model, 1000) == "numba-fused"
+    assert pass_name(np_ops, model, 1000, "numpy") == "numpy-gram"
+    assert pass_name(np_ops, model, 200, "jit") == "plain"
+    assert pass_name(np_ops, xpnet.MLP([2, 8, 8, 2], backend="numpy"), 1000, "jit") == "numba-layers"
+    assert pass_name(np_ops, xpnet.MLP([2, 8, 2], backend="numpy", dropout=0.1), 1000, "jit") == "plain"
     assert X.shape[0] == 1000
 
 
@@ -258,7 +258,8 @@ def test_tutorials_never_consult_the_kernels(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a tutorial consulted the kernels")
 
-    monkeypatch.setattr(kernels, "select", refuse)
+    for kernel in plan.KERNELS:
+        monkeypatch.setattr(kernel, "supports", refuse)
     result = tutorials.run("wildml-moons", backend="numpy", iterations=50)
     assert result.data["losses"]
     model = xpnet.MLP([2, 3, 2], backend="numpy", kernels="jit")
@@ -280,18 +281,22 @@ def test_without_numba_nothing_changes(monkeypatch):
     monkeypatch.setitem(numba_support._STATE, "ok", False)
     monkeypatch.setitem(numba_support._STATE, "reason", "numba is not importable (test)")
     spec = spec_of([2, 64, 2])
-    assert kernels.select(spec, "numpy", "float32", 10**5, "jit") is None
-    assert kernels.select(spec, "numpy", "float32", 10**5) is numpy_gram.KERNEL
+    assert select(spec, "numpy", "float32", 10**5, "jit") is None
+    assert select(spec, "numpy", "float32", 10**5) is numpy_gram.KERNEL
     assert numba_support.unavailable_reason() == "numba is not importable (test)"
     model, X, T = problem("numpy", "float64", [2, 9, 2], 700, seed=2)
-    got = fullbatch.gradients(numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, "mean", with_loss=True,
-                              kernel="jit")
+    ops = numpy_ops.NumpyOps(model.xp)
+    with pytest.raises(xpnet.XpnetValueError, match=r"kernels='jit' needs numba: .*pip install '\.\[jit\]'"):
+        plan.choose(ops, model.spec, "float64", 700, "jit")  # asked for by name: never a silent substitute
+    chosen = plan.choose(ops, model.spec, "float64", 700)  # auto falls back, and says so
+    assert chosen.name == "numpy-gram" and "numba's compiled kernels are not installed" in chosen.reason
+    got = pass_gradients(ops, model.spec, model.W, model.b, X, T, "mean", with_loss=True)
     assert_close(got, plain_pass(model, X, T, "mean"), rtol=1e-12, atol=1e-15)
 
 
 def test_numba_is_imported_only_for_a_jit_kernel():
-    """Importing xpnet, tiny problems, and kernels="numpy" never import numba; a blocked numba
-    means the generic pass."""
+    """Importing xpnet, tiny problems, and kernels="numpy" never import numba; with numba blocked,
+    kernels="auto" takes NumPy's kernel and kernels="jit" is an error naming the install."""
     code = textwrap.dedent("""
         import sys
         import numpy as np
@@ -302,8 +307,14 @@ def test_numba_is_imported_only_for_a_jit_kernel():
         xpnet.MLP([2, 8, 2], backend="numpy", kernels="numpy").fit(*big, epochs=2)
         assert "numba" not in sys.modules, "numba imported"
         sys.modules["numba"] = None  # as if it were not installed
-        print(xpnet.MLP([2, 8, 2], backend="numpy", kernels="jit").fit(*big, epochs=2).kernels)
+        print(xpnet.MLP([2, 8, 2], backend="numpy").fit(*big, epochs=2).kernels)
+        try:
+            xpnet.MLP([2, 8, 2], backend="numpy", kernels="jit").fit(*big, epochs=2)
+        except xpnet.XpnetValueError as exc:
+            print(exc)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "generic"
+    auto, error = proc.stdout.strip().splitlines()
+    assert auto == "numpy-gram"
+    assert error.startswith("kernels='jit' needs numba") and "pip install '.[jit]'" in error

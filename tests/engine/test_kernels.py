@@ -1,13 +1,13 @@
 """xpnet.kernels: every kernel computes the generic pass's gradients, and is chosen only where it applies."""
 
 import numpy as np
-from helpers import assert_close, plain_pass, problem
+from helpers import assert_close, pass_gradients, plain_pass, problem, select
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xpnet
 from xpnet.core.activations import Activation
-from xpnet.engine import fullbatch, kernels, numpy_ops
+from xpnet.engine import fullbatch, numpy_ops, plan
 from xpnet.engine.kernels import numpy_gram
 
 
@@ -28,8 +28,8 @@ def test_numpy_gram_equals_the_generic_pass(n, rows, n_in, n_out, width, output,
         n_in = numpy_gram.GRAM // n_out - bias
     sizes = [max(n_in, 1), width, n_out]
     model, X, T = problem("numpy", dtype, sizes, n, output, activation, bias, seed)
-    assert kernels.select(model.spec, "numpy", dtype, n, "numpy") is numpy_gram.KERNEL
-    got = fullbatch.gradients(numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, reduction, with_loss=True,
+    assert select(model.spec, "numpy", dtype, n, "numpy") is numpy_gram.KERNEL
+    got = pass_gradients(numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, reduction, with_loss=True,
                               rows=rows, kernel="numpy")
     want = plain_pass(model, X, T, reduction)
     if dtype == "float64":
@@ -40,22 +40,22 @@ def test_numpy_gram_equals_the_generic_pass(n, rows, n_in, n_out, width, output,
 
 def test_numpy_gram_takes_only_the_tutorials_nets_on_numpy():
     tutorial = spec_of([2, 64, 2])
-    assert kernels.select(tutorial, "numpy", "float32", 10**5, "numpy") is numpy_gram.KERNEL
-    assert kernels.select(tutorial, "numpy", "float32", numpy_ops.SMALL, "numpy") is None  # the tutorials' sizes: plain
+    assert select(tutorial, "numpy", "float32", 10**5, "numpy") is numpy_gram.KERNEL
+    assert select(tutorial, "numpy", "float32", numpy_ops.SMALL, "numpy") is None  # the tutorials' sizes: plain
     for choice in ("numpy", "auto"):
-        assert kernels.select(tutorial, "generic", "float32", 10**5, choice) is None  # torch, strict, cupy
+        assert select(tutorial, "generic", "float32", 10**5, choice) is None  # torch, strict, cupy
         mine = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)), lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
-        assert kernels.select(spec_of([2, 64, 2], activation=mine), "numpy", "float32", 10**5, choice) is None
-    assert kernels.select(spec_of([2, 64, 64, 2]), "numpy", "float32", 10**5, "numpy") is None  # deeper
-    assert kernels.select(spec_of([784, 64, 10]), "numpy", "float32", 10**5, "numpy") is None  # wide input
-    assert kernels.select(spec_of([8, 64, 10]), "numpy", "float32", 10**5, "numpy") is None  # (8 + 1) x 10 sums
+        assert select(spec_of([2, 64, 2], activation=mine), "numpy", "float32", 10**5, choice) is None
+    assert select(spec_of([2, 64, 64, 2]), "numpy", "float32", 10**5, "numpy") is None  # deeper
+    assert select(spec_of([784, 64, 10]), "numpy", "float32", 10**5, "numpy") is None  # wide input
+    assert select(spec_of([8, 64, 10]), "numpy", "float32", 10**5, "numpy") is None  # (8 + 1) x 10 sums
 
 
 def test_kernel_choice_is_checked():
     import pytest
 
     with pytest.raises(xpnet.XpnetValueError, match="kernels='fast'"):
-        kernels.select(spec_of([2, 8, 2]), "numpy", "float32", 10**5, "fast")
+        plan.choose(numpy_ops.NumpyOps(np), spec_of([2, 8, 2]), "float32", 10**5, "fast")
 
 
 def test_numpy_gram_bits_do_not_depend_on_the_thread_count(monkeypatch):
@@ -63,9 +63,9 @@ def test_numpy_gram_bits_do_not_depend_on_the_thread_count(monkeypatch):
     model, X, T = problem("numpy", "float32", [2, 33, 3], 3001, seed=4)
     args = (numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, "mean")
     with xpnet.limit_threads(1):
-        one = fullbatch.gradients(*args, with_loss=True, rows=100, kernel="numpy")
+        one = pass_gradients(*args, with_loss=True, rows=100, kernel="numpy")
     with xpnet.limit_threads(2):
-        two = fullbatch.gradients(*args, with_loss=True, rows=100, kernel="numpy")
+        two = pass_gradients(*args, with_loss=True, rows=100, kernel="numpy")
     for a, b in zip(one.flat(), two.flat()):
         np.testing.assert_array_equal(a, b)
 
@@ -81,6 +81,6 @@ def test_weighted_and_poisson_losses_never_get_a_compiled_kernel():
     weighted = dataclasses.replace(tutorial, loss=losses.weighted(tutorial.loss))
     poisson = spec_of([2, 64, 1], output="exp")
     for spec in (weighted, poisson):
-        chosen = kernels.select(spec, "numpy", "float32", 10**5, "auto")
+        chosen = select(spec, "numpy", "float32", 10**5, "auto")
         assert chosen is None or chosen.family == "numpy"
-        assert kernels.select(spec, "numpy", "float32", 10**5, "jit") is None
+        assert select(spec, "numpy", "float32", 10**5, "jit") is None

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 
 from ..backend import Backend, get_backend
-from ..engine.kernels import CHOICES as KERNEL_CHOICES
+from ..engine.plan import CHOICES as KERNEL_CHOICES
 from ..errors import XpnetValueError, check_choice
 from .cost import units
 from .disk import CaseFile, PageCacheProbe, disk_room, file_bytes, map_case_npy, page_cache_entries

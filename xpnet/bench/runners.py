@@ -2,8 +2,9 @@
 (:class:`EpochRunner`, a *runner*: ``run(epochs)`` ends with a sync), and the memory a case
 needs.
 
-* :class:`EpochRunner`: xpnet's full-batch step, exactly as :func:`xpnet.fit` takes it
-  (:func:`gradient_pass`, then :class:`xpnet.optim.SGD` with L2 on the weights).
+* :class:`EpochRunner`: the trainer's own epoch (:meth:`xpnet.training.loop.Run.epoch`: the
+  plan's pass, then the optimizer's update), on a run made as :func:`xpnet.fit` makes it;
+  nothing of the step is the benchmark's own.
 * The memory a case needs (:func:`estimate_memory`) is :func:`xpnet.memory.estimate_bytes`
   plus the peers' own arrays (:func:`baseline_memory`), against
   :meth:`xpnet.Backend.available_memory` with :data:`xpnet.memory.HEADROOM` (:func:`too_big`).
@@ -21,12 +22,14 @@ from .. import memory
 from ..backend import Backend, get_backend
 from ..backend import itemsize as dtype_bytes
 from ..engine import fullbatch
-from ..engine.kernels import CHOICES as KERNEL_CHOICES
-from ..engine.kernels import select as select_kernel
 from ..engine.numpy_ops import get_ops
+from ..engine.plan import CHOICES as KERNEL_CHOICES
 from ..errors import XpnetValueError, check_choice, check_positive
 from ..mlp import MLP
-from ..training import optim
+from ..parallel.comm import Communicator
+from ..training.batches import Batches
+from ..training.config import TrainConfig
+from ..training.loop import Run
 from .cost import ACTIVATIONS
 
 # The peers `compare` may name: PyTorch eager; the WildML tutorial's own NumPy float64 step;
@@ -82,41 +85,8 @@ def compare_key(name: str) -> str:
     return name.replace("-", "_")
 
 
-# -- the seam: the only code of xpnet.bench that knows the gradient pass's internals ----------
-def gradient_pass(backend: Backend, spec, W, b, X, T, kernels: str = "auto") -> tuple:
-    """``(dW, db)`` of the mean data loss over the whole batch: the full-batch gradient pass
-    :func:`xpnet.fit` takes on ``backend`` (:func:`xpnet.engine.fullbatch.gradients`)."""
-    grads = fullbatch.gradients(get_ops(backend), spec, W, b, X, T, "mean", kernel=kernels)
-    return grads.dW, grads.db
-
-
-def pass_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> str:
-    """What computes :func:`gradient_pass` for ``model`` on ``n`` rows: a kernel's name,
-    ``"generic"`` or ``"plain"`` (:func:`xpnet.engine.fullbatch.pass_name`)."""
-    return fullbatch.pass_name(get_ops(backend), model, n, kernels)
-
-
-def warm_up_kernel(backend: Backend, model, n: int, kernels: str = "auto") -> tuple:
-    """Compile (or load from numba's cache) the JIT kernel :func:`gradient_pass` runs for
-    ``model`` on ``n`` rows, before any epoch: ``(seconds, whether it compiled)``; ``(0.0,
-    False)`` when the pass has no JIT kernel."""
-    kernel = chosen_kernel(backend, model, n, kernels)
-    if kernel is None or not hasattr(kernel, "warm_up"):
-        return 0.0, False
-    compiles = kernel.needs_compile(model.spec, model.dtype_name)
-    return kernel.warm_up(model.spec, model.dtype_name), compiles
-
-
-def chosen_kernel(backend: Backend, model, n: int, kernels: str = "auto"):
-    """The kernel of :mod:`xpnet.engine.kernels` that :func:`gradient_pass` runs for ``model`` on ``n``
-    rows; None for the generic or plain pass."""
-    if pass_kernel(backend, model, n, kernels) in ("generic", "plain"):
-        return None
-    return select_kernel(model.spec, get_ops(backend).name, model.dtype_name, n, kernels)
-
-
 def rows_alive(case: Case, backend: Backend) -> int:
-    """Rows whose activations :func:`gradient_pass` holds at once (its lanes' chunks)."""
+    """Rows whose activations the trainer's full-batch pass holds at once (its lanes' chunks)."""
     return fullbatch.rows_at_once(get_ops(backend), case.layer_sizes, dtype_bytes(case.dtype), case.n_samples)
 
 
@@ -178,7 +148,13 @@ def synthetic(case: Case, seed: int):
 
 
 class EpochRunner:
-    """xpnet's full-batch training step on one case, ready to be timed.
+    """The trainer's own full-batch epoch on one case, ready to be timed.
+
+    A :class:`xpnet.training.loop.Run` is made as :func:`xpnet.fit` makes one (a
+    :class:`~xpnet.TrainConfig` of the case's rate and L2, the mean gradient, full batch, the
+    ``kernels`` choice), and :meth:`step` is its :meth:`~xpnet.training.loop.Run.epoch`: the
+    plan's pass (:func:`xpnet.engine.plan.choose`), then the optimizer's update. Which pass
+    runs, and its warm-up, are the plan's (:attr:`pass_name`, :meth:`warm_up`).
 
     Parameters
     ----------
@@ -188,18 +164,21 @@ class EpochRunner:
     seed : int
         Seeds the synthetic data and the starting weights.
     kernels : {"auto", "numpy", "jit"}
-        Which whole-pass kernels the gradient pass may use (:mod:`xpnet.engine.kernels`).
+        Which whole-pass kernels the plan may choose (:data:`xpnet.engine.plan.CHOICES`).
     data : (X, labels), optional
         Host data to train on instead of :func:`synthetic`'s, e.g. a file's mapped columns
-        (:func:`xpnet.bench.disk.map_case_npy`): on NumPy it is used where it lies (a mapping
-        is read from the page cache every epoch); other backends copy it to their device.
+        (:func:`xpnet.bench.disk.map_case_npy`). On NumPy the epochs read it where it lies
+        (:meth:`feed`: a mapping is read from the page cache every epoch); other backends
+        train on the device copy the run makes.
 
     Attributes
     ----------
+    run_ : xpnet.training.loop.Run
+        The trainer's run.
     X : array (N, input_dim), T : array (N, classes)
-        The data (one-hot targets) on the backend.
-    W, b : lists of arrays
-        The current weights; :meth:`reset` puts the starting weights back.
+        The rows the epochs read (one-hot targets).
+    W0, b0 : lists of arrays
+        The starting weights; :meth:`reset` puts them back. ``W`` and ``b`` are the current ones.
     """
 
     def __init__(self, case: Case, backend: Backend | None = None, seed: int = 0, kernels: str = "auto",
@@ -212,40 +191,65 @@ class EpochRunner:
                     backend=self.backend, seed=seed, kernels=kernels)
         self.model, self.spec, self.xp = model, model.spec, model.xp
         host_X, self.labels = synthetic(case, seed) if data is None else data
-        self.X = self.backend.asarray(host_X, model.dtype)
-        onehot = np.zeros((case.n_samples, case.classes), dtype=np.dtype(case.dtype))
-        onehot[np.arange(case.n_samples), self.labels] = 1
-        self.T = self.backend.asarray(onehot, model.dtype)
+        config = TrainConfig(learning_rate=case.learning_rate, l2=case.l2, reduction="mean", epochs=1)
+        self.run_ = Run(model, host_X, self.labels, config, Communicator(), None, None, 0, None)
+        self.pass_ = self.run_.passes[case.n_samples]
+        if data is not None and self.backend.name == "numpy":
+            self.feed(host_X)  # the epochs read the given rows where they lie, not the run's copy
         self.W0, self.b0 = list(model.W), list(model.b)
+        self.epochs = 0
         self.reset()
         self.backend.sync()
 
+    @property
+    def X(self):
+        return self.run_.X
+
+    @property
+    def T(self):
+        return self.run_.T
+
+    @property
+    def W(self) -> list:
+        return self.model.W
+
+    @property
+    def b(self) -> list:
+        return self.model.b
+
+    def feed(self, X, T=None) -> None:
+        """Make the run's epochs read ``X`` (and ``T``) as they are: a file's mapped rows, read
+        from the page cache every epoch, until the trainer streams a mapping itself (issue 22;
+        the run has validated a copy of them, which this drops)."""
+        run = self.run_
+        run.X, run.T = X, run.T if T is None else T
+        run.batches = Batches(run.batches.shard, run.backend, run.X, run.T, None, False, run.seed)
+
     def reset(self) -> None:
-        """Back to the starting weights (a fresh model: arrays are never updated in place)."""
-        self.W, self.b = list(self.W0), list(self.b0)
-        self.optimizer = optim.SGD(self.xp, len(self.W), l2=self.case.l2)
+        """Back to the starting weights, and the optimizer to its first step."""
+        self.model.set_parameters(self.W0 + self.b0)
+        self.run_.optimizer.reset()
 
     @property
     def pass_name(self) -> str:
-        """What computes the step's gradients: a kernel's name, ``"generic"`` or ``"plain"``."""
-        return pass_kernel(self.backend, self.model, self.case.n_samples, self.kernels)
+        """The plan's pass for the case: a kernel's name, ``"generic"`` or ``"plain"``."""
+        return self.pass_.name
 
     def warm_up(self) -> tuple:
-        """Compile the step's JIT kernel before any epoch (:func:`warm_up_kernel`): ``(seconds,
-        whether it compiled rather than loaded numba's cache)``."""
-        return warm_up_kernel(self.backend, self.model, self.case.n_samples, self.kernels)
+        """Compile the pass's JIT kernel (or load it from numba's cache) before any epoch, as the
+        plan does: ``(seconds, whether it compiled rather than loaded)``; ``(0.0, False)``
+        without a JIT kernel."""
+        compiles = self.pass_.needs_compile()
+        return (self.pass_.warm_up(always=True) or 0.0), compiles
 
     def needs_compile(self) -> bool:
         """Whether :meth:`warm_up` would compile (not just load numba's cache)."""
-        kernel = chosen_kernel(self.backend, self.model, self.case.n_samples, self.kernels)
-        return kernel is not None and hasattr(kernel, "needs_compile") and kernel.needs_compile(
-            self.spec, self.case.dtype)
+        return self.pass_.needs_compile()
 
     def step(self) -> None:
-        """One epoch: forward, backward, update -- exactly as :func:`xpnet.fit` does it."""
-        dW, db = gradient_pass(self.backend, self.spec, self.W, self.b, self.X, self.T, self.kernels)
-        params = self.optimizer.step(self.W + self.b, list(dW) + list(db), self.case.learning_rate)
-        self.W, self.b = params[:len(self.W)], params[len(self.W):]
+        """One epoch of the trainer: :meth:`xpnet.training.loop.Run.epoch`."""
+        self.run_.epoch(self.epochs)
+        self.epochs += 1
 
     def run(self, epochs: int = 1) -> None:
         """``epochs`` steps, then wait for the device: the whole timed region."""
@@ -256,5 +260,3 @@ class EpochRunner:
     def timed(self) -> None:
         """One synced epoch (what the pytest-benchmark suite times)."""
         self.run(1)
-
-

@@ -29,7 +29,7 @@ from .. import __version__, distributed
 from ..backend import ENV_VAR, get_backend
 from ..engine.threads import limit_threads
 from ..errors import XpnetError
-from . import bench, model, train, tutorial
+from . import bench, convert, model, train, tutorial
 from .args import (
     OutputError,
     Parser,
@@ -54,6 +54,7 @@ def build_parser() -> Parser:
     tutorial.add_parser(commands)
     model.add_parser(commands)
     bench.add_parser(commands)
+    convert.add_parser(commands)
     return parser
 
 

@@ -13,21 +13,25 @@ or 10% with ``--early-stopping``) come from what is left, the training part, and
 training (early stopping). Both standardizations (the inputs' with ``--standardize``, a
 regression target's always) are fitted on the training rows only.
 
-The files themselves are read by :mod:`xpnet.data`.
+The files themselves are read by :mod:`xpnet.io.tables`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import memory
 from ..data.datasets import load_digits
-from ..data.labels import LabelMap, _label_kind, _numeric, check_task, infer_task, regression_targets, typed_labels
+from ..data.labels import LabelMap, _label_kind, _numeric, check_task, regression_targets, typed_labels
 from ..data.preprocess import Scaler, TargetScaler, split, split_order
+from ..data.rows import HostRows, spans
 from ..errors import XpnetValueError
-from ..io.tables import _read, load_file
+from ..io.tables import _read
+from ..parallel.comm import Communicator
 
 # The settings that decide which data a run trains on (saved in checkpoints, reused by
 # --resume and `xpnet evaluate`). None means "the default".
@@ -35,6 +39,8 @@ DATA_KEYS = ("dataset", "data", "target", "header", "task", "standardize", "vali
              "n_samples", "noise", "seed", "classes")
 DIGITS_TEST_FRACTION = 0.25  # --dataset digits: the test rows, set aside before anything else
 EARLY_STOPPING_FRACTION = 0.1  # the validation rows --early-stopping takes when --validation-fraction is not given
+LARGE_CSV_BYTES = 256 << 20  # a CSV file this large gets a note: it is held in memory, an .npy would be mapped
+LABEL_BLOCK = 1 << 20  # labels typed, counted and encoded this many at a time
 
 
 @dataclass
@@ -52,11 +58,20 @@ class Prepared:
     In a data-parallel run (``prepare(config, comm)``) the arrays hold this process's rows
     only; ``rows`` says where they stand in the training order of all processes' rows,
     and ``n_samples``, ``n_val`` and ``n_test`` count the rows of all processes.
+
+    Data that is not in memory (``prepare(config, stream=True)`` of an ``.npy`` file or
+    an ``.npz`` with a stored ``X``: ``mapped`` is True): ``X`` and ``X_val`` are then
+    :class:`~xpnet.data.rows.HostRows`, not arrays: the file's rows, memory-mapped, picked
+    by index in training (or validation) order, and read through ``scaler`` (fitted, not
+    yet applied) a chunk at a time, as float64, by whoever reads them (``X.rows(start,
+    stop)``, ``X.take(positions)``, ``X.materialize()``). ``y`` and ``y_val`` are arrays
+    as always (one number per row). :func:`materialize` turns such a ``Prepared`` into
+    one of arrays, which is what ``prepare`` returns without ``stream``.
     """
 
-    X: np.ndarray  # (N, F) float64 training rows, standardized if asked
+    X: np.ndarray | HostRows  # (N, F) float64 training rows, standardized if asked (HostRows when mapped)
     y: np.ndarray  # (N,) int64 class indices 0..C-1, or float64 standardized regression targets
-    X_val: np.ndarray  # (V, F) validation rows, from the training part (V may be 0)
+    X_val: np.ndarray | HostRows  # (V, F) validation rows, from the training part (V may be 0)
     y_val: np.ndarray  # (V,)
     X_test: np.ndarray  # (T, F) test rows, never used in training (T may be 0)
     y_test: np.ndarray  # (T,)
@@ -72,6 +87,8 @@ class Prepared:
     n_samples: int = -1  # training rows of all processes (-1: X.shape[0])
     n_val: int = -1  # validation rows of all processes (-1: X_val.shape[0])
     n_test: int = -1  # test rows of all processes (-1: X_test.shape[0])
+    mapped: bool = False  # X and X_val are HostRows over a memory-mapped file, read through `scaler` per chunk
+    notes: tuple = ()  # one-line remarks for the user (the CLI prints them), e.g. a large CSV held in memory
 
     def __post_init__(self):
         self.n_samples = self.X.shape[0] if self.n_samples < 0 else self.n_samples
@@ -86,7 +103,7 @@ class Prepared:
     # The validation rows under their former names (read by the train and evaluate commands
     # until they move to X_val / y_val / n_val). They never hold test rows.
     @property
-    def X_held(self) -> np.ndarray:
+    def X_held(self) -> np.ndarray | HostRows:
         return self.X_val
 
     @property
@@ -98,7 +115,7 @@ class Prepared:
         return self.n_val
 
 
-def prepare(config: dict, comm=None) -> Prepared:
+def prepare(config: dict, comm=None, *, stream: bool = False) -> Prepared:
     """Load, encode, split and standardize the data described by ``config`` (keys :data:`DATA_KEYS`).
 
     ``data`` (a file, read with ``header`` and ``target``) wins over ``dataset``. ``task``
@@ -114,14 +131,22 @@ def prepare(config: dict, comm=None) -> Prepared:
     result holds this process's rows only, and the data of all processes together equals
     what one process gets (up to rounding in the standardizations): a data file is read
     a block per process (:func:`xpnet.io.tables.load_file` with ``block=comm.bounds``; see
-    :func:`_prepare_shard`); a built-in dataset is generated and prepared whole, then each
+    :func:`_prepare_file`); a built-in dataset is generated and prepared whole, then each
     process keeps its contiguous block of the training, validation and test rows.
+
+    An ``.npy`` file, or an ``.npz`` whose ``X`` is stored uncompressed, is memory-mapped,
+    never copied whole: the labels, the split and the standardization statistics are
+    computed in bounded blocks of rows. With ``stream=True`` the result keeps it that way
+    (``Prepared.mapped``: ``X`` and ``X_val`` are :class:`~xpnet.data.rows.HostRows`, for a
+    trainer that reads them a chunk at a time); otherwise they are converted here, by
+    :func:`materialize`.
     """
     check_task(config.get("task") or "auto")
+    if config.get("data"):
+        prepared = _prepare_file(config, Communicator() if comm is None else comm)
+        return prepared if stream and prepared.mapped else materialize(prepared)
     if comm is None or comm.size == 1:
         return _prepare_whole(config)
-    if config.get("data"):
-        return _prepare_shard(config, comm)
     whole = _prepare_whole(config)
     parts = {}
     for name in ("", "_val", "_test"):
@@ -141,42 +166,25 @@ def _validation_fraction(config: dict) -> float:
 
 
 def _prepare_whole(config: dict) -> Prepared:
+    """A built-in dataset, generated, split and standardized whole."""
     from ..data import datasets
 
     seed = int(config.get("seed") or 0)
-    task = config.get("task") or "auto"
-    test_fraction = 0.0
-    labels = feature_names = target = None
-    if config.get("data"):
-        table = load_file(config["data"], config.get("target"), header=config.get("header"))
-        X, cells, feature_names, target = table.X, table.y, table.feature_names, table.target
-        task = infer_task(cells) if task == "auto" else task
-        if task == "classification":
-            labels = LabelMap.fit(cells)
-            y = labels.encode(cells)
-        else:
-            y = regression_targets(cells, f"the target column {target!r} of {config['data']!r}")
-        source = _file_source(config["data"], target, labels)
-    else:
-        X, y, source = _builtin(config, seed, datasets)
-        if task == "regression":
-            raise XpnetValueError(f"--task regression needs a --data file with a numeric target; the built-in "
-                                  f"dataset {config.get('dataset') or 'moons'!r} has class labels")
-        task = "classification"
-        test_fraction = DIGITS_TEST_FRACTION if config.get("dataset") == "digits" else 0.0
-    n_classes = max(int(y.max()) + 1, 2) if task == "classification" else 0
+    X, y, source = _builtin(config, seed, datasets)
+    if (config.get("task") or "auto") == "regression":
+        raise XpnetValueError(f"--task regression needs a --data file with a numeric target; the built-in "
+                              f"dataset {config.get('dataset') or 'moons'!r} has class labels")
+    test_fraction = DIGITS_TEST_FRACTION if config.get("dataset") == "digits" else 0.0
+    n_classes = max(int(y.max()) + 1, 2)
     X, y, X_test, y_test = split(X, y, test_fraction, seed)  # the test rows first: nothing else sees them
     X, y, X_val, y_val = split(X, y, _validation_fraction(config), seed)
-    scaler = target_scaler = None
+    scaler = None
     if config.get("standardize"):
         scaler = Scaler.fit(X)
         X, X_val, X_test = scaler.transform(X), scaler.transform(X_val), scaler.transform(X_test)
-    if task == "regression":
-        target_scaler = TargetScaler.fit(y)
-        y, y_val, y_test = target_scaler.transform(y), target_scaler.transform(y_val), target_scaler.transform(y_test)
-    return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=X_test, y_test=y_test, task=task, n_classes=n_classes,
-                    labels=labels, scaler=scaler, target_scaler=target_scaler, feature_names=feature_names,
-                    source=source, target=target)
+    return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=X_test, y_test=y_test, task="classification",
+                    n_classes=n_classes, labels=None, scaler=scaler, target_scaler=None, feature_names=None,
+                    source=source, target=None)
 
 
 def _builtin(config: dict, seed: int, datasets) -> tuple[np.ndarray, np.ndarray, str]:
@@ -198,41 +206,83 @@ def _file_source(path, target, labels) -> str:
     return f"{path} (target {target!r}, classes {labels.classes})"
 
 
-def _prepare_shard(config: dict, comm) -> Prepared:
-    """This process's part of a data file, prepared as one process prepares the whole file.
+def _prepare_file(config: dict, comm) -> Prepared:
+    """This process's part of a data file (all of it with one process), prepared as one process
+    prepares the whole file, with ``X`` and ``X_val`` as :class:`HostRows` (see :func:`materialize`).
 
-    Each process reads only its block of file rows (``comm.bounds``). The task and the
-    classes come from every block's labels (gathered: a few values per process); the
-    validation split is the permutation one process draws, of which each process keeps
-    the positions whose file rows it holds (so its training rows need not be contiguous
-    in the training order: ``Prepared.rows`` says where they stand); the standardization
-    statistics come from :meth:`xpnet.data.preprocess.Scaler.fit` over all processes.
+    Each process reads only its block of file rows (``comm.bounds``); an ``.npy`` (or a
+    stored ``.npz`` member) is mapped, not read. The task and the classes come from every
+    block's labels (gathered: a few values per process); the validation split is the
+    permutation one process draws (:func:`~xpnet.data.preprocess.split_order`), of which
+    each process keeps the positions whose file rows it holds, as row numbers (so its
+    training rows need not be contiguous in the training order: ``Prepared.rows`` says
+    where they stand); the standardization statistics come from one streaming pass over
+    the training rows (:meth:`xpnet.data.preprocess.Scaler.fit`, over all processes).
     """
-    table, ext = _read(config["data"], config.get("target"), True, comm.bounds, config.get("header"))
-    task, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm,
-                                            f"the target column {table.target!r} of {config['data']!r}")
-    n_rows = table.n_rows
+    path = config["data"]
+    table, ext = _read(path, config.get("target"), True, comm.bounds, config.get("header"), mapped=True)
+    where = f"the target column {table.target!r} of {path!r}"
+    task, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm, where)
+    n_rows, start = table.n_rows, table.start
     assert n_rows is not None  # a block read counts the file's rows
+    X_all = table.X if table.mapped else HostRows(table.X)
+    feature_names, target, mapped = table.feature_names, table.target, table.mapped
+    del table  # its labels are y_block now (typed in place), its rows X_all
     order = split_order(n_rows, _validation_fraction(config), int(config.get("seed") or 0))
-    kept, held = order if order is not None else (np.arange(n_rows), np.arange(0))
-    rows, mine = _own_positions(kept, table.start, table.X.shape[0])
-    held_mine = _own_positions(held, table.start, table.X.shape[0])[1]
-    X, y, X_val, y_val = table.X[mine], y_block[mine], table.X[held_mine], y_block[held_mine]
-    feature_names, target = table.feature_names, table.target
-    del table  # the block's rows now live in X and X_val only
+    count = X_all.shape[0]
+    if comm.size == 1:  # the training rows in training order: all of them in file order without a split
+        rows, (mine, held_mine) = None, order if order is not None else (None, np.zeros(0, dtype=np.int64))
+    else:
+        kept, held = order if order is not None else (np.arange(n_rows), np.zeros(0, dtype=np.int64))
+        rows, mine = _own_positions(kept, start, count)
+        held_mine = _own_positions(held, start, count)[1]
+    X, X_val = dataclasses.replace(X_all, index=mine), dataclasses.replace(X_all, index=held_mine)
+    y, y_val = (y_block if mine is None else y_block[mine]), y_block[held_mine]
+    del y_block
     scaler = target_scaler = None
     if config.get("standardize"):
-        scaler = Scaler.fit(X, comm)
-        X, X_val = scaler.transform(X), scaler.transform(X_val)
+        scaler = Scaler.fit(X, comm)  # one streaming pass over the training rows
+        X, X_val = X.with_scaler(scaler), X_val.with_scaler(scaler)
     if task == "regression":
         target_scaler = TargetScaler.fit(y, comm)
         y, y_val = target_scaler.transform(y), target_scaler.transform(y_val)
-    n_features = X.shape[1]
-    return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=np.zeros((0, n_features)), y_test=y[:0], task=task,
+    n_held = 0 if order is None else len(order[1])  # of all processes
+    return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=np.zeros((0, X.shape[1])), y_test=y[:0], task=task,
                     n_classes=max(len(labels.classes), 2) if labels is not None else 0, labels=labels, scaler=scaler,
                     target_scaler=target_scaler, feature_names=feature_names,
-                    source=_file_source(config["data"], target, labels), target=target, rows=rows,
-                    n_samples=len(kept), n_val=len(held), n_test=0)
+                    source=_file_source(path, target, labels), target=target, rows=rows,
+                    n_samples=n_rows - n_held, n_val=n_held, n_test=0, mapped=mapped, notes=_notes(path, ext, mapped))
+
+
+def materialize(prepared: Prepared) -> Prepared:
+    """``prepared`` with ``X`` and ``X_val`` as float64 arrays (read, converted and standardized now).
+
+    What training needs until it reads :class:`HostRows` a chunk at a time itself: the
+    only place where the rows of a mapped file are copied whole (one float64 array each
+    for the training and the validation rows, filled a block at a time, never a second
+    copy). ``prepared`` is returned as it is when its rows are arrays already.
+    """
+    X, X_val = prepared.X, prepared.X_val
+    if not isinstance(X, HostRows) or not isinstance(X_val, HostRows):
+        return prepared
+    n, width = X.shape
+    memory.require((n + X_val.shape[0]) * width * 8, f"converting {n:,} rows of {prepared.source} to float64")
+    return dataclasses.replace(prepared, X=X.materialize(), X_val=X_val.materialize(), mapped=False)
+
+
+def _notes(path, ext: str, mapped: bool) -> tuple:
+    """A note when a large file is held in memory (a CSV, a compressed .npz), with the fix."""
+    size = os.stat(path).st_size
+    if mapped or size < LARGE_CSV_BYTES:
+        return ()
+    path = os.fspath(path)
+    if ext == ".npz":
+        return (f"note: {path!r} ({memory.format_bytes(size)}) is compressed, so it is inflated into memory; for "
+                "big data save X and y with np.savez (stored, not np.savez_compressed) or as one .npy: those are "
+                "memory-mapped and read a chunk at a time",)
+    return (f"note: {path!r} ({memory.format_bytes(size)}) is read into memory, as every CSV is; for big data "
+            f"convert it once (`xpnet convert {path} {os.path.splitext(path)[0]}.npy`) and train on the .npy: it "
+            "is memory-mapped and read a chunk at a time",)
 
 
 def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,15 +299,58 @@ def _shared_targets(cells, ext: str, task: str, comm, where: str) -> tuple[str, 
     CSV and NPY cells are typed alike everywhere (:func:`xpnet.data.labels.typed_labels`: words as
     soon as one process has a word, fractional numbers as soon as one has one, so "auto"
     decides as over the whole column); then a classifier's sorted distinct labels of every
-    block are gathered (a few values per process) and merged.
+    block are gathered (a few values per process) and merged. Numbers are typed, counted
+    and encoded :data:`LABEL_BLOCK` at a time, in place in ``cells`` (which this consumes):
+    the labels of a big file cost one number per row, not several.
     """
-    kinds = comm.allgather(_label_kind(_numeric(cells)) if ext != ".npz" or cells.dtype.kind in "biuf" else "U")
+    kinds = comm.allgather(_kind(cells) if ext != ".npz" or cells.dtype.kind in "biuf" else "U")
     kind = "U" if "U" in kinds else "f" if "f" in kinds else "i"
     if ext != ".npz":
-        cells = typed_labels(cells, kind)
+        cells = _typed(cells, kind)
     if task == "auto":
         task = "regression" if kind == "f" else "classification"
     if task == "regression":
         return task, None, regression_targets(cells, where)
-    labels = LabelMap.fit(np.concatenate(comm.allgather(np.unique(cells))))
-    return task, labels, labels.encode(cells)
+    labels = LabelMap.fit(np.concatenate(comm.allgather(_distinct(cells))))
+    return task, labels, _encode(labels, cells)
+
+
+def _kind(cells: np.ndarray) -> str:
+    """:func:`xpnet.data.labels._label_kind` of the cells, found a block at a time for numbers."""
+    if cells.dtype.kind not in "biuf":
+        return _label_kind(_numeric(cells))
+    found = {_label_kind(cells[a:b].astype(np.float64)) for a, b in spans(len(cells), LABEL_BLOCK)}
+    return "f" if "f" in found else "i"
+
+
+def _typed(cells: np.ndarray, kind: str) -> np.ndarray:
+    """:func:`xpnet.data.labels.typed_labels` of ``cells``; float64 cells become int64 in place."""
+    if kind == "U" or cells.dtype != np.float64:
+        return typed_labels(cells, kind)
+    if kind == "f":
+        return cells
+    out = cells.view(np.int64)  # the same bytes: each block is converted before it is overwritten
+    for a, b in spans(len(cells), LABEL_BLOCK):
+        out[a:b] = cells[a:b].astype(np.int64)
+    return out
+
+
+def _distinct(cells: np.ndarray) -> np.ndarray:
+    """The sorted distinct labels, found a block at a time."""
+    if not len(cells):
+        return cells[:0]
+    return np.unique(np.concatenate([np.unique(cells[a:b]) for a, b in spans(len(cells), LABEL_BLOCK)]))
+
+
+def _encode(labels: LabelMap, cells: np.ndarray) -> np.ndarray:
+    """``labels.encode(cells)``, vectorised (a binary search in the sorted classes) a block at a
+    time; int64 cells are encoded in place."""
+    classes = np.asarray(labels.classes)
+    out = cells if cells.dtype == np.int64 else np.empty(len(cells), dtype=np.int64)
+    for a, b in spans(len(cells), LABEL_BLOCK):
+        block = cells[a:b]
+        found = np.minimum(np.searchsorted(classes, block), len(classes) - 1)
+        if not np.array_equal(classes[found], block):
+            labels.encode(block)  # raises, naming the label it does not know
+        out[a:b] = found
+    return out

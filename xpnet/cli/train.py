@@ -269,15 +269,14 @@ def cmd_train(args) -> int:
 def _compile_ahead(args, run, config: TrainConfig) -> None:
     """Compile the JIT kernel the run's passes will take before the first epoch (its first run,
     before numba's cache has it), saying so: a progress line, not a silent pause."""
-    from ..engine import kernels
     from ..engine.numpy_ops import get_ops
+    from ..engine.plan import choose
 
     model, n = run.model, run.prepared.X.shape[0]
     rows = n if config.batch_size is None else min(config.batch_size, n)
     say = run.root and not args.quiet and not args.json
-    kernels.warm_up(model.spec, get_ops(model.backend).name, model.dtype_name, rows,
-                    config.kernels or model.kernels,
-                    before=(lambda: _progress("xpnet: compiling the JIT kernels (first run only)...")) if say else None)
+    choose(get_ops(model.backend), model.spec, model.dtype_name, rows, config.kernels or model.kernels).warm_up(
+        before=(lambda: _progress("xpnet: compiling the JIT kernels (first run only)...")) if say else None)
 
 
 def _settings(args, comm) -> tuple:
@@ -323,6 +322,8 @@ def _start(args, comm, ckpt, config) -> _Run:
                   f"{f', {prepared.n_val} for validation' if prepared.n_val else ''}"
                   f"{f', {prepared.n_test} for testing' if prepared.n_test else ''}); "
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
+    for note in prepared.notes if run.root and not args.quiet else ():  # e.g. a large CSV held in memory
+        _progress(f"xpnet: {note}")
     return run
 
 

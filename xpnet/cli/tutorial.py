@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import tutorials
+from ..engine.plan import CHOICES as KERNEL_CHOICES
 from ..errors import XpnetValueError
 from .args import _common, _positive_int, _progress, check_destination, say
 
@@ -27,7 +28,7 @@ def add_parser(commands) -> None:
     tutorial.add_argument("--activation", default=None, metavar="NAME",
                           help="hidden activation where the tutorial allows it (wildml-activations: relu or "
                                "sigmoid, default relu)")
-    tutorial.add_argument("--kernels", choices=("auto", "numpy", "jit"), default="auto",
+    tutorial.add_argument("--kernels", choices=KERNEL_CHOICES, default="auto",
                           help="the models' whole-pass kernels, as for train; a pass of at most 256 rows never uses "
                                "one and no tutorial's pass is larger, so the printed digits are the tutorials' "
                                "whatever the choice (default: auto)")

@@ -9,7 +9,8 @@ A hidden layer with both options computes, in training::
 
 ``M`` is the dropout multiplier: 0 for a dropped unit, ``1 / (1 - rate)`` for a kept one
 ("inverted" dropout, so inference needs no rescaling). Masks are drawn on the host with
-NumPy (:func:`dropout_masks`) and copied to the device. At inference there is no dropout
+NumPy and sent as booleans (:func:`dropout_keep`: one byte an entry to copy), scaled into
+multipliers on the device (:func:`dropout_multipliers`). At inference there is no dropout
 and batch norm uses the running statistics, updated after every training batch as
 ``running = 0.9 * running + 0.1 * batch`` (``var_batch`` is the biased variance).
 :func:`xpnet.core.network.forward` and :func:`xpnet.core.network.backward` run both in their one loop.
@@ -81,7 +82,13 @@ def update_running(bn: BatchNorm, stats) -> BatchNorm:
     return BatchNorm(bn.gamma, bn.beta, mean, var)
 
 
-def dropout_masks(rng: np.random.Generator, n: int, widths, rate: float) -> list:
-    """Host float64 multipliers (n, width) per hidden layer: 0 w.p. ``rate``, else 1/(1-rate)."""
-    keep = 1.0 - rate
-    return [(rng.random((n, w)) >= rate) / keep for w in widths]
+def dropout_keep(rng: np.random.Generator, n: int, widths, rate: float) -> list:
+    """Host boolean draws (n, width) per hidden layer, True w.p. ``1 - rate``: one byte an entry to
+    send to the device, where :func:`dropout_multipliers` scales them."""
+    return [rng.random((n, w)) >= rate for w in widths]
+
+
+def dropout_multipliers(xp, keep, rate: float, dtype):
+    """Inverted-dropout multipliers from :func:`dropout_keep`'s draws, on their device: 0 for a
+    dropped unit, ``1 / (1 - rate)`` for a kept one."""
+    return xp.astype(keep, dtype) * (1.0 / (1.0 - rate))

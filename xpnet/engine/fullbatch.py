@@ -1,24 +1,19 @@
-"""One full-batch gradient pass over row chunks, on fixed lanes, on threads.
+"""One gradient pass over row chunks, on fixed lanes, on threads: the driver of the chunked passes.
 
-:func:`gradients` is the pass every update of :func:`xpnet.fit` takes (full batch or one
-minibatch). It cuts the N rows into chunks and accumulates the chunks' gradients, so an
-epoch's peak memory depends on the chunk, not on N x width:
+:func:`chunked` cuts the N rows of a batch into chunks and accumulates the chunks'
+gradients, so a pass's peak memory depends on the chunk, not on N x width. Which pass runs
+is decided elsewhere (:func:`xpnet.engine.plan.choose`); this driver runs the chunked ones:
 
-* up to ``SMALL`` rows (where the tutorials live) nothing is chunked: it is
-  :func:`xpnet.core.network.gradients` on all rows, operation for operation, so the tutorials'
-  digits reproduce bit for bit;
-* otherwise chunk ``k`` goes to lane ``k % LANES``; each lane sums its chunks in order and
-  the lane totals are added in lane order, so the sum has the same bits however many
-  threads run the lanes (NumPy runs them on ``cpu_threads()`` threads with single-threaded
-  BLAS; other backends one after the other);
-* a lane runs a whole-pass kernel when one supports the case (:mod:`xpnet.engine.kernels`), else
-  the generic pass (:func:`xpnet.core.network.gradients`) with the lane's primitives
+* chunk ``k`` goes to lane ``k % LANES``; each lane sums its chunks in order and the lane
+  totals are added in lane order, so the sum has the same bits however many threads run
+  the lanes (NumPy runs them on ``cpu_threads()`` threads with single-threaded BLAS; other
+  backends one after the other);
+* a lane runs a whole-pass kernel's lanes when the plan chose one (:mod:`xpnet.engine.kernels`),
+  else the generic pass (:func:`xpnet.core.network.gradients`) with the lane's primitives
   (:meth:`xpnet.core.ops.Ops.lane`: on NumPy, buffers of its own and in-place activations).
 
 Chunks hold about ``ops.chunk_bytes`` of activations of the widest layer: 1 MiB on NumPy
 (they stay in the CPU's cache), 256 MiB elsewhere (there it only bounds the memory).
-Dropout and batch norm need the whole batch at once (masks per row are fine, but batch
-statistics are not): with them the pass is one chunk.
 """
 
 from __future__ import annotations
@@ -26,10 +21,9 @@ from __future__ import annotations
 import functools
 
 from ..backend import itemsize
-from ..core.network import gradients as model_gradients
+from ..core.network import gradients as network_gradients
 from ..core.ops import Gradients, Ops
-from . import kernels
-from .numpy_ops import LANES, SMALL
+from .numpy_ops import LANES
 from .threads import run_lanes
 
 MIN_ROWS = 64  # fewest rows per chunk
@@ -56,56 +50,25 @@ def rows_at_once(ops: Ops, layer_sizes, item: int, n: int) -> int:
     return min(n, LANES * chunk_rows(ops, layer_sizes, item))
 
 
-def gradients(ops: Ops, spec, W, b, X, T, reduction: str, *, with_loss: bool = False, rows: int | None = None,
-              kernel: str = "auto", bn=None, masks=None) -> Gradients:
-    """The gradients of the data part of the objective on ``(X (N, n_in), T (N, n_out))``.
-
-    ``reduction="mean"`` divides by N. With ``with_loss`` also the summed data loss.
-    ``rows`` overrides the chunk size (tests use it to force chunking); ``kernel`` chooses
-    which whole-pass kernels may run (:data:`xpnet.engine.kernels.CHOICES`); ``bn`` and ``masks``
-    are batch norm and dropout (one chunk).
-    """
+def chunked(ops: Ops, spec, kernel, W, b, X, T, scale=None, with_loss: bool = False, rows: int | None = None
+            ) -> Gradients:
+    """The gradients of ``(X (N, n_in), T (N, n_out))`` by row chunks: ``kernel``'s lanes (a
+    kernel from :mod:`xpnet.engine.plan`) or, with None, the generic pass's. ``scale`` divides
+    the loss's delta (the row count of a mean; None for a sum); with ``with_loss`` also the
+    summed data loss. ``rows`` overrides the chunk size (tests force chunking with it)."""
     n = X.shape[0]
-    scale = n if reduction == "mean" else None
-    if n <= SMALL or bn is not None or masks is not None:
-        return model_gradients(ops, spec, W, b, X, T, scale, with_loss, bn=bn, masks=masks)
-    item = itemsize(X.dtype)
-    rows = rows or pass_rows(ops, spec.layer_sizes, item, n)
-    chosen = kernels.select(spec, ops.name, "float32" if item == 4 else "float64", n, kernel)
-    plan = chosen.plan(spec, W, b, scale, with_loss) if chosen else GenericPlan(ops, spec, W, b, scale, with_loss)
-    if n <= rows and chosen is None:
-        return model_gradients(ops, spec, W, b, X, T, scale, with_loss)
+    rows = rows or pass_rows(ops, spec.layer_sizes, itemsize(X.dtype), n)
+    if n <= rows and kernel is None:
+        return network_gradients(ops, spec, W, b, X, T, scale, with_loss)
+    lanes = kernel.prepare(spec, W, b, scale, with_loss) if kernel is not None else \
+        GenericLanes(ops, spec, W, b, scale, with_loss)
     chunks = [(start, min(start + rows, n)) for start in range(0, n, rows)]
-    lanes = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
+    groups = [chunks[k::LANES] for k in range(min(LANES, len(chunks)))]
     parallel = ops.parallel and n * max(spec.layer_sizes[1:]) >= PARALLEL_MIN
-    return plan.combine(run_lanes(lambda lane: plan.lane_total(X, T, lane, min(rows, n)), lanes, parallel))
+    return lanes.combine(run_lanes(lambda group: lanes.lane_total(X, T, group, min(rows, n)), groups, parallel))
 
 
-def pass_name(ops: Ops, model, n: int, kernel: str = "auto") -> str:
-    """What computes a pass of ``n`` rows for ``model``: a kernel's name, ``"generic"`` (chunks of the
-    generic pass) or ``"plain"`` (one plain pass: tiny problems, dropout, batch norm)."""
-    if n <= SMALL or model.spec.dropout or model.bn is not None:
-        return "plain"
-    chosen = kernels.select(model.spec, ops.name, model.dtype_name, n, kernel)
-    return chosen.name if chosen else "generic"
-
-
-def full_pass(ops: Ops, spec, n: int, kernel: str = "auto"):
-    """The pass a run takes over its ``n`` rows, chosen once: a function of ``(W, b, X, T, scale,
-    with_loss=False) -> Gradients`` (:func:`xpnet.core.network.gradients`' arguments after ``ops, spec``).
-    Up to ``SMALL`` rows it is :func:`xpnet.core.network.gradients` itself (tiny problems spend their time
-    in calls), else :func:`gradients` over row chunks."""
-    if n <= SMALL:
-        return functools.partial(model_gradients, ops, spec)
-    return functools.partial(_chunked, ops, spec, kernel)
-
-
-def _chunked(ops: Ops, spec, kernel: str, W, b, X, T, scale, with_loss: bool = False) -> Gradients:
-    """:func:`gradients` with :func:`xpnet.core.network.gradients`' arguments (``scale``: the row count of a mean)."""
-    return gradients(ops, spec, W, b, X, T, "sum" if scale is None else "mean", with_loss=with_loss, kernel=kernel)
-
-
-class GenericPlan:
+class GenericLanes:
     """The generic pass on a lane of chunks: :func:`xpnet.core.network.gradients` with the lane's primitives."""
 
     def __init__(self, ops: Ops, spec, W, b, scale, with_loss: bool):
@@ -115,8 +78,8 @@ class GenericPlan:
         lane = self.ops.lane(self.spec, self.W, self.b, rows, X.dtype)
         total: Gradients | None = None
         for a, z in chunks:
-            part = model_gradients(lane, self.spec, self.W, self.b, X[a:z, ...], T[a:z, ...], self.scale,
-                                   self.with_loss)
+            part = network_gradients(lane, self.spec, self.W, self.b, X[a:z, ...], T[a:z, ...], self.scale,
+                                     self.with_loss)
             total = lane.accumulate(total, part)
         assert total is not None  # a lane has at least one chunk
         return total

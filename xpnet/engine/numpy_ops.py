@@ -29,8 +29,8 @@ import functools
 import array_api_compat
 import numpy as np
 
-from ..core.activations import HIDDEN, exp_limit
 from ..core.ops import Gradients, Ops
+from .activations import in_place
 from .threads import run_lanes
 
 SMALL = 256  # rows up to which a pass is never chunked (the tutorials live here)
@@ -189,14 +189,14 @@ class NumpyLane(NumpyOps):
         return dW, (np.add.reduce(dZ, axis=0) if bias else None)
 
     def activate(self, act, Z):
-        steps = _IN_PLACE.get(act)
+        steps = in_place(act)
         if steps is None:
             return act.forward(self.xp, Z)
         steps[0](Z)
         return Z
 
     def activate_backward(self, act, dY, Y):
-        steps = _IN_PLACE.get(act)
+        steps = in_place(act)
         if steps is None:
             return act.backward(self.xp, dY, Y)
         return steps[1](dY, Y)
@@ -207,71 +207,6 @@ def _product(A, B, out):
     if A.shape[1] == 1:
         return np.multiply(A, B, out=out)
     return np.matmul(A, B, out=out)
-
-
-# -- xpnet's activations in place, for NumPy lanes ----------------------------------------------
-def _tanh(Z):
-    np.tanh(Z, out=Z)
-
-
-def _tanh_backward(dY, Y):
-    """dY * (1 - Y * Y), as :func:`xpnet.activations.tanh_backward`, in the buffers of dY and Y."""
-    return np.multiply(dY, tanh_slope(Y), out=dY)
-
-
-def tanh_slope(Y, spare=None):
-    """1 - Y * Y in Y's buffer."""
-    np.multiply(Y, Y, out=Y)
-    return np.subtract(1, Y, out=Y)
-
-
-def _relu(Z):
-    np.maximum(Z, 0, out=Z)
-
-
-def _relu_backward(dY, Y):
-    """dY where Y > 0, else 0 (:func:`xpnet.activations.relu_backward`)."""
-    return np.multiply(dY, relu_slope(Y), out=dY)
-
-
-def relu_slope(Y, spare=None):
-    """1 where Y > 0, else 0, in Y's buffer: Y >= 0, so that is sign(Y)."""
-    return np.sign(Y, out=Y)
-
-
-def sigmoid_in_place(Z):
-    """1 / (1 + exp(-Z)) in place, exp's argument capped where it would overflow (there the
-    result is about 1e-39 in float32, 1e-309 in float64, where the generic form gives 0;
-    NumPy's error state is per thread, so a lane cannot count on fit's quiet overflow)."""
-    np.negative(Z, out=Z)
-    np.minimum(Z, exp_limit(Z.dtype), out=Z)
-    np.exp(Z, out=Z)
-    np.add(Z, 1, out=Z)
-    np.divide(1, Z, out=Z)
-
-
-def _sigmoid_backward(dY, Y):
-    """dY * Y * (1 - Y) (:func:`xpnet.activations.sigmoid_backward`)."""
-    np.multiply(dY, Y, out=dY)
-    np.subtract(1, Y, out=Y)
-    return np.multiply(dY, Y, out=dY)
-
-
-def sigmoid_slope(Y, spare):
-    """Y * (1 - Y) in Y's buffer (``spare``: a buffer of Y's shape for 1 - Y)."""
-    return np.multiply(Y, np.subtract(1, Y, out=spare), out=Y)
-
-
-# xpnet's own activations (the objects, so a user's activation of the same name is not taken for
-# them): (forward in place, backward(dY, Y) -> dZ in dY's buffer, slope(Y, spare) -> act' in Y's buffer)
-_IN_PLACE = {HIDDEN["tanh"]: (_tanh, _tanh_backward, tanh_slope),
-             HIDDEN["relu"]: (_relu, _relu_backward, relu_slope),
-             HIDDEN["sigmoid"]: (sigmoid_in_place, _sigmoid_backward, sigmoid_slope)}
-
-
-def in_place(act):
-    """``(forward, backward, slope)`` in place for one of xpnet's activations, else None."""
-    return _IN_PLACE.get(act)
 
 
 _OPS: dict = {}

@@ -55,6 +55,16 @@ class _Csv:
 
 
 def _read_csv(path, target, has_target, block, header) -> Table:
+    layout, features, column = _csv_columns(path, target, has_target, header)
+    n_rows = len(layout.rows)
+    start, stop = block(n_rows)
+    X, cells = _csv_block(layout, start, stop, features, column)
+    names = layout.names
+    return Table(X, cells, [names[i] for i in features], None if column is None else names[column], start, n_rows)
+
+
+def _csv_columns(path, target, has_target, header) -> tuple[_Csv, list, int | None]:
+    """``(layout, feature columns, target column or None)`` of the CSV at ``path`` (its first pass)."""
     layout = _scan_csv(path, header, target)
     names = layout.names
     column = _target_index(path, names, target, has_target)
@@ -62,8 +72,13 @@ def _read_csv(path, target, has_target, block, header) -> Table:
     if has_target and not features:
         raise XpnetValueError(f"data file {path!r}: has one column ({names[0]!r}); a CSV needs feature columns "
                               "and a label column")
-    n_rows = len(layout.rows)
-    start, stop = block(n_rows)
+    return layout, features, column
+
+
+def _csv_block(layout: _Csv, start: int, stop: int, features: list, column) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(X, label cells)`` of data rows ``[start, stop)`` (:func:`_parse_rows`), checked: finite
+    features, no empty or missing label, errors naming the line."""
+    path, names = layout.path, layout.names
     X, cells = _parse_rows(layout, start, stop, features, column)
     _check_finite(X, lambda r, c: f"data file {path!r}: line {_line_at(layout, start + r)}, column "
                                   f"{names[features[c]]!r}")
@@ -71,7 +86,7 @@ def _read_csv(path, target, has_target, block, header) -> Table:
         _check_labels(cells, lambda r: f"data file {path!r}: line {_line_at(layout, start + r)}", names[column])
         _check_missing_numbers(cells, lambda r: f"data file {path!r}: line {_line_at(layout, start + r)}",
                                names[column])
-    return Table(X, cells, [names[i] for i in features], None if column is None else names[column], start, n_rows)
+    return X, cells
 
 
 def _scan_csv(path, header, target) -> _Csv:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,15 +25,19 @@ class Table:
     """Data read from a file: ``X`` float64 (N, F), ``y`` (N,) labels or None, column names.
 
     A block read (``load_file(..., block=...)``) holds file rows ``[start, start + N)``
-    of the file's ``n_rows``.
+    of the file's ``n_rows``. A mapped table (``load_file(..., mapped=True)`` of an
+    ``.npy`` or a stored ``.npz`` member) has ``mapped`` True and ``X`` a
+    :class:`~xpnet.data.rows.HostRows` over a read-only memory map of the file (the
+    file's dtype, read a chunk at a time), not an array.
     """
 
-    X: np.ndarray
+    X: Any  # np.ndarray (N, F) float64, or HostRows when mapped
     y: np.ndarray | None
     feature_names: list
     target: str | None
     start: int = 0  # the file row of X[0]
     n_rows: int | None = None  # rows in the whole file
+    mapped: bool = False  # X is HostRows over a memory map of the file
 
 
 def check_regular(path, name: str, expected: str, missing: str = "") -> os.stat_result:

@@ -1,4 +1,4 @@
-"""Bounded .npy and .npz readers: headers checked against the file, rows read by offset."""
+"""Bounded .npy and .npz readers: headers checked against the file, rows mapped or read by offset."""
 
 from __future__ import annotations
 
@@ -13,31 +13,95 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import memory
+from ..data.rows import HostRows, block_rows, spans
 from ..errors import XpnetValueError
 from ..parallel.comm import shard_bounds
 from .files import CHUNK, Table, _check_finite, _check_labels, _check_regular, _open, _target_index
 
 
 # -- NPY and NPZ -------------------------------------------------------------------------------
-def _read_npy(path, target, has_target, block) -> Table:
+def _read_npy(path, target, has_target, block, mapped: bool = False) -> Table:
+    """The rows ``block`` picks of the 2-D ``.npy`` at ``path``: ``X`` mapped (``mapped``) or as float64."""
     with _open(path) as handle:
         header = _npy_header(handle, path, os.fstat(handle.fileno()).st_size)
-        shape, dtype = header[0], header[2]
+        shape, _fortran, dtype = header
         if len(shape) != 2 or shape[1] < (2 if has_target else 1):
             raise XpnetValueError(f"data file {path!r}: the array has shape {shape}; expected (n_samples, "
                                   "n_features + 1) with the labels in the --target column (default: last)")
         _check_numbers(path, dtype, "the array")
         start, stop = block(shape[0])
-        memory.require((stop - start) * shape[1] * (dtype.itemsize + 8), f"reading {stop - start:,} rows of {path!r}")
-        A = _npy_rows(handle, header, start, stop)
-    column = _target_index(path, [str(i) for i in range(shape[1])], target, has_target)
-    features = [i for i in range(shape[1]) if i != column]
-    y = None if column is None else A[:, column].copy()  # a copy: a view would keep all of A alive
-    X = np.asarray(A[:, features], dtype=np.float64)
-    _check_finite(X, lambda r, c: f"data file {path!r}: row {start + r}, column {features[c]} (counting from 0)")
+        column = _target_index(path, [str(i) for i in range(shape[1])], target, has_target)
+        features = [i for i in range(shape[1]) if i != column]
+        count = stop - start
+        labels = 0 if column is None else count * 8  # the label column, in memory as float64
+        memory.require(labels + (0 if mapped else count * len(features) * 8), f"reading {count:,} rows of {path!r}")
+        A = _map_rows(handle, header, start, stop)
+        if A is None:  # empty, or a file that cannot be mapped: the rows are read, then converted
+            memory.require(count * (shape[1] * dtype.itemsize + (len(features) * 8 if mapped else 0)),
+                           f"reading {count:,} rows of {path!r}")
+            A = _npy_rows(handle, header, start, stop)
+    X = _feature_rows(A, features)
+    y = _scan(X, A, column, lambda r, c: f"data file {path!r}: row {start + r}, column {features[c]} (counting from 0)",
+              lambda r: f"data file {path!r}: row {start + r} (counting from 0)")
+    return Table(_finish(X, mapped), y, [f"x{i}" for i in features], None if column is None else str(column), start,
+                 shape[0], mapped=mapped and X.mapped)
+
+
+def _map_rows(handle, header, start: int, stop: int) -> np.ndarray | None:
+    """Rows ``[start, stop)`` of the array whose header was just read from ``handle`` (its data
+    begins at the stream's position), as a read-only memory map of the file.
+
+    Nothing is read: the pages come from the page cache as they are touched. None when
+    there is nothing to map, or when the file cannot be mapped (a file system without
+    ``mmap``, a ``ulimit -v`` smaller than the file): the caller reads the rows instead.
+    """
+    shape, fortran, dtype = header
+    width, count = math.prod(shape[1:]), stop - start
+    if not width or not count:
+        return None
+    offset = handle.tell()
+    try:
+        if fortran and len(shape) > 1:  # column-major: map the whole array, view the block's rows
+            return np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=tuple(shape), order="F")[start:stop]
+        return np.memmap(handle, dtype=dtype, mode="r", offset=offset + start * width * dtype.itemsize,
+                         shape=(count, *shape[1:]), order="C")
+    except (OSError, ValueError):
+        return None
+    finally:
+        handle.seek(offset)  # np.memmap seeks to the end to measure the file
+
+
+def _feature_rows(A: np.ndarray, features: list) -> HostRows:
+    """The columns ``features`` of ``A`` as :class:`HostRows`: a strided view of ``A`` when they
+    are contiguous (the label the first or last column, or none), else a column index."""
+    if features == list(range(features[0], features[-1] + 1)):
+        return HostRows(A[:, features[0]:features[-1] + 1])
+    return HostRows(A, columns=np.asarray(features, dtype=np.int64))
+
+
+def _scan(X: HostRows, A: np.ndarray, column, where_cell, where_label) -> np.ndarray | None:
+    """One pass over the rows, a block at a time: the features are finite, and the labels
+    (column ``column`` of ``A``, None: no labels) are copied out as float64 and checked.
+
+    Returns the labels (N,) float64, or None. ``where_cell(row, column)`` and
+    ``where_label(row)`` name a place for the error messages.
+    """
+    n = X.shape[0]
+    y = None if column is None else np.empty(n, dtype=np.float64)
+    numbers = A.dtype.kind == "f"  # integers and bools are always finite
+    for start, stop in spans(n, block_rows(A.shape[1])):
+        if numbers:
+            _check_finite(X.raw(start, stop), lambda r, c, at=start: where_cell(at + r, c))
+        if y is not None:
+            y[start:stop] = A[start:stop, column]
     if y is not None:
-        _check_labels(y, lambda r: f"data file {path!r}: row {start + r} (counting from 0)", column)
-    return Table(X, y, [f"x{i}" for i in features], None if column is None else str(column), start, shape[0])
+        _check_labels(y, where_label, column)
+    return y
+
+
+def _finish(X: HostRows, mapped: bool):
+    """``X`` as :class:`HostRows` when it is mapped and ``mapped`` is asked, else converted to float64."""
+    return X if mapped and X.mapped else X.materialize()
 
 
 def _check_numbers(where, dtype: np.dtype, what: str, labels: bool = False) -> None:
@@ -55,18 +119,23 @@ def _check_numbers(where, dtype: np.dtype, what: str, labels: bool = False) -> N
     raise XpnetValueError(f"data file {where!r}: {what} holds {fix} (dtype {dtype})")
 
 
-def read_npy_rows(path, block) -> np.ndarray:
+def read_npy_rows(path, block, *, mapped: bool = False) -> np.ndarray:
     """Rows ``block(n_rows) -> [start, stop)`` of the ``.npy`` array at ``path``; the rest is never read.
 
     Returns an array of shape ``(stop - start, *row_shape)`` in the file's dtype. The
     header is checked against the file's size, and the block's size against the memory
-    available, before the block is allocated.
+    available, before the block is allocated. With ``mapped``, the block is a read-only
+    memory map of the file instead (nothing read, no memory taken but page cache), unless
+    the file cannot be mapped.
     """
     path = os.fspath(path)
     _check_regular(path)
     with _open(path) as handle:
         header = _npy_header(handle, path, os.fstat(handle.fileno()).st_size)
         start, stop = block(header[0][0])
+        found = _map_rows(handle, header, start, stop) if mapped else None
+        if found is not None:
+            return found
         memory.require((stop - start) * math.prod(header[0][1:]) * header[2].itemsize,
                        f"reading {stop - start:,} rows of {path!r}")
         return _npy_rows(handle, header, start, stop)
@@ -184,7 +253,9 @@ def _truncated(handle):
     raise XpnetValueError(f"data file {getattr(handle, 'name', '')!r}: the array ends before its header says")
 
 
-def _read_npz(path, has_target, block) -> Table:
+def _read_npz(path, has_target, block, mapped: bool = False) -> Table:
+    """The rows ``block`` picks of ``X`` and ``y`` in the ``.npz`` at ``path``; a stored (uncompressed)
+    ``X`` is mapped when ``mapped`` is asked, a compressed one is always read (inflated) into memory."""
     with _open(path) as raw, _open_zip(path, raw) as archive:
         members = {name[:-4] if name.endswith(".npy") else name: name for name in archive.namelist()}
         if "X" not in members:
@@ -204,15 +275,21 @@ def _read_npz(path, has_target, block) -> Table:
         if y_header is not None:
             _check_numbers(f"{path}[y]", y_header[2], "y", labels=True)
         start, stop = block(X_shape[0])
-        need = (stop - start) * (X_shape[1] * (X_header[2].itemsize + 8) + (y_header[2].itemsize if y_header else 0))
-        memory.require(need, f"reading {stop - start:,} rows of {path!r}")
-        X = _npz_member(path, raw, archive, members["X"], (start, stop))[1]
+        what, count = f"reading {stop - start:,} rows of {path!r}", stop - start
+        memory.require(count * (y_header[2].itemsize if y_header else 0), what)
         y = _npz_member(path, raw, archive, members["y"], (start, stop))[1] if y_shape is not None else None
-    X = np.asarray(X, dtype=np.float64)
-    _check_finite(X, lambda r, c: f"data file {path!r}: X[{start + r}, {c}]")
+        X = _npz_member(path, raw, archive, members["X"], (start, stop), mapped=True)[1] if mapped else None
+        if X is None:  # compressed (or not to be mapped): read, in the file's dtype, then converted
+            memory.require(count * X_shape[1] * (X_header[2].itemsize + 8), what)
+            X = _npz_member(path, raw, archive, members["X"], (start, stop))[1]
+    rows = HostRows(X)
+    if X.dtype.kind == "f":
+        for first, last in spans(X.shape[0], block_rows(X.shape[1])):
+            _check_finite(rows.raw(first, last), lambda r, c, at=first: f"data file {path!r}: X[{start + at + r}, {c}]")
     if y is not None:
         _check_labels(y, lambda r: f"data file {path!r}: y[{start + r}]", "y")
-    return Table(X, y, [f"x{i}" for i in range(X_shape[1])], None if y is None else "y", start, X_shape[0])
+    return Table(_finish(rows, mapped), y, [f"x{i}" for i in range(X_shape[1])], None if y is None else "y", start,
+                 X_shape[0], mapped=mapped and rows.mapped)
 
 
 def _open_zip(path, raw) -> zipfile.ZipFile:
@@ -222,11 +299,12 @@ def _open_zip(path, raw) -> zipfile.ZipFile:
         raise XpnetValueError(f"data file {path!r}: cannot read it as an .npz archive ({exc})") from None
 
 
-def _npz_member(path, raw, archive, name, rows=None) -> tuple:
+def _npz_member(path, raw, archive, name, rows=None, mapped: bool = False) -> tuple:
     """``(header, rows [start, stop) of member name or None)``: stored members are read by
-    offset in the file, compressed ones as a decompressed stream. The member's npy header
-    is checked against the size the zip directory declares (and that against the file)
-    before anything is inflated."""
+    offset in the file, compressed ones as a decompressed stream; with ``mapped``, a stored
+    member's rows are mapped (:func:`_map_rows`) and None means they could not be. The
+    member's npy header is checked against the size the zip directory declares (and that
+    against the file) before anything is inflated."""
     info = archive.getinfo(name)
     where = f"{path}[{name.removesuffix('.npy')}]"
     if info.flag_bits & 1:
@@ -246,7 +324,11 @@ def _npz_member(path, raw, archive, name, rows=None) -> tuple:
         raw.seek(begin)
     try:
         header = _npy_header(handle, where, info.file_size)
-        return header, None if rows is None else _npy_rows(handle, header, rows[0], rows[1], compressed)
+        if rows is None:
+            return header, None
+        if mapped:  # None when the member is compressed or cannot be mapped
+            return header, None if compressed else _map_rows(handle, header, *rows)
+        return header, _npy_rows(handle, header, rows[0], rows[1], compressed)
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:  # a bad CRC, a damaged or short deflate stream
         raise XpnetValueError(f"data file {where!r}: damaged member ({exc}); save the archive again") from None
     finally:
@@ -264,11 +346,12 @@ def _member_start(handle, info, where) -> int:
     return info.header_offset + 30 + name_length + extra_length
 
 
-def load_npy_rows(path, rank: int = 0, size: int = 1) -> np.ndarray:
-    """Read only this process's block of rows of the ``.npy`` file at ``path``.
+def load_npy_rows(path, rank: int = 0, size: int = 1, *, mapped: bool = False) -> np.ndarray:
+    """Read (or, with ``mapped``, memory-map) only this process's block of rows of the ``.npy`` file at ``path``.
 
     Only rows ``shard_bounds(n_rows, rank, size)`` are read (by offset, after the header:
     :func:`xpnet.io.npy.read_npy_rows`), so no process ever holds the whole file. Returns
-    an array of shape ``(stop - start, *row_shape)``.
+    an array of shape ``(stop - start, *row_shape)``: with ``mapped``, a read-only
+    ``np.memmap`` of those rows, which training reads a chunk at a time.
     """
-    return read_npy_rows(path, lambda n_rows: shard_bounds(n_rows, rank, size))
+    return read_npy_rows(path, lambda n_rows: shard_bounds(n_rows, rank, size), mapped=mapped)

@@ -1,11 +1,13 @@
 """Your own data: load CSV / NPY / NPZ files into a :class:`~xpnet.io.files.Table`.
 
-    >>> from xpnet import data
-    >>> table = data.load_file("iris.csv", target="species")     # doctest: +SKIP
-    >>> data.infer_task(table.y)                                 # doctest: +SKIP
+    >>> from xpnet.data.labels import LabelMap, infer_task
+    >>> from xpnet.io.tables import load_file
+    >>> table = load_file("iris.csv", target="species")          # doctest: +SKIP
+    >>> infer_task(table.y)                                      # doctest: +SKIP
     'classification'
-    >>> labels = data.LabelMap.fit(table.y)                      # doctest: +SKIP
+    >>> labels = LabelMap.fit(table.y)                           # doctest: +SKIP
     >>> y = labels.encode(table.y)          # 0..C-1; labels.decode(y) maps back   # doctest: +SKIP
+    >>> big = load_file("big.npy", mapped=True)   # .X: HostRows over a memory map  # doctest: +SKIP
 
 File formats (the rules in full, with examples: docs/data.md)
 -------------------------------------------------------------
@@ -38,8 +40,11 @@ Reading a block of rows
 chooses once it knows the file's row count, without ever holding the rest:
 
 - ``.npy`` files and uncompressed ``.npz`` members (``np.savez``): the header gives the
-  shape; the block is read by offset (one seek and one read per contiguous run: one run
-  in C order, one per column in Fortran order).
+  shape; with ``mapped=True`` the block is memory-mapped (nothing read; ``Table.X`` is a
+  :class:`~xpnet.data.rows.HostRows` over the map, the label column copied out), otherwise
+  mapped and converted to float64 a block of rows at a time (or, where the file cannot be
+  mapped, read by offset: one seek and one read per contiguous run: one run in C order,
+  one per column in Fortran order).
 - compressed ``.npz`` members (``np.savez_compressed``): decompressed as a stream,
   ``CHUNK`` (64 KiB) at a time; the bytes before the block are dropped.
 - ``.csv``: a first pass over the bytes (vectorised, ``CHUNK`` at a time) finds where
@@ -65,7 +70,8 @@ from .files import FORMATS, Table, _check_regular
 from .npy import _read_npy, _read_npz
 
 
-def load_file(path, target=None, *, has_target: bool = True, block=None, header: bool | None = None) -> Table:
+def load_file(path, target=None, *, has_target: bool = True, block=None, header: bool | None = None,
+              mapped: bool = False) -> Table:
     """Read ``path`` (``.csv``, ``.npy`` or ``.npz``) into a :class:`Table`.
 
     Parameters
@@ -83,6 +89,11 @@ def load_file(path, target=None, *, has_target: bool = True, block=None, header:
     header : bool, optional
         Whether a CSV's first row names the columns. Default (None): detected, a first
         row of numbers is data (see the module docstring).
+    mapped : bool, default False
+        Map ``.npy`` files and stored ``.npz`` members instead of reading them: ``X`` is
+        then a :class:`~xpnet.data.rows.HostRows` over a read-only memory map (the
+        file's numbers, converted a chunk at a time when read) and ``Table.mapped`` is
+        True. CSV and compressed ``.npz`` members are read into memory either way.
 
     Returns
     -------
@@ -97,14 +108,15 @@ def load_file(path, target=None, *, has_target: bool = True, block=None, header:
         and the fix: unreadable or malformed files, missing values, duplicate column
         names, arrays too large for the memory available...
     """
-    table, ext = _read(path, target, has_target, block, header)
+    table, ext = _read(path, target, has_target, block, header, mapped)
     if ext != ".npz" and table.y is not None:
         table.y = typed_labels(table.y)
     return table
 
 
-def _read(path, target, has_target, block, header=None) -> tuple[Table, str]:
-    """The :class:`Table` of ``block``'s rows with untyped labels (CSV text or numbers, NPY numbers), and the type."""
+def _read(path, target, has_target, block, header=None, mapped: bool = False) -> tuple[Table, str]:
+    """The :class:`Table` of ``block``'s rows with untyped labels (CSV text or numbers, NPY numbers as
+    float64), and the type; ``mapped``: see :func:`load_file`."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
@@ -117,8 +129,8 @@ def _read(path, target, has_target, block, header=None) -> tuple[Table, str]:
         if ext == ".csv":
             return _read_csv(path, target, has_target, block, header), ext
         if ext == ".npz":
-            return _read_npz(path, has_target, block), ext
-        return _read_npy(path, target, has_target, block), ext
+            return _read_npz(path, has_target, block, mapped), ext
+        return _read_npy(path, target, has_target, block, mapped), ext
     except OSError as exc:  # e.g. an I/O error in the middle of the file
         raise XpnetValueError(f"data file {path!r}: cannot read it ({exc.strerror or exc})") from None
 

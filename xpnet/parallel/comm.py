@@ -62,10 +62,9 @@ def shard_bounds(n_rows: int, rank: int, size: int, *, allow_empty: bool = False
     return start, start + base + (rank < extra)
 
 
-
 class Shard:
-    """This process's rows of the training data: how many rows all processes hold together,
-    where this process's sit in that global order, and the batches it takes part in.
+    """This process's rows of the training data: how many rows all processes hold together, and
+    where this process's sit in that global order (:mod:`xpnet.training.batches` cuts batches).
 
     ``positions`` (int64, increasing) are the global positions of its rows; None means all of
     ``0..n_total-1`` (one process).
@@ -74,24 +73,7 @@ class Shard:
     def __init__(self, n_total: int, positions: np.ndarray | None = None):
         self.n_total, self.positions = n_total, positions
 
-    def batches(self, backend, batch_size: int | None, shuffle: bool, rng) -> list:
-        """This epoch's batches as (this process's row indices on the device, global batch size).
-
-        The global batches are the ones one process would draw from ``rng()`` (called only when
-        shuffling needs it) on all ``n_total`` rows; each process keeps the rows of each batch
-        that it holds. ``[(None, n_total)]`` means all rows at once, unindexed (full batch).
-        """
-        n = self.n_total
-        if batch_size is None or batch_size >= n:
-            return [(None, n)]
-        order = rng().permutation(n) if shuffle else np.arange(n)
-        bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-        if self.positions is None:  # one process: slices of one index array on the device
-            order = backend.asarray(order)
-            return [(order[a:z], z - a) for a, z in bounds]
-        return [(backend.asarray(self._local(order[a:z])), z - a) for a, z in bounds]
-
-    def _local(self, rows: np.ndarray) -> np.ndarray:
+    def local(self, rows: np.ndarray) -> np.ndarray:
         """Indices into this process's rows of those global ``rows`` that it holds, in the order of ``rows``."""
         positions = self.positions
         if positions is None:  # one process holds every row

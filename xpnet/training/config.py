@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..core.init import SEEDS
 from ..core.losses import REDUCTIONS
-from ..engine.kernels import CHOICES as KERNEL_CHOICES
+from ..engine.plan import CHOICES as KERNEL_CHOICES
 from ..errors import Interval, XpnetValueError
 from .options import declared, option, validate_all
 from .schedules import Schedule, get_schedule

@@ -9,7 +9,7 @@
 
 The command line, checkpoints, the scikit-learn estimators, the tutorials and data-parallel
 training all train through it. Every update takes one gradient pass
-(:func:`xpnet.engine.fullbatch.gradients`: row chunks, threads, kernels) over a batch -- all rows in
+(the plan's, :func:`xpnet.engine.plan.choose`: row chunks, threads, kernels) over a batch -- all rows in
 full-batch training (``batch_size=None``), otherwise the rows of a minibatch -- and one
 optimizer step (:mod:`xpnet.optim`). With the defaults this is the tutorials' full-batch
 gradient descent, operation for operation.
@@ -37,10 +37,9 @@ gradient buffer, so all processes stop after the same epoch (see :mod:`xpnet.dis
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -50,80 +49,16 @@ from ..core.activations import overflow_quiet
 from ..core.network import l2_penalty
 from ..engine import fullbatch
 from ..engine.numpy_ops import get_ops
+from ..engine.plan import Planner
 from ..errors import Interval, XpnetTypeError, XpnetValueError
 from ..memory import check_fits, out_of_memory
 from ..parallel.comm import Communicator
 from . import optim
+from .batches import Batches, epoch_rng
 from .config import TrainConfig
 from .interrupts import Interrupt, deferred_interrupt
+from .result import FitResult, TrainEvent
 from .stopping import EarlyStopping, Stall, restore, snapshot
-
-
-@dataclass
-class TrainEvent:
-    """What a callback sees at a logging point."""
-
-    epoch: int  # updates done so far: the loss is of the weights after `epoch` updates
-    epochs: int  # epochs requested in this fit
-    loss: float  # the objective (see xpnet.losses) on the training data
-    model: Any  # the xpnet.MLP being trained
-    state: dict = field(default_factory=dict, repr=False)  # the optimizer's state now (for checkpoints)
-    result: FitResult | None = field(default=None, repr=False)  # the result so far (epoch_losses, ...)
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns.
-
-    ``history[k]`` is the training objective of the weights after ``logged_epochs[k]``
-    epochs, computed before that epoch's updates (as Trask logs; in plain full-batch
-    training it is that epoch's own forward pass, otherwise a separate inference pass:
-    no dropout, running batch-norm statistics). The last entry is the weights training
-    ended with, so ``history[-1] == final_loss`` -- except with early stopping, where
-    ``final_loss`` is the objective of the restored best weights (``best_epoch``).
-    """
-
-    history: list = field(default_factory=list)
-    logged_epochs: list = field(default_factory=list)
-    final_loss: float = math.nan
-    epochs: int = 0  # updates actually applied
-    backend: str = ""
-    device: str = ""
-    backend_reason: str = ""
-    dtype: str = ""
-    seconds: float = 0.0
-    diverged: bool = False
-    message: str = ""  # why training stopped early, with the fix
-    validation_history: list = field(default_factory=list)  # early stopping: validation loss after each epoch
-    best_epoch: int | None = None  # early stopping: epochs done (since the run began) by the best weights
-    stopped_early: bool = False  # early stopping (or tol): stopped before `epochs`
-    interrupted: bool = False  # Ctrl-C (or SIGTERM/SIGHUP) stopped training after a complete epoch
-    signal: int | None = None  # the signal that interrupted training
-    epoch_losses: list = field(default_factory=list)  # with tol: each epoch's running training objective
-    validation_scores: list = field(default_factory=list)  # with validation_score: its value after each epoch
-    best_validation_score: float | None = None  # with validation_score: the best one (its weights are restored)
-    kernels: str = ""  # what computed the full-batch gradients: a kernel's name, "generic" or "plain" (tiny)
-    optimizer_state: dict = field(default_factory=dict, repr=False)  # optimizer and early-stopping state: to resume
-
-    def to_dict(self) -> dict:
-        return {
-            "backend": self.backend,
-            "device": self.device,
-            "backend_reason": self.backend_reason,
-            "dtype": self.dtype,
-            "epochs": self.epochs,
-            "final_loss": self.final_loss,
-            "seconds": self.seconds,
-            "history": list(self.history),
-            "logged_epochs": list(self.logged_epochs),
-            "diverged": self.diverged,
-            "message": self.message,
-            "validation_history": list(self.validation_history),
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-            "interrupted": self.interrupted,
-            "kernels": self.kernels,
-        }
 
 
 def fit(model, X, y, config: TrainConfig | None = None, *, callback=None, validation_data=None,
@@ -181,7 +116,7 @@ def fit(model, X, y, config: TrainConfig | None = None, *, callback=None, valida
     Interval(0, None, integer=True).check("initial_epoch", initial_epoch, "the epochs already done")
     if validation_score is not None and config.tol is None:
         raise XpnetValueError("validation_score is watched by the stall rule: give tol too (e.g. tol=1e-4)")
-    run = _Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
+    run = Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
                initial_epoch, optimizer_state, validation_score, sample_weight)
     return run.train(callback)
 
@@ -200,16 +135,21 @@ def _config(config: TrainConfig | None, options: dict) -> TrainConfig:
     return dataclasses.replace(config, **options) if options else config
 
 
-class _Run:
-    """The state of one :func:`fit`: data, optimizer, stopping rules, result."""
+class Run:
+    """One training run: data, batches, the plan's passes, optimizer, stopping rules, result.
+
+    :func:`fit` is ``Run(...).train(callback)``; :meth:`epoch` is one epoch of it alone (the
+    benchmarks time it: the trainer's own step, nothing of their own).
+    """
 
     def __init__(self, model, X, y, config: TrainConfig, comm: Communicator, validation_data, global_rows,
                  initial_epoch, optimizer_state, validation_score=None, sample_weight=None):
         self.model, self.config, self.comm, self.initial_epoch = model, config, comm, initial_epoch
         self.seed = model.seed if config.seed is None else config.seed
+        self.backend, self.ops = model.backend, get_ops(model.backend)
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
-        X = model.as_inputs(X, allow_empty=shared)
-        T = model.as_targets(y, X.shape[0])
+        _check_memory(model, config, _rows_of(X))  # before anything of the data's size is on the device
+        X, T = self._placed(X, y, shared)
         self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
         if sample_weight is not None:
             T, self.spec = _weighted(model, T, sample_weight)
@@ -218,49 +158,51 @@ class _Run:
         X_val = T_val = None
         if split and not shared:  # several processes refuse it in setup
             X, T, X_val, T_val = _split(model, X, T, config.validation_fraction, np.random.default_rng((self.seed, 0)))
-        self.shard = comm.setup(model, X.shape[0], split, global_rows, self.interrupt)
+        shard = comm.setup(model, X.shape[0], split, global_rows, self.interrupt)
         if config.early_stopping and not split:
-            X_val = model.as_inputs(validation_data[0], allow_empty=shared)
-            T_val = model.as_targets(validation_data[1], X_val.shape[0])
+            X_val, T_val = self._placed(validation_data[0], validation_data[1], shared)
             if sample_weight is not None:  # held-out rows count with weight 1
                 T_val = model.xp.concat([T_val, model.xp.ones((T_val.shape[0], 1), dtype=T_val.dtype)], axis=1)
-        self.stopper = (EarlyStopping(config.patience, X_val, T_val, comm, self.spec) if config.early_stopping
-                        else None)
-        self.X, self.T = X, T
-        self.n = self.shard.n_total  # rows of the training data over every process
-        self.full = config.batch_size is None or config.batch_size >= self.n
-        self.plain = self.full and not model.spec.dropout and model.bn is None  # the logged pass gives the update
+        self.stopper = EarlyStopping(config.patience, X_val, T_val, comm, self.spec) if config.early_stopping \
+            else None
+        self.X, self.T, self.n = X, T, shard.n_total  # n: rows of the training data over every process
+        self.batches = Batches(shard, self.backend, X, T, config.batch_size, config.shuffle, self.seed)
+        kernels = model.kernels if config.kernels is None else config.kernels
+        # data-parallel: each pass ends with the processes' sums (one buffer: gradients, rows, loss, Ctrl-C flag)
+        finish = functools.partial(_reduced, comm, self.backend, config.reduction) if comm.size > 1 else None
+        self.passes = Planner(self.ops, self.spec, model.dtype_name, kernels, finish)
+        self.l2_scales = {size: self._l2_scale(size) for size in self.batches.sizes()}
+        # the logged pass of plain full-batch training also gives the next update's gradients
+        self.plain = self.batches.full and not model.spec.dropout and model.bn is None
         self.optimizer = optim.make(config, model.xp, len(model.W))
+        self.stall = Stall(config.tol, config.n_iter_no_change, validation_score) if config.tol is not None else None
         if optimizer_state:
             self.optimizer.load_state(optimizer_state, model.backend)
             if self.stopper is not None:
                 self.stopper.load_state(optimizer_state, model)
-        self.log_every = config.log_every or max(1, config.epochs // 20)
-        self.ops, self.backend = get_ops(model.backend), model.backend
-        self.first = None  # gradients of the logged pass, reused by the next update (plain full batch)
-        self.first_pass = None  # that pass itself (with its loss), for an epoch that also needs the loss
-        self.full_l2_scale = self._l2_scale(self.n)
-        self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
-        self.stall = Stall(config.tol, config.n_iter_no_change, validation_score) if config.tol is not None else None
-        if self.stall is not None and optimizer_state and "stall_best" in optimizer_state:
-            self.stall.load_state(optimizer_state)
+            if self.stall is not None and "stall_best" in optimizer_state:
+                self.stall.load_state(optimizer_state)
         self.best = None  # with validation_score: the snapshot of its best epoch
-        self.quick = self.plain and self.stall is None  # an epoch is one pass and one update
-        local = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
-        self.kernel = model.kernels if config.kernels is None else config.kernels
-        self.full_pass = fullbatch.full_pass(self.ops, self.spec, X.shape[0], self.kernel)
-        self.pass_data = (X, T, X.shape[0] if local == "mean" else None)  # full_pass's X, T, scale
-        rows = self.X.shape[0] if self.full else min(config.batch_size, self.X.shape[0])
+        self.log_every = config.log_every or max(1, config.epochs // 20)
+        self.mean = config.reduction == "mean" and comm.size == 1  # else the processes' sums are added, then scaled
+        self.constant_rate = config.learning_rate if config.schedule.name == "constant" else None
+        rows = X.shape[0] if self.batches.full else min(self.batches.size, X.shape[0])
         self.result = FitResult(backend=self.backend.name, device=self.backend.device_name(),
                                 backend_reason=self.backend.reason, dtype=model.dtype_name,
-                                kernels=fullbatch.pass_name(self.ops, model, rows, self.kernel))
-        self._check_memory()
+                                kernels=self.passes[rows].name)
 
-    def _check_memory(self):
-        model, item = self.model, itemsize(self.model.dtype_name)
-        rows = fullbatch.rows_at_once(self.ops, model.layer_sizes, item, self.X.shape[0]) if self.plain \
-            else (self.config.batch_size or self.X.shape[0])
-        check_fits(self.backend, model.layer_sizes, self.X.shape[0], item, rows)
+    def _placed(self, X, y, shared: bool):
+        """``(X, T)`` validated on the model's device; running out of device memory on the way is
+        xpnet's memory error, like any other."""
+        model = self.model
+        try:
+            X = model.as_inputs(X, allow_empty=shared)
+            return X, model.as_targets(y, X.shape[0])
+        except Exception as exc:
+            if self.backend.is_out_of_memory(exc):
+                raise out_of_memory(self.backend, exc, model.layer_sizes, _rows_of(X),
+                                    itemsize(model.dtype_name)) from None
+            raise
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, callback) -> FitResult:
@@ -269,13 +211,9 @@ class _Run:
         start = time.perf_counter()
         try:
             with deferred_interrupt(self.interrupt), overflow_quiet() as quiet:
-                checks, last = self.stopper is not None or self.stall is not None or self.comm.size > 1, \
-                    config.epochs
-                step, scale, run, data = self.optimizer.step, self.full_l2_scale, self.full_pass, self.pass_data
-                # the constant rate when the tutorials' quick epoch applies, else None
-                inline = self.constant_rate if self.quick and self.comm.size == 1 else None
+                checks = self.stopper is not None or self.stall is not None or self.comm.size > 1
+                last, done_before = config.epochs, self.initial_epoch
                 for epoch in range(config.epochs + 1):
-                    # the cheap checks and the quick epoch inline: tiny problems spend their time per epoch
                     stop = self._should_stop(epoch) if checks or epoch == last or self.interrupt.seen else False
                     if stop or epoch % self.log_every == 0:
                         loss = self._logged_loss(final=stop or epoch == last)
@@ -290,14 +228,7 @@ class _Run:
                                 callback(TrainEvent(epoch, config.epochs, loss, model, self._state(), result))
                     if stop:
                         break
-                    if inline is not None:  # one pass of all rows, one update (the tutorials)
-                        grads, self.first = self.first, None
-                        if grads is None:
-                            g = run(model.W, model.b, *data)
-                            grads = g.dW if g.db is None else g.dW + g.db  # Gradients.flat() without BN, inline
-                        model.set_parameters(step(model.parameters(), grads, inline, scale))
-                    else:
-                        self._epoch(self.initial_epoch + epoch)
+                    self.epoch(done_before + epoch)
                     result.epochs = epoch + 1
         except Exception as exc:
             if self.backend.is_out_of_memory(exc):
@@ -322,30 +253,36 @@ class _Run:
             return True
         return epoch == self.config.epochs
 
-    def _epoch(self, t: int) -> None:
-        """One pass over the data (``t``: epochs done since the run began, across resumes)."""
-        config = self.config
+    def epoch(self, t: int) -> None:
+        """One pass over the data (``t``: epochs done since the run began, across resumes).
+
+        ONE step per batch: the gradients of the batch from the plan's pass (summed over the
+        processes), then the optimizer's update. Nothing leaves the device but, with the stall
+        rule, the epoch's objective, once.
+        """
+        config, model, stall = self.config, self.model, self.stall
         rate = self.constant_rate or config.schedule.rate(config.learning_rate, t, self.initial_epoch + config.epochs,
                                                           self.n)
-        if self.quick:  # one pass of all rows, one update
-            grads, self.first = self.first or self._gradients(self.X, self.T, None).flat(), None
-            self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads, rate, self.full_l2_scale))
-            return
-        first, self.first, self.first_pass = self.first_pass, None, None  # plain full batch: the logged pass
-        masks_rng = _epoch_rng(self.seed, 2, t) if self.model.spec.dropout else None  # only made when used
-        running = 0.0
-        for rows, size in self.shard.batches(self.backend, None if self.full else config.batch_size, config.shuffle,
-                                             lambda: _epoch_rng(self.seed, 1, t)):
-            X, T = (self.X, self.T) if rows is None else (self.model.xp.take(self.X, rows, axis=0),
-                                                          self.model.xp.take(self.T, rows, axis=0))
-            grads = first if first is not None and rows is None else self._gradients(X, T, masks_rng)
-            first = None
-            l2_scale = self._l2_scale(size)
-            if self.stall is not None:
-                running += self._batch_objective(grads.data_loss, size, l2_scale)
-            self.model.set_parameters(self.optimizer.step(self.model.parameters(), grads.flat(), rate, l2_scale))
-        if self.stall is not None:
-            self._after_epoch(running / self.n, rate)
+        masks_rng = epoch_rng(self.seed, 2, t) if self.spec.dropout else None  # only made when used
+        running = None
+        for X, T, size in self.batches.all if self.batches.full else self.batches.epoch(t):
+            rows = X.shape[0]
+            scale = rows if self.mean else None
+            if masks_rng is None and model.bn is None:
+                grads = self.passes[rows].call(model.W, model.b, X, T, scale, stall is not None)
+            else:
+                grads = self.passes[rows](model.W, model.b, X, T, scale, stall is not None, bn=model.bn,
+                                          masks=None if masks_rng is None else _masks(model, masks_rng, rows))
+                if grads.bn_stats is not None:
+                    model.bn = layers.update_running(model.bn, grads.bn_stats)
+            l2_scale = self.l2_scales[size]
+            if stall is not None:  # this batch's share of the epoch's objective, on the device
+                objective = self._batch_objective(grads.data_loss, size, l2_scale)
+                running = objective if running is None else running + objective
+            flat = grads.dW + grads.db if grads.db is not None and grads.dgamma is None else grads.flat()
+            model.set_parameters(self.optimizer.step(model.parameters(), flat, rate, l2_scale))
+        if stall is not None:
+            self._after_epoch(float(running) / self.n, rate)  # type: ignore[arg-type]  # the batches set it
 
     def _after_epoch(self, loss: float, rate: float) -> None:
         """The stall rule after an epoch: record, keep the best weights, lower the rate or stop."""
@@ -366,49 +303,30 @@ class _Run:
         elif stall.stalled:
             stall.done = True
 
-    def _gradients(self, X, T, masks_rng):
-        """The gradients of one batch, summed over every process's rows of it (with their loss
-        when a stopping rule needs it); updates the batch-norm running statistics."""
-        model, config, comm = self.model, self.config, self.comm
-        if self.quick and comm.size == 1:
-            return self.full_pass(model.W, model.b, *self.pass_data)
-        masks = None
-        if model.spec.dropout:
-            host = layers.dropout_masks(masks_rng, X.shape[0], model.layer_sizes[1:-1], model.spec.dropout)
-            masks = [model.backend.asarray(m, model.dtype) for m in host]
-        reduction = config.reduction if comm.size == 1 else "sum"  # the processes' sums are added, then scaled
-        grads = fullbatch.gradients(self.ops, self.spec, model.W, model.b, X, T, reduction,
-                                    with_loss=self.stall is not None, kernel=self.kernel, bn=model.bn,
-                                    masks=masks)
-        if grads.bn_stats is not None:
-            model.bn = layers.update_running(model.bn, grads.bn_stats)
-        return _reduced(comm, self.backend, grads, config.reduction, X.shape[0])
-
     def _l2_scale(self, size: int) -> float:
         """What multiplies ``l2`` in one update of ``size`` rows (see :class:`TrainConfig`)."""
         if self.config.l2_scaling == "batch":
             return 1.0 / size if self.config.reduction == "mean" else 1.0
         return size / self.n if self.config.reduction == "sum" and size != self.n else 1.0
 
-    def _batch_objective(self, data_loss, size: int, l2_scale: float) -> float:
-        """A batch's share of the epoch's running objective (times N): its data loss plus the
-        penalty its update applies, in the units of the reported objective."""
+    def _batch_objective(self, data_loss, size: int, l2_scale: float):
+        """A batch's share of the epoch's running objective (times N), on the device: its data
+        loss plus the penalty its update applies, in the units of the reported objective."""
         if not self.config.l2:
-            return float(data_loss)
-        penalty = float(l2_penalty(self.model.xp, self.model.W, self.config.l2 * l2_scale))
-        return float(data_loss) + penalty * (size if self.config.reduction == "mean" else 1)
+            return data_loss
+        penalty = l2_penalty(self.model.xp, self.model.W, self.config.l2 * l2_scale)
+        return data_loss + penalty * (size if self.config.reduction == "mean" else 1)
 
     def _logged_loss(self, final: bool = False) -> float:
         """The training objective of the current weights, over every process's rows (inference
-        mode). In plain full-batch training the pass also gives the next update's gradients
-        (with the stall rule, a final check needs none: a forward pass does)."""
+        mode). In plain full-batch training the plan's pass gives it with the gradients, which
+        it keeps for the next update (with the stall rule a final check needs no gradients)."""
         model, config = self.model, self.config
         if not self.plain or (final and self.stall is not None):
             return self._objective()
-        grads = self._with_loss(self.X, self.T)
-        self.first = grads.flat()
-        self.first_pass = grads if self.stall is not None else None
-        return float(model.objective(grads.data_loss, self.n, config.l2, config.reduction))
+        X, T = self.X, self.T
+        grads = self.passes[X.shape[0]].logged(model.W, model.b, X, T, X.shape[0] if self.mean else None)
+        return float(model.objective(grads.data_loss, self.n, config.l2, config.reduction))  # summed over processes
 
     def _objective(self) -> float:
         """The training objective of the current weights by an inference pass over every process's rows."""
@@ -417,10 +335,6 @@ class _Run:
         if self.comm.size > 1:
             data = self.comm.sum_floats([float(data)])[0]
         return float(model.objective(data, self.n, config.l2, config.reduction))
-
-    def _with_loss(self, X, T):
-        grads = self.full_pass(self.model.W, self.model.b, *self.pass_data, True)
-        return _reduced(self.comm, self.backend, grads, self.config.reduction, X.shape[0])
 
     def _state(self) -> dict:
         """What a later fit needs to continue exactly: the optimizer's, early stopping's and the stall
@@ -466,33 +380,40 @@ class _Run:
         return result
 
 
-def _reduced(comm: Communicator, backend, grads, reduction: str, n_local: int):
+def _rows_of(X) -> int:
+    """The rows of ``X`` before it is validated (0 when it has no shape: the validation says why)."""
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        try:
+            return len(X)
+        except TypeError:
+            return 0
+    return int(shape[0]) if len(shape) else 0
+
+
+def _check_memory(model, config: TrainConfig, n: int) -> None:
+    """The data, the weights and a pass's activations fit in the memory this process may use."""
+    item, full = itemsize(model.dtype_name), config.batch_size is None or config.batch_size >= n
+    rows = fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, item, n) \
+        if full and not model.spec.dropout and model.bn is None else min(n, config.batch_size or n)
+    check_fits(model.backend, model.layer_sizes, n, item, rows)
+
+
+def _masks(model, rng, rows: int) -> list:
+    """This step's dropout multipliers on the model's device (drawn on the host, sent as booleans)."""
+    keep = layers.dropout_keep(rng, rows, model.layer_sizes[1:-1], model.spec.dropout)
+    return [layers.dropout_multipliers(model.xp, model.backend.asarray(k), model.spec.dropout, model.dtype)
+            for k in keep]
+
+
+def _reduced(comm: Communicator, backend, reduction: str, grads, n_local: int):
     """``grads`` summed over the processes (one buffer: gradients, count, loss, Ctrl-C flag) and,
-    for a mean, divided by the global row count. One process: ``grads`` as they are."""
-    if comm.size == 1:
-        return grads
+    for a mean, divided by the global row count (batch norm is refused in data-parallel runs)."""
     flat, n, loss = comm.reduce_step(backend, grads.flat(), n_local, grads.data_loss)
     if reduction == "mean":
         flat = [g / n for g in flat]
-    return _Flat(flat, loss)
-
-
-class _Flat:
-    """Reduced gradients in :meth:`MLP.parameters` order (what :class:`~xpnet.core.ops.Gradients` gives)."""
-
-    def __init__(self, arrays, data_loss):
-        self.arrays, self.data_loss = arrays, data_loss
-
-    def flat(self) -> list:
-        return self.arrays
-
-
-def _epoch_rng(seed: int, stream: int, epoch: int):
-    """The host generator of one epoch's shuffle (stream 1) or dropout masks (stream 2).
-
-    Keyed by the absolute epoch, so a resumed run draws what the uninterrupted one drew.
-    """
-    return np.random.default_rng((seed, stream, epoch))
+    k = len(grads.dW)
+    return grads._replace(dW=flat[:k], db=flat[k:] if grads.db is not None else None, data_loss=loss)
 
 
 def _split(model, X, T, fraction: float, rng):

@@ -215,23 +215,16 @@ def _numbered(state: dict, prefix: str, backend) -> list:
 def clip_gradients(xp, grads: list, clip_value: float | None = None, clip_norm: float | None = None) -> list:
     """Clip entries to ``[-clip_value, clip_value]``, then rescale to global norm <= ``clip_norm``.
 
-    The norm rescaling is ``g * (n / max(||g||, n))``: exactly 1 when already within the
-    norm, so nothing changes then; computed on the device (no host round trip).
+    Both on the device, with the limits as Python numbers: no boolean masks (which make some
+    libraries wait for the device) and no host round trip. The norm rescaling is
+    ``g * (n / max(||g||, n))``: exactly 1 when already within the norm, so nothing changes then.
     """
     if clip_value is not None:
-        grads = [xp.clip(g, min=-clip_value, max=clip_value) for g in grads]
+        grads = [xp.minimum(xp.maximum(g, -clip_value), clip_value) for g in grads]
     if clip_norm is not None:
         total = xp.sum(grads[0] * grads[0])
         for g in grads[1:]:
             total = total + xp.sum(g * g)
-        norm = xp.sqrt(total)
-        limit = xp.asarray(clip_norm, dtype=norm.dtype, device=_device(norm))
-        scale = limit / xp.maximum(norm, limit)
+        scale = clip_norm / xp.maximum(xp.sqrt(total), clip_norm)
         grads = [g * scale for g in grads]
     return grads
-
-
-def _device(x):
-    import array_api_compat
-
-    return array_api_compat.device(x)

@@ -20,6 +20,7 @@ from typing import Any
 
 from numba import njit
 
+from ..activations import SIGMOID, TANH
 from .numba_math import exp, log, log1p, sigmoid, tanh
 from .numba_support import COMPILED_LOSSES, COMPILED_OUTPUTS
 
@@ -28,10 +29,8 @@ from .numba_support import COMPILED_LOSSES, COMPILED_OUTPUTS
 LOOPS: dict[str, Any] = {"nogil": True, "cache": True, "error_model": "numpy",
                          "fastmath": {"reassoc", "contract", "nsz"}}
 
-ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUTPUTS = {name: code for code, name in enumerate(COMPILED_OUTPUTS)}  # softmax 0, sigmoid 1, identity 2
 LOSSES = {name: code for code, name in enumerate(COMPILED_LOSSES)}  # cross_entropy 0, squared 1, binary 2
-TANH, SIGMOID, RELU = 0, 1, 2
 SOFTMAX, IDENTITY = 0, 2
 CROSS_ENTROPY, SQUARED, BINARY_CROSS_ENTROPY = 0, 1, 2
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.ops import Gradients
-from ..numpy_ops import SMALL, in_place
+from ..activations import in_place
+from ..numpy_ops import SMALL
 from . import numba_support
 
 WIDTHS = (1, 2, 4, 8)  # input widths and output counts the code is written for (padded up)
@@ -53,13 +54,13 @@ def rows_per_block(n_in: int, n_out: int) -> int:
 class _Kernel(numba_support.Kernel):
     name = "numba-fused"
 
-    def applies(self, spec, backend: str, dtype: str, n_rows: int) -> bool:
+    def supports(self, spec, library: str, dtype: str, n_rows: int) -> bool:
         sizes = spec.layer_sizes
-        return (backend == "numpy" and n_rows > SMALL and len(sizes) == 3 and fits(sizes[0], sizes[2])
-                and in_place(spec.hidden[0]) is not None)
+        return (library == "numpy" and n_rows > SMALL and len(sizes) == 3 and fits(sizes[0], sizes[2])
+                and in_place(spec.hidden[0]) is not None and numba_support.ready(spec, dtype))
 
-    def plan(self, spec, W, b, scale, with_loss):
-        return FusedPlan(spec, W, b, scale, with_loss)
+    def prepare(self, spec, W, b, scale, with_loss):
+        return FusedLanes(spec, W, b, scale, with_loss)
 
     def dispatchers(self, spec, dtype: str) -> list:
         loops = numba_support.jitted("numba_fused_loops")
@@ -70,7 +71,7 @@ class _Kernel(numba_support.Kernel):
 KERNEL = _Kernel()
 
 
-class FusedPlan:
+class FusedLanes:
     """One pass: the weights padded for the compiled shape; :meth:`lane_total` per lane, :meth:`combine`."""
 
     def __init__(self, spec, W, b, scale, with_loss):

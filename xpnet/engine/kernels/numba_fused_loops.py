@@ -28,6 +28,7 @@ import threading
 
 from numba import njit
 
+from ..activations import TABLE
 from .numba_elementwise import LOOPS, output_rows
 from .numba_fused import WIDTHS, padded, rows_per_block
 from .numba_math import sigmoid, tanh
@@ -67,8 +68,6 @@ def {name}(X, T, W0, b0, W1T, b1, chunks, acc, accb1, part, partb1, abuf, lbuf, 
     return total
 '''
 
-_SLOPES = {"tanh": "one - {y} * {y}", "sigmoid": "{y} * (one - {y})"}
-_ACTIVATE = {"tanh": "tanh({z})", "sigmoid": "sigmoid({z})", "relu": "{z} if {z} > zero else zero"}
 
 
 def source(act: str, n_in: int, n_out: int, rows: int) -> tuple[str, str]:
@@ -82,7 +81,7 @@ def source(act: str, n_in: int, n_out: int, rows: int) -> tuple[str, str]:
         lines = []
         for r in range(R):
             z = "b0[j]" + "".join(f" + x{r}_{k} * w0_{k}[j]" for k in range(D))
-            lines.append(f"y = {_ACTIVATE[act].format(z=f'({z})')}")
+            lines.append(f"y = {TABLE[act].activate.format(z=f'({z})')}")
             lines.append(f"a{r}[j] = y")
             lines += [f"l{r}_{c} += y * w1_{c}[j]" for c in range(C)]
         return "\n".join(body + line for line in lines)
@@ -96,7 +95,7 @@ def source(act: str, n_in: int, n_out: int, rows: int) -> tuple[str, str]:
             if act == "relu":
                 lines.append(f"g{r} = ({dot}) if y{r} > zero else zero")
             else:
-                lines.append(f"g{r} = ({dot}) * ({_SLOPES[act].format(y=f'y{r}')})")
+                lines.append(f"g{r} = ({dot}) * ({TABLE[act].slope.format(y=f'y{r}')})")
         lines += [f"g0_{k}[j] += " + " + ".join(f"x{r}_{k} * g{r}" for r in range(R)) for k in range(D)]
         lines.append("gb[j] += " + " + ".join(f"g{r}" for r in range(R)))
         return "\n".join(body + line for line in lines)

@@ -24,21 +24,21 @@ import functools
 
 import numpy as np
 
-from ...core.activations import HIDDEN
 from ...core.network import gradients as model_gradients
-from ..numpy_ops import SMALL, NumpyLane, NumpyOps, in_place
+from ..activations import TABLE, in_place
+from ..numpy_ops import SMALL, NumpyLane, NumpyOps
 from . import numba_support
 
 
 class _Kernel(numba_support.Kernel):
     name = "numba-layers"
 
-    def applies(self, spec, backend: str, dtype: str, n_rows: int) -> bool:
-        return (backend == "numpy" and n_rows > SMALL and len(spec.layer_sizes) >= 3
-                and all(in_place(act) is not None for act in spec.hidden))
+    def supports(self, spec, library: str, dtype: str, n_rows: int) -> bool:
+        return (library == "numpy" and n_rows > SMALL and len(spec.layer_sizes) >= 3
+                and all(in_place(act) is not None for act in spec.hidden) and numba_support.ready(spec, dtype))
 
-    def plan(self, spec, W, b, scale, with_loss):
-        return LayersPlan(spec, W, b, scale, with_loss)
+    def prepare(self, spec, W, b, scale, with_loss):
+        return LayersLanes(spec, W, b, scale, with_loss)
 
     def dispatchers(self, spec, dtype: str) -> list:
         jitted = numba_support.jitted("numba_elementwise")
@@ -48,7 +48,7 @@ class _Kernel(numba_support.Kernel):
 KERNEL = _Kernel()
 
 
-class LayersPlan:
+class LayersLanes:
     """:func:`xpnet.core.network.gradients` on each chunk of a lane with a :class:`JitLane`; lanes added in order."""
 
     def __init__(self, spec, W, b, scale, with_loss: bool):
@@ -76,7 +76,7 @@ class JitLane(NumpyLane):
         super().__init__(xp, spec, W, b, rows, dtype)
         self.jitted, self.dtype = jitted, np.dtype(dtype)
         widths = spec.layer_sizes[1:]
-        self.codes = {HIDDEN[name]: code for name, code in jitted.ACTIVATIONS.items()}
+        self.codes = {v.generic: v.code for v in TABLE.values()}
         self.no_bias = [np.zeros(w, dtype) for w in widths]
         self.biases = [np.ascontiguousarray(c) for c in b] if b is not None else self.no_bias
         self.column_sums = [np.empty(w, dtype) for w in widths]  # each layer's bias gradient, from its delta's pass

@@ -39,16 +39,21 @@ def _try_import() -> tuple[bool, str | None]:
     try:
         numba = importlib.import_module("numba")
     except Exception as exc:  # missing, or broken against this NumPy: either way no JIT kernels
-        return False, (f"numba is not importable ({type(exc).__name__}: {exc}); pip install numba "
-                       "(in a clone of xpnet: pip install '.[jit]')")
+        return False, f"numba is not importable ({type(exc).__name__}: {exc})"
     version = tuple(int(p) for p in numba.__version__.split(".")[:2] if p.isdigit())
     if version < MIN_VERSION:
-        return False, f"numba {numba.__version__} is older than 0.60; pip install -U numba"
+        return False, f"numba {numba.__version__} is older than 0.60"
     return True, None
 
 
 COMPILED_OUTPUTS = ("softmax", "sigmoid", "identity")  # the outputs and losses the compiled loops know
 COMPILED_LOSSES = ("cross_entropy", "squared", "binary_cross_entropy")
+
+
+def ready(spec, dtype: str) -> bool:
+    """What every JIT kernel needs of a case, besides its shape: a float dtype, xpnet's own
+    output and loss (:func:`known_math`), and numba (checked last: it imports numba)."""
+    return dtype in ("float32", "float64") and known_math(spec) and available()
 
 
 def known_math(spec) -> bool:
@@ -71,15 +76,10 @@ class Kernel:
     name = ""
     family = "jit"
 
-    def applies(self, spec, backend: str, dtype: str, n_rows: int) -> bool:  # pragma: no cover - overridden
+    def supports(self, spec, library: str, dtype: str, n_rows: int) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def supports(self, spec, backend: str, dtype: str, n_rows: int) -> bool:
-        """The case fits this kernel and numba imports (checked last: it imports numba)."""
-        return (dtype in ("float32", "float64") and known_math(spec) and self.applies(spec, backend, dtype, n_rows)
-                and available())
-
-    def plan(self, spec, W, b, scale, with_loss):  # pragma: no cover - overridden
+    def prepare(self, spec, W, b, scale, with_loss):  # pragma: no cover - overridden
         raise NotImplementedError
 
     def warm_up(self, spec, dtype: str) -> float:
@@ -95,8 +95,8 @@ class Kernel:
         T = np.zeros((n, sizes[-1]), dtype)
         T[:, 0] = 1
         for with_loss in (False, True):
-            plan = self.plan(spec, W, b, n, with_loss)
-            plan.combine([plan.lane_total(X, T, [(0, n)], n)])
+            lanes = self.prepare(spec, W, b, n, with_loss)
+            lanes.combine([lanes.lane_total(X, T, [(0, n)], n)])
         return time.perf_counter() - start
 
     def needs_compile(self, spec, dtype: str) -> bool:

@@ -5,7 +5,7 @@ twice as fast as (rows, k) @ (k, width) with OpenBLAS for small k (measured), an
 weight gradient never forms the back-propagated (rows, width) delta:
 ``dW0 = X.T @ ((dZ @ W1.T) * S)`` with S the activation's slopes is
 ``dW0[k, j] = sum_c W1[j, c] * G[j, (k, c)]`` where ``G = S.T @ M.T`` and
-``M[(k, c), i] = X[i, k] * dZ[i, c]``; ``G`` is summed over the chunks and :meth:`GramPlan.combine`
+``M[(k, c), i] = X[i, k] * dZ[i, c]``; ``G`` is summed over the chunks and :meth:`GramLanes.combine`
 contracts it with ``W1``. Two passes over the activations fewer than the generic pass.
 
 ``X`` carries a row of ones (the folded bias) so the first bias and its gradient come out of
@@ -18,7 +18,8 @@ import numpy as np
 
 from ...core.activations import output_forward
 from ...core.ops import Gradients
-from ..numpy_ops import FOLD, SMALL, THIN, in_place
+from ..activations import in_place
+from ..numpy_ops import FOLD, SMALL, THIN
 
 GRAM = 16  # (inputs + 1) x outputs up to this: the G sums stay small
 
@@ -27,19 +28,19 @@ class _Kernel:
     name = "numpy-gram"
     family = "numpy"
 
-    def supports(self, spec, backend: str, dtype: str, n_rows: int) -> bool:
+    def supports(self, spec, library: str, dtype: str, n_rows: int) -> bool:
         sizes = spec.layer_sizes
-        return (backend == "numpy" and n_rows > SMALL and len(sizes) == 3 and sizes[0] <= FOLD
+        return (library == "numpy" and n_rows > SMALL and len(sizes) == 3 and sizes[0] <= FOLD
                 and (sizes[0] + spec.bias) * sizes[-1] <= GRAM and in_place(spec.hidden[0]) is not None)
 
-    def plan(self, spec, W, b, scale, with_loss):
-        return GramPlan(spec, W, b, scale, with_loss)
+    def prepare(self, spec, W, b, scale, with_loss):
+        return GramLanes(spec, W, b, scale, with_loss)
 
 
 KERNEL = _Kernel()
 
 
-class GramPlan:
+class GramLanes:
     """One pass: the prepared weights; :meth:`lane_total` per lane, :meth:`combine` at the end."""
 
     def __init__(self, spec, W, b, scale, with_loss):
@@ -119,7 +120,7 @@ class GramPlan:
 class _Lane:
     """One lane's buffers (activations, slopes, logits, staged input, M) and running sums."""
 
-    def __init__(self, plan: GramPlan, rows: int, dtype):
+    def __init__(self, plan: GramLanes, rows: int, dtype):
         self.width = width = plan.spec.layer_sizes[1]
         n_out = plan.n_out
         self.out = np.empty(width * rows, dtype)

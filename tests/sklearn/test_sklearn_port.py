@@ -2,7 +2,7 @@
 
 Every item of that file is here, rewritten in our words with its assertions and thresholds
 kept; where an original pokes at scikit-learn internals, the test reads xpnet's counterpart
-(``_Objective`` for ``_loss_grad_lbfgs``; ``_optimizer.learning_rate`` and
+(``xpnet.sklearn.lbfgs.Objective`` for ``_loss_grad_lbfgs``; ``_optimizer.learning_rate`` and
 ``_no_improvement_count`` exist under scikit-learn's names). Data sizes and ``max_iter`` are
 the original's unless noted. The tests whose subject is the numerics run on every backend
 (the ``backend`` fixture), the others on NumPy.
@@ -34,7 +34,8 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.preprocessing import LabelBinarizer, MinMaxScaler, scale  # noqa: E402
 
 from xpnet.engine.threads import limit_threads  # noqa: E402
-from xpnet.sklearn import MLPClassifier, MLPRegressor, _Objective  # noqa: E402
+from xpnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from xpnet.sklearn.lbfgs import Objective  # noqa: E402
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 
@@ -115,8 +116,8 @@ def test_lbfgs_gradient_matches_finite_differences(backend):
                                           learning_rate_init=0.2, max_iter=1, random_state=1,
                                           **on(backend, "float64")), X, y)
             theta = np.hstack([a.ravel() for a in mlp.coefs_ + mlp.intercepts_])
-            model = mlp._network(mlp.coefs_, mlp.intercepts_, loss=mlp._training_loss())
-            objective = _Objective(model, X, mlp._targets(Y.astype(bool)), None, 1e-5)
+            model = mlp._network(mlp.coefs_, mlp.intercepts_, mlp._model_backend(), loss=mlp._training_loss())
+            objective = Objective(model, X, mlp._targets(Y.astype(bool)), None, 1e-5)
             value, grad = objective(theta)
             eps, numeric = 1e-5, np.zeros(theta.size)
             for i in range(theta.size):
