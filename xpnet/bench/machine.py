@@ -91,7 +91,7 @@ def _blas_info() -> list:
 def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> list:
     """The first CPU's caches, from Linux's ``root``: ``[{"level": 1, "type": "Data", "bytes":
     32768, "shared_cpus": "0"}, ...]`` in the kernel's order (empty elsewhere)."""
-    caches = []
+    caches: list = []
     try:
         folders = sorted(p for p in os.listdir(root) if p.startswith("index"))
     except OSError:

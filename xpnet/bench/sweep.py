@@ -30,7 +30,8 @@ def rows_range(case: Case, budget: int, source: str = "memory", first: int = FIR
     """Rows 1, 2, 5 x 10^k from ``first`` while ``case`` with that many rows needs at most
     ``budget`` bytes (:func:`~xpnet.bench.estimate_memory`; with ``source="file"`` its file
     too, :func:`~xpnet.bench.disk.file_bytes`)."""
-    sizes, decade = [], first
+    sizes: list[int] = []
+    decade = first
     while True:
         for step in (1, 2, 5):
             n = decade * step
@@ -76,8 +77,9 @@ def run_sweep(kind: str, backends=None, dtypes=("float32",), *, n_samples=None, 
             raise XpnetValueError(f"budget={budget} bytes is too small for the smallest case of the {kind} sweep; "
                                   "give a larger --budget")
         sizes[other] = span
-        grid = {"n_samples": span, "hidden": [other]} if kind == "rows" else {"n_samples": [other], "hidden": span}
-        reports.append(run(backends, dtypes, input_dim=input_dim, classes=classes, source=source, **grid, **options))
+        rows, widths = (span, [other]) if kind == "rows" else ([other], span)
+        reports.append(run(backends, dtypes, rows, widths, input_dim=input_dim, classes=classes, source=source,
+                           **options))
     report = reports[0]
     for more in reports[1:]:
         report["ceilings"] += more["ceilings"]
@@ -134,7 +136,7 @@ def sweep_figure(report: dict, path) -> None:
         x = [r[axis] for r in group]
         n = [r["n_samples"] for r in group]
         label = f"{name} {dtype} {'H' if kind == 'rows' else 'N'}={value:g}"
-        lines = [("epoch (median)", [r["seconds_per_epoch"] for r in group], "-", "o")]
+        lines: list = [("epoch (median)", [r["seconds_per_epoch"] for r in group], "-", "o")]
         if all("tanh_floor_seconds" in r for r in group):
             lines.append(("tanh floor", [r["tanh_floor_seconds"] for r in group], "--", None))
         if (name, dtype) in peaks:
