@@ -1,8 +1,9 @@
 """Shared fixtures: every model test runs on each available backend.
 
 ``backend`` is parametrized over numpy, array_api_strict (and its float32-only
-``no_float64`` device), torch when installed and cupy when a GPU works; unavailable ones
-skip with the reason. ``dtype`` is the most precise float the backend's device has.
+``no_float64`` device), torch when installed and cupy when a GPU works (twice: float64 and
+``cupy/float32``, float32 being what GPUs run); unavailable ones skip with the reason.
+``dtype`` is the most precise float the backend's device has, or float32 for ``NAME/float32``.
 """
 
 import os
@@ -14,11 +15,13 @@ import pytest
 
 import xpnet
 
-BACKEND_NAMES = ["numpy", "array_api_strict", "array_api_strict:no_float64", "torch", "cupy"]
+BACKEND_NAMES = ["numpy", "array_api_strict", "array_api_strict:no_float64", "torch", "cupy", "cupy/float32"]
 
 
 def available_backend(name):
-    """The backend called ``name``, or skip the test with the reason it is unavailable."""
+    """The backend called ``name`` (a ``/float32`` suffix is the dtype fixture's), or skip the
+    test with the reason it is unavailable."""
+    name = name.split("/")[0]
     if name.split(":")[0] == "array_api_strict":
         pytest.importorskip("array_api_strict")
     try:
@@ -33,7 +36,10 @@ def backend(request):
 
 
 @pytest.fixture
-def dtype(backend):
+def dtype(request, backend):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and str(callspec.params.get("backend", "")).endswith("/float32"):
+        return "float32"
     return "float64" if "float64" in backend.dtype_names() else "float32"
 
 

@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import available_backend, run_cli
+from conftest import available_backend, rtol_for, run_cli
 
 import xpnet
 
@@ -93,11 +93,17 @@ def test_round_trip_to_numpy(backend, dtype):
     backend.sync()
 
 
-def test_gpu_backend_really_runs_when_present():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gpu_backend_really_runs_when_present_chunked_and_agrees_with_numpy(monkeypatch, dtype):
+    from xpnet.core.ops import Ops
+
     b = available_backend("cupy")
-    model = xpnet.MLP([2, 4, 2], backend=b)
-    model.fit(np.ones((8, 2)), np.array([0, 1] * 4), epochs=3)
-    assert model.W[0].device == b.device
+    monkeypatch.setattr(Ops, "chunk_bytes", 1 << 14)  # chunks of 64 rows: the chunked pass on the device
+    X, y = xpnet.datasets.load("moons", n_samples=1000, seed=2)
+    models = [xpnet.MLP([2, 32, 2], backend=name, dtype=dtype, seed=1) for name in (b, "numpy")]
+    results = [m.fit(X, y, epochs=5, learning_rate=0.1) for m in models]
+    assert models[0].W[0].device == b.device and results[0].kernels == "generic"
+    np.testing.assert_allclose(results[0].history, results[1].history, rtol=10 * rtol_for(dtype))
 
 
 def test_same_result_whatever_the_thread_count():
@@ -182,3 +188,103 @@ def test_qualified_name_round_trips():
     for name in ("numpy", "array_api_strict:no_float64", "torch"):
         b = available_backend(name)
         assert xpnet.get_backend(b.qualified_name()).device_name() == b.device_name()
+
+
+# -- names: suggestions and install hints -----------------------------------------------------------
+@pytest.mark.parametrize("name, meant", [("cuda", "'cupy' or 'torch:cuda'"), ("nmpy", "'numpy'"), ("gpu", "'cupy'"),
+                                         ("numpyy", "'numpy'"), ("array-api-strict", "'array_api_strict'")])
+def test_a_name_close_to_a_known_one_gets_a_suggestion(name, meant):
+    with pytest.raises(xpnet.BackendUnavailableError) as info:
+        xpnet.get_backend(name)
+    assert f"did you mean {meant}" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_known_library_that_is_not_installed_gets_its_install_command(monkeypatch):
+    import sys
+
+    for module in ("jax", "jax.numpy"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if jax were not installed
+    with pytest.raises(xpnet.BackendUnavailableError, match=r"needs jax, which is not installed; `pip install jax`"):
+        xpnet.get_backend("jax")
+
+
+def test_cupy_cuda_n_is_cupys_device_n(monkeypatch):
+    from xpnet.backend import namespace
+
+    opened = []
+    monkeypatch.setattr(namespace.cuda, "import_cupy", lambda: None)
+    monkeypatch.setattr(namespace, "_compat", lambda lib: None)
+    monkeypatch.setattr(namespace.cuda, "open_device", lambda cupy, index: opened.append(index) or index)
+    for name in ("cupy:cuda:1", "cupy:1", "cupy", "cupy:cuda"):
+        xpnet.get_backend(name)
+    assert opened == [1, 1, None, None]  # None: the current device
+    with pytest.raises(xpnet.BackendUnavailableError, match="cupy:0, cupy:1"):
+        xpnet.get_backend("cupy:gpu1")
+
+
+def test_a_cupy_import_warning_makes_cupy_unavailable_not_an_error(tmp_path, monkeypatch):
+    import sys
+    import warnings
+
+    (tmp_path / "cupy.py").write_text("import warnings\nwarnings.warn('CUDA path could not be detected')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as the suite's filterwarnings = error
+        with pytest.raises(xpnet.BackendUnavailableError, match="UserWarning: CUDA path could not be detected"):
+            xpnet.get_backend("cupy")
+        with pytest.raises(pytest.skip.Exception, match="CUDA path"):  # the suite's CuPy tests skip
+            available_backend("cupy")
+
+
+# -- auto: CuPy only where a GPU gains -----------------------------------------------------------------
+@pytest.fixture
+def gpu_stand_in(monkeypatch):
+    """A working "CUDA device": array_api_strict's device1 standing in for CuPy."""
+    from xpnet.backend import namespace
+
+    stand_in = available_backend("array_api_strict:device1")
+    monkeypatch.setattr(namespace, "_cupy", lambda device, source: stand_in)
+    return stand_in
+
+
+def test_auto_with_a_gpu_waits_for_the_size_and_keeps_tutorials_on_numpy(gpu_stand_in):
+    pending = xpnet.get_backend("auto")
+    assert pending.name == "numpy" and pending.pending and "training chooses" in pending.reason
+    model = xpnet.MLP([2, 8, 2], backend="auto")
+    result = model.fit(*xpnet.datasets.load("moons", n_samples=1000, seed=0), epochs=2)
+    assert result.backend == "numpy" and not model.backend.pending
+    assert result.backend_reason.startswith("auto chose numpy although a CUDA device works: an epoch is")
+    from xpnet import tutorials
+
+    plain = tutorials.run("trask-2layer", backend="numpy", iterations=30).data
+    assert tutorials.run("trask-2layer", backend="auto", iterations=30).data == plain  # NumPy's digits
+
+
+def test_auto_picks_the_gpu_when_an_epoch_is_big_enough(gpu_stand_in):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((3000, 20)), rng.integers(0, 2, 3000)
+    model = xpnet.MLP([20, 512, 2], backend="auto", seed=0)
+    result = model.fit(X, y, epochs=1)
+    assert model.backend.device == gpu_stand_in.device and result.device == "device1"
+    assert result.backend_reason.startswith("auto chose array_api_strict on device1: an epoch is 2e+08 FLOPs")
+    minibatches = xpnet.MLP([20, 512, 2], backend="auto").fit(X, y, epochs=1, batch_size=10)
+    assert minibatches.backend == "numpy"  # 300 small updates: launch-bound on a GPU
+
+
+def test_the_threshold_follows_the_cost_model():
+    from xpnet.backend import choice
+
+    tutorial = choice.epoch_work([2, 32, 2], 1000)  # the default `xpnet train`
+    assert not tutorial.gpu_gains() and tutorial.flops == 6 * 1000 * 128
+    mnist = choice.epoch_work([784, 512, 10], 60_000)
+    assert mnist.gpu_gains() and mnist.updates == 1
+    assert not choice.epoch_work([784, 512, 10], 60_000, batch_size=16).gpu_gains()
+    assert choice.epoch_work([784, 512, 10], 60_000, batch_size=4096).gpu_gains()
+
+
+def test_a_pending_backend_pickles_as_auto(gpu_stand_in):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(xpnet.get_backend("auto")))
+    assert clone.pending and clone.name == "numpy"

@@ -61,8 +61,8 @@ def test_cli_train_with_every_option():
 
 @pytest.mark.parametrize("args, word", [
     (["--momentum", "1"], "--momentum"), (["--nesterov"], "nesterov"), (["--schedule", "linear"], "--schedule"),
-    (["--dropout", "1.5"], "--dropout"), (["--clip-norm", "0"], "clip_norm"), (["--classes", "3"], "--classes"),
-    (["--lr-decay", "-1"], "lr_decay"), (["--batch-size", "0"], "--batch-size"),
+    (["--dropout", "1.5"], "--dropout"), (["--clip-norm", "0"], "--clip-norm"), (["--classes", "3"], "--classes"),
+    (["--lr-decay", "-1"], "--lr-decay"), (["--batch-size", "0"], "--batch-size"),
 ])
 def test_cli_train_flag_errors_are_one_line(args, word):
     proc = run_cli("train", "--backend", "numpy", "--epochs", "2", *args, check=2)

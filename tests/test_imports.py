@@ -24,7 +24,7 @@ LAYERS = [
     {"xpnet.data"},  # built-in datasets, labels, preprocessing
     {"xpnet.io"},  # files: tables, CSV, .npy, checkpoints
     {"xpnet.metrics", "xpnet.plot"},
-    {"xpnet.tutorials", "xpnet.distributed", "xpnet.sklearn"},  # front ends
+    {"xpnet.tutorials", "xpnet.distributed", "xpnet.sklearn", "xpnet.doctor"},  # front ends
     {"xpnet.bench"},
     {"xpnet.cli"},
     {"xpnet.__main__"},

@@ -230,3 +230,53 @@ def test_rlimit_as_bounds_what_is_available():
     proc = subprocess.run([sys.executable, "-c", RLIMIT_CHILD], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "one GiB would need about 1.0 GiB" in proc.stdout and "RLIMIT_AS" in proc.stdout
+
+
+def test_the_check_runs_before_the_data_is_copied(monkeypatch):
+    copies = []
+    backend = tiny()
+    real = xpnet.Backend.asarray
+    monkeypatch.setattr(TinyDevice, "asarray", lambda self, host, dtype=None: copies.append(np.shape(host))
+                        or real(self, host, dtype))
+    model = xpnet.MLP([2, 512, 2], backend=backend)
+    copies.clear()
+    with pytest.raises(memory.XpnetMemoryError):
+        model.fit(np.zeros((10_000, 2)), np.zeros(10_000, dtype=int), epochs=1)
+    assert copies == []  # nothing of the data's size went to the device
+
+
+def test_lanes_that_run_one_after_another_count_once():
+    from xpnet.engine import fullbatch
+    from xpnet.engine.numpy_ops import LANES, get_ops
+
+    generic = get_ops(xpnet.get_backend("array_api_strict"))
+    rows = fullbatch.chunk_rows(generic, [2, 4096, 2], 4)
+    assert fullbatch.rows_at_once(generic, [2, 4096, 2], 4, 10**7) == rows  # generic lanes: one at a time
+    numpy_ops = get_ops(xpnet.get_backend("numpy"))
+    chunk = fullbatch.chunk_rows(numpy_ops, [2, 4096, 2], 4)
+    for threads, lanes in ((1, 1), (LANES, LANES), (LANES + 3, LANES)):
+        with xpnet.limit_threads(threads):
+            assert fullbatch.rows_at_once(numpy_ops, [2, 4096, 2], 4, 10**7) == lanes * chunk
+
+
+def test_out_of_memory_while_copying_is_xpnets_memory_error(monkeypatch):
+    backend = xpnet.get_backend("numpy")
+
+    def refuse(*args, **kwargs):
+        raise MemoryError("Unable to allocate")
+
+    broken = dataclasses.replace(backend, xp=type("XP", (), {"asarray": staticmethod(refuse)})())
+    with pytest.raises(memory.XpnetMemoryError, match=r"ran out of memory copying a 3x2 array .* to it; free"):
+        broken.asarray(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("front", ["estimator", "mlp"])
+def test_a_billion_unit_layer_is_xpnets_memory_error_before_any_weight_is_drawn(front):
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
+    with pytest.raises(memory.XpnetMemoryError, match="would need about .* use narrower"):
+        if front == "estimator":
+            from xpnet.sklearn import MLPClassifier
+
+            MLPClassifier(hidden_layer_sizes=(10**9,)).fit(X, y)
+        else:
+            xpnet.MLP([3, 10**9, 2]).fit(X, y)

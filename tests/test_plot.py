@@ -79,7 +79,8 @@ def test_train_plot_svg_without_2d_inputs(tmp_path):
     text = path.read_text()
     assert text.lstrip().startswith("<?xml") and "<svg" in text and "<path" in text
     assert 'width="1080pt" height="288pt"' in text  # 3-D inputs: confusion matrix, loss, accuracy; 5 x 4 inches each
-    assert ">confusion matrix (training rows)<" in text and ">predicted class<" in text and ">true class<" in text
+    # a data file holds 20% out by default: the confusion matrix is theirs
+    assert ">confusion matrix (validation rows)<" in text and ">predicted class<" in text and ">true class<" in text
 
 
 def test_figures_draw_on_figure_objects_and_leave_the_backend_alone(tmp_path):

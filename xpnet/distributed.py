@@ -26,8 +26,9 @@ or any rows, with ``global_rows=`` giving their positions in the global order (w
 ``xpnet train --data FILE --distributed`` passes after its validation split, see
 :func:`xpnet.data.prepare`). A process may hold no rows at all.
 
-What is exchanged, per step (:meth:`Communicator.reduce_step`): ONE contiguous float64
-buffer, reduced in place with the buffer-based ``Allreduce`` (never the pickle-based
+What is exchanged, per step (:meth:`Communicator.reduce_step`): ONE contiguous buffer of
+the gradients' dtype (float32 runs send float32; the counts in it stay exact, see
+:mod:`xpnet.parallel.buffers`), reduced in place with the buffer-based ``Allreduce`` (never the pickle-based
 ``allreduce``), holding every parameter's gradient sum, then the local sample count, the
 local summed data loss and the local Ctrl-C flag. In full-batch training the loss slot
 carries the loss of the weights the step starts from at logging points (the same pass
@@ -53,8 +54,10 @@ Minibatches: every process draws the same global batches as one process would
 training with momentum, schedules and clipping also matches one process. Dropout and batch
 normalisation are refused for now (their masks and statistics would have to span processes).
 
-GPU buffers are staged through the host by default; :func:`xpnet.backend.device_allreducer`
-reduces on the device instead when CuPy's NCCL is available (untested here: no GPU).
+On GPUs each process uses its own (:meth:`Communicator.backend_name`) and the buffer is reduced
+on the device by NCCL (:func:`xpnet.backend.device_allreducer`); processes sharing a GPU, or
+an NCCL that fails to set up, stage it through the host with a one-line warning. This GPU path
+is checked on CPU stand-ins, not yet on a GPU (``xpnet doctor --gpu-check`` is the proof there).
 """
 
 from __future__ import annotations

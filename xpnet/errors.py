@@ -36,6 +36,10 @@ class BackendUnavailableError(XpnetValueError):
     """The requested array backend cannot be used here (not installed, or no device)."""
 
 
+class XpnetWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI shows it as one line)."""
+
+
 def check_choice(argument: str, value, choices) -> None:
     """Raise a clear error unless ``value`` is one of ``choices``."""
     if not isinstance(value, (str, int, float, type(None))) or value not in choices:

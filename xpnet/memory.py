@@ -10,14 +10,15 @@ header, a checkpoint's meta) before anything of that size is allocated.
 
 :func:`estimate_bytes` counts what a training run holds at its peak: the data (inputs and
 one-hot targets) it holds, the parameters with their gradients and an update's temporaries,
-and the activations of the rows processed at once (each layer's input, logits and delta).
-Data memory-mapped from a file counts by its chunk buffers only (``resident_rows``): its
-pages are page cache, which the kernel reclaims, and :func:`resident_anonymous` (``RssAnon``)
-is what a process really holds.
+and the activations of the rows processed at once (each layer's input, logits and delta: one
+chunk per lane that really runs at the same time). Data memory-mapped from a file counts by
+its chunk buffers only (``resident_rows``): its pages are page cache, which the kernel
+reclaims, and :func:`resident_anonymous` (``RssAnon``) is what a process really holds.
 :func:`check_fits` compares it with what the backend's device has free
-(:meth:`xpnet.Backend.available_memory`: :func:`available_bytes` for CPU backends, free
-device memory for CuPy and CUDA torch) and raises :class:`XpnetMemoryError` when it does
-not fit.
+(:meth:`xpnet.Backend.available_memory`: :func:`available_bytes` for CPU backends; for CuPy
+the driver's free memory plus the free blocks its pool caches) and raises
+:class:`XpnetMemoryError` when it does not fit. Training calls it before the data goes to
+the device, so the data is counted once and an impossible run fails before any copy.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def virtual_size() -> int | None:
 # -- training runs ----------------------------------------------------------------------------
 
 def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None, *,
-                   resident_rows: int | None = None) -> int:
+                   resident_rows: int | None = None, with_data: bool = True) -> int:
     """Bytes a training run needs at its peak.
 
     Parameters
@@ -240,17 +241,20 @@ def estimate_bytes(layer_sizes, n_samples: int, itemsize: int, rows_at_once: int
     itemsize : int
         Bytes per number (4 for float32, 8 for float64).
     rows_at_once : int, optional
-        Rows whose activations are alive together (a batch or chunk); default all.
+        Rows whose activations are alive together (a batch, or the chunks of the lanes that
+        run at once); default all.
     resident_rows : int, optional
         Rows of data held in memory at once; default all ``n_samples``. Data streamed
         from a memory-mapped file holds only its chunk buffers (e.g. two chunks: the one
         computing and the one prefetched): the file itself is page cache, which the
         kernel reclaims, not memory of the process.
+    with_data : bool, default True
+        Count the data (False when it is already on the device).
     """
     rows = n_samples if rows_at_once is None else min(rows_at_once, n_samples)
     held = n_samples if resident_rows is None else min(resident_rows, n_samples)
     n_in, n_out = layer_sizes[0], layer_sizes[-1]
-    data = held * (n_in + n_out)
+    data = held * (n_in + n_out) if with_data else 0
     params = sum((a + 1) * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     widths = sum(layer_sizes[1:])
     # activations: each layer keeps its input; a step also holds logits, outputs and deltas
@@ -270,10 +274,15 @@ def format_bytes(n: float) -> str:
 
 
 def check_fits(backend, layer_sizes, n_samples: int, itemsize: int, rows_at_once: int | None = None, *,
-               resident_rows: int | None = None) -> int:
+               resident_rows: int | None = None, placed: bool = False) -> int:
     """Raise :class:`XpnetMemoryError` when the run would not fit; return the estimate
-    (:func:`estimate_bytes`; ``resident_rows`` for data streamed from a file)."""
-    need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once, resident_rows=resident_rows)
+    (:func:`estimate_bytes`; ``resident_rows`` for data streamed from a file).
+
+    Call it before the data goes to the device (``placed=True`` when it already is there:
+    it is then not counted again).
+    """
+    need = estimate_bytes(layer_sizes, n_samples, itemsize, rows_at_once, resident_rows=resident_rows,
+                          with_data=not placed)
     free = backend.available_memory() if need >= UNCHECKED else None
     if free is not None and need > HEADROOM * free:
         raise XpnetMemoryError(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import warnings
 
 import numpy as np
@@ -34,6 +35,16 @@ from .errors import Interval, XpnetError, XpnetValueError, check_bool, check_cho
 
 PREDICT_BYTES = 1 << 26  # predict_proba runs in row chunks holding about this much of activations
 PICKLE_FORMAT = 1  # bumped when the pickled state changes meaning; unpickling reads every earlier one
+
+
+def _on_device(method):
+    """Run ``method`` with the model's device current (CuPy computes on the current device,
+    whatever device the arrays were made on; a no-op elsewhere)."""
+    @functools.wraps(method)
+    def on_device(self, *args, **kwargs):
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+    return on_device
 
 
 class MLP:
@@ -188,10 +199,12 @@ class MLP:
                  for a in range(0, X.shape[0], rows)]
         return self.xp.concat(parts, axis=0)
 
+    @_on_device
     def predict_proba(self, X):
         """Network output for ``X``: class probabilities (softmax/sigmoid) or values (identity)."""
         return activations.output_forward(self.xp, self.spec.output, self.logits(self.as_inputs(X)), self.spec.stable)
 
+    @_on_device
     def predict(self, X):
         """Class labels (softmax: argmax; sigmoid: output > 0.5) or values (identity)."""
         Y = self.predict_proba(X)
@@ -201,6 +214,7 @@ class MLP:
             return self.xp.astype(Y > 0.5, self.xp.int64)
         return Y
 
+    @_on_device
     def summed_loss(self, X, T, loss=None):
         """The data loss summed over the rows of validated ``(X, T)``, inference mode (0-d array);
         ``loss`` (a :class:`~xpnet.losses.Loss`) instead of the model's own (e.g. a weighted one)."""
@@ -214,11 +228,13 @@ class MLP:
         penalty = l2_penalty(self.xp, self.W, l2) if l2 else 0.0
         return losses.objective(self.xp, data_total, penalty, n, reduction)
 
+    @_on_device
     def loss(self, X, y, *, l2: float = 0.0, reduction: str = "mean") -> float:
         """The objective on ``(X, y)`` as training reports it (see :mod:`xpnet.losses`)."""
         X = self.as_inputs(X)
         return float(self.objective(self.summed_loss(X, self.as_targets(y, X.shape[0])), X.shape[0], l2, reduction))
 
+    @_on_device
     def accuracy(self, X, y) -> float:
         """Fraction of samples classified correctly (for classifiers)."""
         if self.spec.output == "identity":

@@ -169,14 +169,23 @@ def test_config_file_sets_flags_and_the_command_line_wins(tmp_path):
 
 
 def test_print_config_writes_toml_that_reads_back(tmp_path):
-    first = run_cli("train", "--hidden", "16,16", "--learning-rate", "0.25", "--standardize", "--no-header",
-                    "--print-config", check=0).stdout
+    first = run_cli("train", "--hidden", "16,16", "--learning-rate", "0.25", "--standardize", "--data", FLOWERS,
+                    "--no-header", "--print-config", check=0).stdout
     assert "hidden = [16, 16]" in first and "learning-rate = 0.25" in first and "standardize = true" in first
     assert first.count("header = false") == 1 and "no-header" not in first
-    assert 'dataset = "moons"' in first and "# epochs is not set" in first
+    assert f'data = "{FLOWERS}"' in first and "# epochs is not set" in first
     path = tmp_path / "effective.toml"
     path.write_text(first)
     assert run_cli("train", "--config", path, "--print-config", check=0).stdout == first
+
+
+def test_print_config_shows_only_the_data_source_in_use():
+    builtin = run_cli("train", "--print-config", check=0).stdout
+    assert 'dataset = "moons"' in builtin and "n-samples = 1000" in builtin and "standardize = false" in builtin
+    assert "data " not in builtin and "target" not in builtin and "header" not in builtin
+    own = run_cli("train", "--data", FLOWERS, "--print-config", check=0).stdout
+    assert f'data = "{FLOWERS}"' in own and "standardize = true" in own and "# target is not set" in own
+    assert "dataset" not in own and "n-samples" not in own and "noise" not in own and "classes" not in own
 
 
 @pytest.mark.parametrize("text, words", [
@@ -315,3 +324,15 @@ def test_docs_cli_names_every_flag_and_json_key(tmp_path):
     keys.update(json.loads(run_cli("evaluate", "--model", model, "--json", check=0).stdout))
     for key in keys:
         assert f"`{key}`" in docs, key
+
+
+def test_readme_quick_start_on_your_own_csv_is_the_real_output(tmp_path):
+    readme = (Path(FLOWERS).parent.parent / "README.md").read_text()
+    command = "$ xpnet train --data docs/flowers.csv --save flowers.npz --quiet\n"
+    shown = readme.split(command)[1].split("\n$ ")[0].splitlines()
+    got = run_cli("train", "--data", FLOWERS, "--save", tmp_path / "flowers.npz", "--quiet", check=0).stdout
+    stable = ("model", "epochs", "loss", "accuracy", "early")  # not the machine's backend, the time or the path
+    want = [line for line in shown if line.startswith(stable)]
+    assert "accuracy  1.0000 (validation, 18 samples)" in want
+    assert [line.split("   time")[0] for line in got.splitlines() if line.startswith(stable)] == \
+        [line.split("   time")[0] for line in want]

@@ -99,9 +99,9 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback():
 
 def test_threads_reach_torch():
     pytest.importorskip("torch")
-    setup = ("import sys, torch, xpnet.cli.train as t\ncall = t._Progress.__call__\n"
+    setup = ("import sys, torch, xpnet.cli.progress as t\ncall = t.Progress.__call__\n"
              "def record(self, event):\n    print('torch threads', torch.get_num_threads(), file=sys.stderr)\n"
-             "    return call(self, event)\nt._Progress.__call__ = record")
+             "    return call(self, event)\nt.Progress.__call__ = record")
     proc = run_patched(setup, "train", "--backend", "torch", "--threads", "1", "--epochs", "3", "--log-every", "1",
                        "--quiet")
     assert proc.returncode == 0, proc.stderr
@@ -224,9 +224,9 @@ def test_a_final_save_that_fails_names_the_rescue_file_and_exits_1(tmp_path):
     out.mkdir()
     work.mkdir()
     # the destination's directory disappears during training (checked, and fine, before it)
-    setup = (f"import shutil, xpnet.cli.train as t\ncall = t._Progress.__call__\n"
+    setup = (f"import shutil, xpnet.cli.progress as t\ncall = t.Progress.__call__\n"
              f"def remove(self, event):\n    shutil.rmtree({str(out)!r}, ignore_errors=True)\n"
-             f"    return call(self, event)\nt._Progress.__call__ = remove")
+             f"    return call(self, event)\nt.Progress.__call__ = remove")
     proc = run_patched(setup, "train", "--backend", "numpy", "--n-samples", "100", "--epochs", "20", "--quiet",
                        "--save", out / "run.npz", cwd=work)
     line = assert_one_error_line(proc, "could not save the checkpoint", "saved to", code=1)

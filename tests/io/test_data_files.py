@@ -529,14 +529,15 @@ def test_distributed_built_in_data_keeps_every_set_in_blocks():
 def test_cli_headerless_and_semicolon_files_train_on_every_row(tmp_path):
     X, labels = flowers()
     nohdr = write(tmp_path / "nohdr.csv", csv_text(X, labels, header=None))
+    every_row = ["--validation-fraction", 0]  # (a data file's default holds 20% out)
     summary = json.loads(run_cli("train", "--data", nohdr, "--epochs", 50, "--backend", "numpy", "--json",
-                                 "--save", tmp_path / "m.npz", check=0).stdout)
+                                 "--save", tmp_path / "m.npz", *every_row, check=0).stdout)
     assert summary["n_samples"] == 90
     pred = run_cli("predict", "--model", tmp_path / "m.npz", "--data", nohdr, "--backend", "numpy", check=0)
     assert len(pred.stdout.split()) == 90
     semi = write(tmp_path / "semi.csv", csv_text(X, labels, delimiter=";"))
     summary = json.loads(run_cli("train", "--data", semi, "--target", "species", "--epochs", 50, "--backend",
-                                 "numpy", "--json", check=0).stdout)
+                                 "numpy", "--json", *every_row, check=0).stdout)
     assert summary["n_samples"] == 90 and summary["layer_sizes"][0] == 2
     by_index = json.loads(run_cli("train", "--data", nohdr, "--target", 2, "--epochs", 5, "--backend", "numpy",
                                   "--json", check=0).stdout)

@@ -158,7 +158,7 @@ def test_the_validation_split_is_row_numbers_in_split_orders_order(tmp_path):
     np.testing.assert_array_equal(streamed.X.materialize(), X_kept)
     np.testing.assert_array_equal(streamed.X_val.materialize(), X_held)
     assert streamed.y.tolist() == y_kept.tolist() and streamed.y_val.tolist() == y_held.tolist()
-    whole = prepare({"data": str(tmp_path / "d.npy")}, stream=True)  # nothing held out: all rows, file order
+    whole = prepare({"data": str(tmp_path / "d.npy"), "validation_fraction": 0}, stream=True)  # all rows, file order
     assert whole.X.index is None and whole.X_val.shape == (0, 4) and whole.rows is None
 
 
@@ -183,7 +183,7 @@ def test_labels_over_blocks_give_the_classes_and_codes_of_the_whole_column(tmp_p
         np.testing.assert_allclose(got.target_scaler.inverse_transform(got.y), labels[kept], rtol=1e-14)
     words = np.array(["b", "a", "c", "a"] * 50)
     np.savez(tmp_path / "w.npz", X=X, y=words)
-    got = prepare({"data": str(tmp_path / "w.npz")})
+    got = prepare({"data": str(tmp_path / "w.npz"), "validation_fraction": 0})
     assert got.labels.classes == ["a", "b", "c"] and got.y.tolist() == np.searchsorted(["a", "b", "c"], words).tolist()
 
 
@@ -374,6 +374,6 @@ def test_mapped_data_needs_no_memory_for_the_file(tmp_path, monkeypatch):
     assert table.mapped
     with pytest.raises(memory.XpnetMemoryError, match="d.npy"):
         tables.load_file(tmp_path / "d.npy")  # a float64 copy of the features: 1.3 MB
-    streamed = prepare({"data": str(tmp_path / "d.npy")}, stream=True)
+    streamed = prepare({"data": str(tmp_path / "d.npy"), "validation_fraction": 0}, stream=True)  # (default: 20%)
     with pytest.raises(memory.XpnetMemoryError, match="converting 4,000 rows"):
         materialize(streamed)

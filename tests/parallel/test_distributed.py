@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import rtol_for, run_cli
+from conftest import available_backend, rtol_for, run_cli
 
 import xpnet
 from xpnet import distributed
@@ -231,7 +231,7 @@ def test_weights_after_k_steps_equal_one_process(backend, dtype, tmp_path):
     # above cover 2 and 3 processes on numpy)
     processes = 2 if backend.name == "torch" else 3
     out = tmp_path / "weights.npz"
-    name = backend.name if backend.device_name() in ("cpu", "CPU_DEVICE") else f"{backend.name}:{backend.device_name()}"
+    name = backend.qualified_name()  # e.g. cupy:0, array_api_strict:no_float64: what get_backend reads back
     proc = _mpi_run((processes, [sys.executable, "-m", "mpi4py", "-c", LIBRARY_RUN, name, dtype, out]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = np.load(out)
@@ -695,3 +695,57 @@ def test_sigterm_to_mpiexec_stops_every_rank_saves_and_exits_143(tmp_path):
     done = got["epochs"]
     assert got["interrupted"] and f"xpnet: interrupted by SIGTERM after epoch {done}; saved epoch {done}" in err
     assert checkpoint.load(tmp_path / "ck.npz").epochs_done == done
+
+
+DEVICE_PER_RANK_RUN = """
+import sys
+import numpy as np
+import xpnet
+from xpnet import distributed
+
+out, dtype = sys.argv[1:3]
+comm = distributed.launch(require=True)
+backend = xpnet.get_backend(f"array_api_strict:device{comm.rank + 1}")  # one device per rank, as one GPU each
+X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=0)
+model = xpnet.MLP([2, 8, 2], backend=backend, dtype=dtype, seed=0)
+with comm.abort_on_error():
+    result = distributed.fit(model, comm.rows(X), comm.rows(y), comm=comm, epochs=6, learning_rate=0.01,
+                             batch_size=100, optimizer="adam")
+state = [v for v in result.optimizer_state.values() if hasattr(v, "device") and not isinstance(v, np.ndarray)]
+assert state and all(a.device == backend.device for a in model.parameters() + state), "an array left its device"
+if comm.is_root:
+    np.savez(out, *[xpnet.to_numpy(p) for p in model.parameters()])
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_device_per_rank_keeps_every_array_there_and_equals_one_process(tmp_path, dtype):
+    available_backend("array_api_strict:device2")
+    out = tmp_path / "weights.npz"
+    proc = _mpi_run((2, [sys.executable, "-m", "mpi4py", "-c", DEVICE_PER_RANK_RUN, out, dtype]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    X, y = xpnet.datasets.load("moons", n_samples=1001, noise=0.2, seed=0)
+    model = xpnet.MLP([2, 8, 2], backend="numpy", dtype=dtype, seed=0)
+    model.fit(X, y, epochs=6, learning_rate=0.01, batch_size=100, optimizer="adam")
+    with np.load(out) as saved:
+        for i, want in enumerate(model.parameters()):
+            np.testing.assert_allclose(saved[f"arr_{i}"], want, rtol=1e-12 if dtype == "float64" else 1e-4, atol=1e-7)
+
+
+def test_the_end_of_run_diagnosis_under_mpiexec_is_one_line_from_rank_zero(tmp_path):
+    """The summary's cause of a diverged run (raw columns far from the unit range, with their
+    ranges over every rank's rows) is gathered on every rank and said once by rank 0."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1e3, size=(300, 2))
+    y = X @ np.array([0.5, -0.25]) + 0.5
+    data = tmp_path / "r.csv"
+    data.write_text("area,price_cents,value\n" + "".join(f"{float(a)!r},{float(b)!r},{float(v)!r}\n"
+                                                         for (a, b), v in zip(X, y)))
+    args = ["train", "--data", data, "--no-standardize", "--validation-fraction", 0, "--activation", "relu",
+            "--epochs", 200, "--backend", "numpy", "--json"]
+    want = run_cli(*args)
+    proc = _mpi_run((2, [*XPNET, *args, "--distributed"]))
+    assert want.returncode == proc.returncode == 1, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("xpnet: error: training diverged")]
+    assert len(lines) == 1 and lines[0] == want.stderr.strip().splitlines()[-1]
+    assert f"area ({X[:, 0].min():.4g} to {X[:, 0].max():.4g})" in lines[0]

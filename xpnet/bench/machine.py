@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from .. import __version__
-from ..backend import Backend, get_backend, native_module
+from ..backend import Backend, cuda, get_backend, native_module
 from ..engine import blas
 
 
@@ -124,13 +124,11 @@ def numpy_blas_info() -> dict | None:
 
 def _gpu_info(backend: Backend) -> dict:  # pragma: no cover - needs a GPU
     module = native_module(backend)
-    if backend.name == "cupy":
-        props = module.cuda.runtime.getDeviceProperties(backend.device.id)
-        name = props["name"]
-        return {"backend": "cupy", "name": name.decode() if isinstance(name, bytes) else str(name),
-                "memory_bytes": int(props["totalGlobalMem"]), "cupy": module.__version__,
-                "cuda_runtime": module.cuda.runtime.runtimeGetVersion(),
-                "cuda_driver": module.cuda.runtime.driverGetVersion()}
+    if backend.name == "cupy":  # CuPy's own API lives in xpnet.backend.cuda
+        gpu, versions = cuda.devices()[int(backend.device)], cuda.versions()
+        return {"backend": "cupy", "name": gpu.get("name"), "memory_bytes": gpu.get("memory_bytes"),
+                "cupy": versions["cupy"], "cuda_runtime": versions["cuda_runtime"],
+                "cuda_driver": versions["cuda_driver"]}
     props = module.cuda.get_device_properties(backend.device)
     return {"backend": "torch", "name": props.name, "memory_bytes": int(props.total_memory),
             "cuda": module.version.cuda, "torch": module.__version__}

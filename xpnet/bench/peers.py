@@ -247,7 +247,7 @@ BASELINES = {"torch": TorchBaseline, "tutorial": TutorialBaseline, "jax": JaxBas
 def torch_device_for(backend: Backend) -> str:
     """The torch device matching ``backend``'s: ``cuda:N`` for CuPy and torch-on-CUDA, else ``cpu``."""
     if backend.name == "cupy":
-        return f"cuda:{backend.device.id}"
+        return backend.device_name()  # "cuda:N"
     if backend.name == "torch":
         return str(backend.device)
     return "cpu"

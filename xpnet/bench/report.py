@@ -72,7 +72,7 @@ def measure_case(case: Case, *, backend: Backend | None = None, ceilings: dict |
                           clock=clock))
         row.update(units(case, row["seconds_per_epoch"], ceilings))
         if memory:
-            row.update(peak_memory(lambda: runner.run(1)) or {})
+            row.update(peak_memory(lambda: runner.run(1), backend) or {})
     return row
 
 
@@ -269,14 +269,15 @@ def format_table(report: dict) -> str:
     peers = [n for n in COMPARE if any(f"{compare_key(n)}_seconds_per_epoch" in r or f"{compare_key(n)}_skipped" in r
                                        for r in rows)]
     floor = any("tanh_floor_seconds" in r or "tanh_floor_skipped" in r for r in rows)
-    memory = any("peak_rss_bytes" in r for r in rows)
+    memory = any("peak_rss_bytes" in r or "device_peak_bytes" in r for r in rows)
     disk = any("page_cache_gbytes_per_second" in r for r in rows)
     head = (f"{'backend':<8} {'dtype':<7} {'n_samples':>9} {'hidden':>6} {'kernels':<12} {'ms/epoch':>10} "
             f"{'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6} {'/bw floor':>9}")
     head += f" {'/tanh floor':>11}" if floor else ""
     head += f" {'read GB/s':>9} {'cache GB/s':>10} {'/read floor':>11}" if disk else ""
     head += "".join(f" {name + ' ms':>{_width(name)}} {'x faster':>8}" for name in peers)
-    lines += [head + (f" {'peak RSS MiB':>12}" if memory else "")]
+    device = any("device_peak_bytes" in r for r in rows)  # GPU cases: the device pool's peak, not host RSS
+    lines += [head + (f" {'peak MiB' if device else 'peak RSS MiB':>12}" if memory else "")]
     lines += [_table_row(r, peers, floor, memory, disk) for r in rows]
     for r in rows:
         where = f"n_samples={r['n_samples']} hidden={r['hidden']}"
@@ -316,5 +317,6 @@ def _table_row(r: dict, peers: list, floor: bool, memory: bool, disk: bool = Fal
         else:
             line += f" {'not run':>{_width(name)}} {'':>8}"
     if memory:
-        line += " " + number("peak_rss_bytes", 1 / 2**20, ".0f", 12)
+        key = "device_peak_bytes" if "device_peak_bytes" in r else "peak_rss_bytes"
+        line += " " + number(key, 1 / 2**20, ".0f", 12)
     return line

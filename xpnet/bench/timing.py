@@ -108,12 +108,18 @@ def measure_ceilings(backend, dtype: str = "float32", *, activation: str = "tanh
     }
 
 
-def peak_memory(fn) -> dict | None:
+def peak_memory(fn, backend=None) -> dict | None:
     """This process's resident memory before and at its peak while ``fn()`` runs, in bytes.
 
     Linux only (the peak is reset through ``/proc/self/clear_refs`` and read back as
-    ``VmHWM``); None elsewhere. Host memory: for a GPU backend it says nothing of the device.
+    ``VmHWM``); None elsewhere. For a device backend (CuPy, CUDA torch) the device's peak
+    comes instead, as ``device_peak_bytes`` (:meth:`xpnet.Backend.peak_memory`: CuPy's pool).
     """
+    if backend is not None and not backend.uses_host_memory():
+        backend.reset_peak_memory()
+        fn()
+        backend.sync()
+        return {"device_peak_bytes": backend.peak_memory()}
     try:
         before = _status_bytes("VmRSS")
         with open("/proc/self/clear_refs", "w") as f:

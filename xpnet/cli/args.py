@@ -179,15 +179,20 @@ def read_toml(path) -> dict:
             return tomllib.load(handle)
     except OSError as exc:
         raise XpnetValueError(f"--config {os.fspath(path)!r}: cannot read it ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # tomllib.TOMLDecodeError is a ValueError
         raise XpnetValueError(f"--config {os.fspath(path)!r} is not valid TOML: {exc}") from None
+    except RecursionError:  # arrays or tables nested thousands deep exhaust the parser's stack
+        raise XpnetValueError(f"--config {os.fspath(path)!r} is not valid TOML for xpnet: its arrays or tables are "
+                              "nested too deeply; a config holds flat keys such as learning-rate = 0.1") from None
 
 
 def config_arguments(parser: argparse.ArgumentParser, path) -> list[str]:
     """The flags that the TOML file ``path`` sets, as command-line tokens (``--learning-rate=0.5``).
 
     They go before the command line's own flags, which therefore win (argparse keeps the
-    last value of a flag); every value is then checked as if it had been typed.
+    last value of a flag); every value is then checked as if it had been typed. A relative
+    path (the value of a ``FILE`` flag such as ``data``) is read from the config file's
+    directory, wherever xpnet runs.
     """
     options = {name: action for name, action in long_options(parser).items() if action.dest not in NOT_IN_CONFIG}
     tokens = []
@@ -198,7 +203,10 @@ def config_arguments(parser: argparse.ArgumentParser, path) -> list[str]:
             hint = f" (did you mean {guess[2:]}?)" if guess else ""
             raise UsageError(f"--config {os.fspath(path)!r}: unknown key {key!r}{hint}; keys are the long flag names "
                              f"of `{parser.prog}` without the dashes, e.g. learning-rate")
-        tokens += _config_tokens(path, key, flag, options[flag], value)
+        action = options[flag]
+        if action.metavar == "FILE" and isinstance(value, str):  # a path: from the config file's directory
+            value = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
+        tokens += _config_tokens(path, key, flag, action, value)
     return tokens
 
 
@@ -223,15 +231,20 @@ def _config_scalar(where: str, value) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def config_text(parser: argparse.ArgumentParser, args) -> str:
-    """``args`` as TOML that :func:`config_arguments` reads back (unset flags as comments)."""
+def config_text(parser: argparse.ArgumentParser, args, omit=()) -> str:
+    """``args`` as TOML that :func:`config_arguments` reads back (unset flags as comments;
+    the destinations in ``omit``, settings that do not apply to this run, left out)."""
     lines = [f"# {parser.prog}: the effective settings; use with --config FILE"]
     for flag, action in long_options(parser).items():
-        if action.dest in NOT_IN_CONFIG or not hasattr(args, action.dest) or flag != action.option_strings[0]:
-            continue  # --no-header is --header's other spelling
+        if action.dest in NOT_IN_CONFIG or action.dest in omit or not hasattr(args, action.dest) \
+                or flag != action.option_strings[0]:
+            continue  # --no-header is --header's other spelling, --lr --learning-rate's
         value = getattr(args, action.dest)
         key = flag[2:]
-        lines.append(f"# {key} is not set (its default applies)" if value is None else f"{key} = {_toml(value)}")
+        if value is None and action.default is not None:  # an option switched off (--divergence-factor none)
+            lines.append(f'{key} = "none"')
+        else:
+            lines.append(f"# {key} is not set (its default applies)" if value is None else f"{key} = {_toml(value)}")
     return "\n".join(lines)
 
 
@@ -299,7 +312,7 @@ def check_destination(flag: str, path) -> str:
     """Refuse ``path`` as an output file before any work (:func:`xpnet.checkpoint.check_destination`:
     a directory, device, FIFO or socket, a dangling link, a missing or unwritable directory),
     the message naming ``flag``. Returns the file that will really be written."""
-    from ..io.checkpoint import check_destination as check
+    from ..io.atomic import check_destination as check
 
     try:
         return check(path)

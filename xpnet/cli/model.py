@@ -9,8 +9,9 @@ of a large file never live at once.
 
 from __future__ import annotations
 
-import argparse
+import difflib
 import json
+import re
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from .. import metrics
 from ..backend import to_numpy
 from ..errors import XpnetValueError
 from .args import _common, _progress, check_destination, say
+from .scores import in_units
+from .train_flags import header_flag
 
 CHUNK_ROWS = 1 << 16  # rows predicted at once
 
@@ -60,9 +63,8 @@ def add_parser(commands) -> None:
 
 def _header_flag(parser) -> None:
     """--header / --no-header, as `xpnet train` has it (default: the training run's choice, else detected)."""
-    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
-                        help="whether the first row of a .csv names its columns (default: as for training, else "
-                             "detected: a first row of numbers is data, the columns are then named 0, 1, ...)")
+    header_flag(parser, "whether the first row of a .csv names its columns (default: as for training, else "
+                        "detected: a first row of numbers is data, the columns are then named 0, 1, ...)")
 
 
 def _model_flags(parser) -> None:
@@ -71,18 +73,43 @@ def _model_flags(parser) -> None:
 
 
 def _features(ckpt, table, path):
-    """The columns of ``table`` the model was trained on (by name when the file names them)."""
-    names = ckpt.feature_names
+    """The columns of ``table`` the model was trained on, standardized as in training.
+
+    When the training data named its columns and the file has a header, every training
+    column is found by name (in any order; other columns are ignored), and a missing one is
+    an error naming it and the closest header name. Otherwise the columns are taken by
+    position, and their number must be the model's.
+    """
+    names, header = ckpt.feature_names, table.feature_names
     n_in = ckpt.model.layer_sizes[0]
-    if names and all(name in table.feature_names for name in names):
-        X = table.X[:, [table.feature_names.index(name) for name in names]]
+    if _named(names) and _named(header):
+        missing = [name for name in names if name not in header]
+        if missing:
+            closest = _closest(missing[0], header)
+            raise XpnetValueError(f"--data {path!r} has no column {missing[0]!r} (closest: {closest!r})"
+                                  f"{f' nor {len(missing) - 1} more' if len(missing) > 1 else ''}; the model was "
+                                  f"trained on the columns {', '.join(names)}: give a file whose header names "
+                                  "them (any order; other columns are ignored), or one without a header holding "
+                                  "them in that order")
+        X = table.X[:, [header.index(name) for name in names]]
     elif table.X.shape[1] == n_in:
         X = table.X
     else:
         raise XpnetValueError(f"--data {path!r} has {table.X.shape[1]} feature columns "
-                              f"({', '.join(table.feature_names)}); the model expects {n_in}"
+                              f"({', '.join(header)}); the model expects {n_in}"
                               + (f": {', '.join(names)}" if names else ""))
     return ckpt.scaler.transform(X) if ckpt.scaler is not None else X
+
+
+def _named(names) -> bool:
+    """Whether columns have real names: not the ones xpnet gives unnamed columns (0, 1, ... of a
+    CSV without a header; x0, x1, ... of an array)."""
+    return bool(names) and not all(re.fullmatch(r"x?\d+", str(name)) for name in names)
+
+
+def _closest(name: str, candidates) -> str:
+    """The candidate most like ``name`` (ignoring case)."""
+    return max(candidates, key=lambda c: difflib.SequenceMatcher(None, name.lower(), str(c).lower()).ratio())
 
 
 def _task(ckpt) -> str:
@@ -96,12 +123,6 @@ def _scaling(config):
     if not saved:
         return None
     return np.asarray(saved["mean"], dtype=np.float64), np.asarray(saved["scale"], dtype=np.float64)
-
-
-def _in_units(values, scaling) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    values = values.reshape(values.shape[0], -1)
-    return values if scaling is None else values * scaling[1] + scaling[0]
 
 
 def _chunked(method, X) -> np.ndarray:
@@ -127,7 +148,7 @@ def cmd_predict(args) -> int:
     table = tables.load_file(args.data, ckpt.config.get("target"), has_target=False, header=_header(args, ckpt))
     X = _features(ckpt, table, args.data)
     if task == "regression":
-        return _print_values(args, _in_units(_chunked(ckpt.model.predict, X), _scaling(ckpt.config)), ckpt)
+        return _print_values(args, in_units(_chunked(ckpt.model.predict, X), _scaling(ckpt.config)), ckpt)
     indices = _chunked(ckpt.model.predict, X)
     labels = ckpt.labels.decode(indices) if ckpt.labels is not None else indices
     values = [v.item() for v in labels]
@@ -170,7 +191,7 @@ def _write_csv(path, header, rows) -> None:
     import csv
     import io
 
-    from ..io.checkpoint import atomic_write
+    from ..io.atomic import atomic_write
 
     text = io.StringIO()
     writer = csv.writer(text)
@@ -183,6 +204,7 @@ def cmd_evaluate(args) -> int:
     from ..data import labels
     from ..io import checkpoint, tables
     from .prepare import prepare
+    from .settings import data_settings
 
     ckpt = checkpoint.load(args.model, backend=args.backend)
     task, scaling = _task(ckpt), _scaling(ckpt.config)
@@ -197,7 +219,7 @@ def cmd_evaluate(args) -> int:
             y = ckpt.labels.encode(table.y) if ckpt.labels is not None else table.y
         split, source = "given", args.data
     else:  # the run's own rows: its test rows (only ever reported), else its validation rows, else its training rows
-        prepared = prepare(ckpt.config)
+        prepared = prepare(data_settings(ckpt))
         split, X, y = next((name, X, y) for name, X, y in (("test", prepared.X_test, prepared.y_test),
                                                             ("validation", prepared.X_val, prepared.y_val),
                                                             ("training", prepared.X, prepared.y)) if X.shape[0])
@@ -243,7 +265,7 @@ def _classification_report(model, X, y, classes) -> dict:
 
 
 def _regression_report(model, X, y, scaling) -> dict:
-    true, predicted = _in_units(y, scaling), _in_units(_chunked(model.predict, X), scaling)
+    true, predicted = in_units(y, scaling), in_units(_chunked(model.predict, X), scaling)
     return {"r2": metrics.r2(true, predicted), "rmse": metrics.rmse(true, predicted),
             "mae": metrics.mae(true, predicted)}
 

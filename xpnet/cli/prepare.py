@@ -8,10 +8,11 @@ this process's rows only.
     ('classification', (160, 2), (40, 2), (0, 2))
 
 Held-out rows, honestly: the **test** rows (``--dataset digits``: a fixed 25%) are set
-aside first and are only ever reported; the **validation** rows (``--validation-fraction``,
-or 10% with ``--early-stopping``) come from what is left, the training part, and may steer
-training (early stopping). Both standardizations (the inputs' with ``--standardize``, a
-regression target's always) are fitted on the training rows only.
+aside first and are only ever reported; the **validation** rows (``--validation-fraction``;
+by default 20% of a data file, or 10% of a built-in dataset with ``--early-stopping``) come
+from what is left, the training part, and may steer training (early stopping). Both
+standardizations (the inputs' with ``standardize``, a regression target's always) are fitted
+on the training rows only.
 
 The files themselves are read by :mod:`xpnet.io.tables`.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from .. import memory
 from ..data.datasets import load_digits
-from ..data.labels import LabelMap, _label_kind, _numeric, check_task, regression_targets, typed_labels
+from ..data.labels import LabelMap, _label_kind, _numeric, check_task, regression_targets, task_of, typed_labels
 from ..data.preprocess import Scaler, TargetScaler, split, split_order
 from ..data.rows import HostRows, spans
 from ..errors import XpnetValueError
@@ -39,6 +40,8 @@ DATA_KEYS = ("dataset", "data", "target", "header", "task", "standardize", "vali
              "n_samples", "noise", "seed", "classes")
 DIGITS_TEST_FRACTION = 0.25  # --dataset digits: the test rows, set aside before anything else
 EARLY_STOPPING_FRACTION = 0.1  # the validation rows --early-stopping takes when --validation-fraction is not given
+DATA_FILE_FRACTION = 0.2  # the validation rows a data file keeps by default (--validation-fraction 0: none)
+MIN_DEFAULT_HOLDOUT = 20  # rows a data file needs for that default: fewer keep every row for training
 LARGE_CSV_BYTES = 256 << 20  # a CSV file this large gets a note: it is held in memory, an .npy would be mapped
 LABEL_BLOCK = 1 << 20  # labels typed, counted and encoded this many at a time
 
@@ -89,6 +92,8 @@ class Prepared:
     n_test: int = -1  # test rows of all processes (-1: X_test.shape[0])
     mapped: bool = False  # X and X_val are HostRows over a memory-mapped file, read through `scaler` per chunk
     notes: tuple = ()  # one-line remarks for the user (the CLI prints them), e.g. a large CSV held in memory
+    task_reason: str = ""  # why the task is what it is (a sentence, for the summary)
+    validation_fraction: float = 0.0  # the fraction of the training part held out for validation
 
     def __post_init__(self):
         self.n_samples = self.X.shape[0] if self.n_samples < 0 else self.n_samples
@@ -121,11 +126,12 @@ def prepare(config: dict, comm=None, *, stream: bool = False) -> Prepared:
     ``data`` (a file, read with ``header`` and ``target``) wins over ``dataset``. ``task``
     (``"auto"``, the default, ``"classification"`` or ``"regression"``) decides how the
     target is encoded; auto means regression when a file's target column holds numbers
-    that are not all whole (:func:`xpnet.data.labels.infer_task`), and the built-in datasets are
-    classification. ``dataset="digits"`` sets a test split aside (25%); the validation
-    rows (``validation_fraction``, default 0, or 0.1 with ``early_stopping``) come from
-    the rest. Splits are drawn with ``seed``; standardizations are fitted on the training
-    rows only.
+    that are not all whole, or whole numbers with many distinct values
+    (:func:`xpnet.data.labels.task_of`), and the built-in datasets are classification.
+    ``dataset="digits"`` sets a test split aside (25%); the validation rows
+    (``validation_fraction``; by default 0.2 of a data file of at least 20 rows, and of a
+    built-in dataset 0.1 with ``early_stopping``, else 0) come from the rest. Splits are
+    drawn with ``seed``; standardizations are fitted on the training rows only.
 
     With ``comm`` (a :class:`xpnet.distributed.Communicator` of several processes) the
     result holds this process's rows only, and the data of all processes together equals
@@ -158,11 +164,16 @@ def prepare(config: dict, comm=None, *, stream: bool = False) -> Prepared:
     return dataclasses.replace(whole, **parts, n_samples=whole.n_samples, n_val=whole.n_val, n_test=whole.n_test)
 
 
-def _validation_fraction(config: dict) -> float:
+def _validation_fraction(config: dict, n_rows: int) -> float:
+    """``validation_fraction``, else the default: :data:`DATA_FILE_FRACTION` of a data file of at
+    least :data:`MIN_DEFAULT_HOLDOUT` rows (none of a smaller one), and of a built-in dataset
+    :data:`EARLY_STOPPING_FRACTION` with early stopping, else 0."""
     fraction = config.get("validation_fraction")
-    if fraction is None:
-        return EARLY_STOPPING_FRACTION if config.get("early_stopping") else 0.0
-    return fraction
+    if fraction is not None:
+        return fraction
+    if config.get("data"):
+        return DATA_FILE_FRACTION if n_rows >= MIN_DEFAULT_HOLDOUT else 0.0
+    return EARLY_STOPPING_FRACTION if config.get("early_stopping") else 0.0
 
 
 def _prepare_whole(config: dict) -> Prepared:
@@ -177,14 +188,16 @@ def _prepare_whole(config: dict) -> Prepared:
     test_fraction = DIGITS_TEST_FRACTION if config.get("dataset") == "digits" else 0.0
     n_classes = max(int(y.max()) + 1, 2)
     X, y, X_test, y_test = split(X, y, test_fraction, seed)  # the test rows first: nothing else sees them
-    X, y, X_val, y_val = split(X, y, _validation_fraction(config), seed)
+    fraction = _validation_fraction(config, X.shape[0])
+    X, y, X_val, y_val = split(X, y, fraction, seed)
     scaler = None
     if config.get("standardize"):
         scaler = Scaler.fit(X)
         X, X_val, X_test = scaler.transform(X), scaler.transform(X_val), scaler.transform(X_test)
     return Prepared(X=X, y=y, X_val=X_val, y_val=y_val, X_test=X_test, y_test=y_test, task="classification",
                     n_classes=n_classes, labels=None, scaler=scaler, target_scaler=None, feature_names=None,
-                    source=source, target=None)
+                    source=source, target=None, task_reason="a built-in dataset of class labels",
+                    validation_fraction=fraction)
 
 
 def _builtin(config: dict, seed: int, datasets) -> tuple[np.ndarray, np.ndarray, str]:
@@ -222,13 +235,15 @@ def _prepare_file(config: dict, comm) -> Prepared:
     path = config["data"]
     table, ext = _read(path, config.get("target"), True, comm.bounds, config.get("header"), mapped=True)
     where = f"the target column {table.target!r} of {path!r}"
-    task, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm, where)
     n_rows, start = table.n_rows, table.start
     assert n_rows is not None  # a block read counts the file's rows
+    task, task_reason, labels, y_block = _shared_targets(table.y, ext, config.get("task") or "auto", comm, n_rows,
+                                                         where)
     X_all = table.X if table.mapped else HostRows(table.X)
     feature_names, target, mapped = table.feature_names, table.target, table.mapped
     del table  # its labels are y_block now (typed in place), its rows X_all
-    order = split_order(n_rows, _validation_fraction(config), int(config.get("seed") or 0))
+    fraction = _validation_fraction(config, n_rows)
+    order = split_order(n_rows, fraction, int(config.get("seed") or 0))
     count = X_all.shape[0]
     if comm.size == 1:  # the training rows in training order: all of them in file order without a split
         rows, (mine, held_mine) = None, order if order is not None else (None, np.zeros(0, dtype=np.int64))
@@ -251,7 +266,8 @@ def _prepare_file(config: dict, comm) -> Prepared:
                     n_classes=max(len(labels.classes), 2) if labels is not None else 0, labels=labels, scaler=scaler,
                     target_scaler=target_scaler, feature_names=feature_names,
                     source=_file_source(path, target, labels), target=target, rows=rows,
-                    n_samples=n_rows - n_held, n_val=n_held, n_test=0, mapped=mapped, notes=_notes(path, ext, mapped))
+                    n_samples=n_rows - n_held, n_val=n_held, n_test=0, mapped=mapped, notes=_notes(path, ext, mapped),
+                    task_reason=task_reason, validation_fraction=fraction)
 
 
 def materialize(prepared: Prepared) -> Prepared:
@@ -292,14 +308,17 @@ def _own_positions(order: np.ndarray, start: int, count: int) -> tuple[np.ndarra
     return positions, order[positions] - start
 
 
-def _shared_targets(cells, ext: str, task: str, comm, where: str) -> tuple[str, LabelMap | None, np.ndarray]:
-    """``(task, labels, y)``: the task and the :class:`LabelMap` that one process finds in the
-    whole file, and this block's targets (class indices, or float64 regression targets).
+def _shared_targets(cells, ext: str, task: str, comm, n_rows: int, where: str) -> tuple:
+    """``(task, task_reason, labels, y)``: the task (and why) and the :class:`LabelMap` that one
+    process finds in the whole file of ``n_rows`` rows, and this block's targets (class
+    indices, or float64 regression targets).
 
     CSV and NPY cells are typed alike everywhere (:func:`xpnet.data.labels.typed_labels`: words as
     soon as one process has a word, fractional numbers as soon as one has one, so "auto"
-    decides as over the whole column); then a classifier's sorted distinct labels of every
-    block are gathered (a few values per process) and merged. Numbers are typed, counted
+    decides as over the whole column); then the sorted distinct labels of every block are
+    gathered (a few values per process) and merged: whole numbers with many distinct values
+    are a regression (:func:`xpnet.data.labels.task_of`), else a classifier's classes
+    (fractional regression targets are not gathered). Numbers are typed, counted
     and encoded :data:`LABEL_BLOCK` at a time, in place in ``cells`` (which this consumes):
     the labels of a big file cost one number per row, not several.
     """
@@ -307,12 +326,15 @@ def _shared_targets(cells, ext: str, task: str, comm, where: str) -> tuple[str, 
     kind = "U" if "U" in kinds else "f" if "f" in kinds else "i"
     if ext != ".npz":
         cells = _typed(cells, kind)
+    needed = task == "classification" or (task == "auto" and kind != "f")  # a regression's targets: not gathered
+    distinct = np.unique(np.concatenate(comm.allgather(_distinct(cells)))) if needed else None
+    reason = f"--task {task}"
     if task == "auto":
-        task = "regression" if kind == "f" else "classification"
+        task, reason = task_of(kind, 0 if distinct is None else len(distinct), n_rows)
     if task == "regression":
-        return task, None, regression_targets(cells, where)
-    labels = LabelMap.fit(np.concatenate(comm.allgather(_distinct(cells))))
-    return task, labels, _encode(labels, cells)
+        return task, reason, None, regression_targets(cells, where)
+    labels = LabelMap.fit(distinct)
+    return task, reason, labels, _encode(labels, cells)
 
 
 def _kind(cells: np.ndarray) -> str:

@@ -17,12 +17,17 @@ scheme          W (n_in, n_out)                             source
 
 ``he`` and ``xavier`` use ``numpy.random.default_rng(seed)``. Biases start at zero.
 ``auto`` picks ``he`` for ReLU networks and ``xavier`` otherwise.
+
+Both drawing functions first check that the weights fit in the host's memory
+(:func:`require_host_memory`), so a layer of 10**9 units ends in xpnet's memory error, not
+in NumPy's MemoryError half way through drawing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import memory
 from ..errors import Interval, check_choice
 
 SCHEMES = ("auto", "trask", "cavar", "wildml", "he", "xavier")
@@ -56,6 +61,7 @@ _LEGACY = ("trask", "cavar", "wildml")
 def initial_weights(scheme: str, layer_sizes, seed: int, activation: str = "tanh") -> list[np.ndarray]:
     """Float64 host weight matrices ``W[i]`` of shape ``(layer_sizes[i], layer_sizes[i+1])``."""
     check_choice("init", scheme, SCHEMES)
+    require_host_memory(layer_sizes)
     if scheme == "auto":
         scheme = "he" if activation == "relu" else "xavier"
     rng = np.random.RandomState(seed) if scheme in _LEGACY else np.random.default_rng(seed)
@@ -72,12 +78,22 @@ def glorot_uniform_with_biases(random_state: np.random.RandomState, layer_sizes,
     hidden activation, else 6), all drawn in that order from ``random_state`` (a legacy
     ``RandomState``), so the same state gives scikit-learn's own starting weights.
     """
+    require_host_memory(layer_sizes)
     W, b = [], []
     for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
         bound = np.sqrt(factor / (n_in + n_out))
         W.append(np.asarray(random_state.uniform(-bound, bound, (n_in, n_out)), dtype=np.float64))
         b.append(np.asarray(random_state.uniform(-bound, bound, n_out), dtype=np.float64))
     return W, b
+
+
+def require_host_memory(layer_sizes) -> None:
+    """Raise :class:`xpnet.memory.XpnetMemoryError` unless the float64 weights of ``layer_sizes``
+    (with their biases, and one temporary of the largest layer while drawing) fit in host memory."""
+    sizes = [int(s) for s in layer_sizes]
+    layers = [(a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])]
+    memory.require(8 * (sum(layers) + max(layers, default=0)), f"the initial weights of layers {sizes}",
+                   fix="use narrower hidden layers")
 
 
 SEEDS = Interval(0, 2**32 - 1, integer=True)  # NumPy's legacy RandomState (the tutorials' inits) takes these

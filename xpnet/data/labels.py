@@ -55,16 +55,46 @@ def typed_labels(cells, kind: str | None = None) -> np.ndarray:
     return values.astype(np.int64) if kind == "i" else values
 
 
-def infer_task(y) -> str:
-    """``"regression"`` when the target ``y`` holds numbers that are not all whole, else ``"classification"``.
+# The task guessed from whole-number targets: more distinct values than MANY_VALUES, and more
+# than one per ROWS_PER_VALUE rows, read as a regression (a count, a price in whole units, a
+# score such as scikit-learn's diabetes progression); fewer are class labels (digits, ratings).
+MANY_VALUES = 20
+ROWS_PER_VALUE = 20
 
-    Words and whole numbers are class labels; any fractional number makes the column a
-    regression target. ``y`` as :func:`load_file` returns it (or any array of labels).
+
+def infer_task(y) -> str:
+    """``"regression"`` or ``"classification"``: what :func:`explain_task` decides for the target ``y``."""
+    return explain_task(y)[0]
+
+
+def explain_task(y) -> tuple[str, str]:
+    """``(task, reason)`` for the target column ``y`` (as :func:`load_file` returns it).
+
+    Words are class labels; numbers that are not all whole are a regression target; whole
+    numbers are class labels unless there are many distinct values for the rows (see
+    :func:`task_of`). ``reason`` is one sentence saying which rule decided.
     """
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
-        return "classification"
-    return "regression" if _label_kind(y.astype(np.float64)) == "f" else "classification"
+        return task_of("U", 0, y.size)
+    kind = _label_kind(y.astype(np.float64))
+    return task_of(kind, int(np.unique(y).size) if kind == "i" else 0, y.size)
+
+
+def task_of(kind: str, n_values: int, n_rows: int) -> tuple[str, str]:
+    """``(task, reason)`` for target cells of kind ``kind`` (:func:`_label_kind`: ``"U"`` words,
+    ``"f"`` fractional numbers, ``"i"`` whole numbers) holding ``n_values`` distinct values in
+    ``n_rows`` rows. Whole numbers are a regression when there are more than
+    :data:`MANY_VALUES` distinct values and more than one per :data:`ROWS_PER_VALUE` rows."""
+    if kind == "U":
+        return "classification", "the target holds words: class labels"
+    if kind == "f":
+        return "regression", "the target holds fractional numbers: a regression"
+    if n_values > MANY_VALUES and n_values * ROWS_PER_VALUE > n_rows:
+        return "regression", (f"the target holds {n_values} distinct whole numbers in {n_rows} rows (more than "
+                              f"{MANY_VALUES}, and more than one per {ROWS_PER_VALUE} rows): a regression; "
+                              "--task classification reads them as classes")
+    return "classification", f"the target holds {n_values} distinct whole numbers: class labels"
 
 
 def regression_targets(y, where: str = "the target") -> np.ndarray:

@@ -24,7 +24,7 @@ from ..backend import itemsize
 from ..core.network import gradients as network_gradients
 from ..core.ops import Gradients, Ops
 from .numpy_ops import LANES
-from .threads import run_lanes
+from .threads import cpu_threads, run_lanes
 
 MIN_ROWS = 64  # fewest rows per chunk
 PARALLEL_MIN = 1 << 19  # activations (rows x widest layer) from which lanes run on threads: waking
@@ -46,8 +46,10 @@ def pass_rows(ops: Ops, layer_sizes, item: int, n: int) -> int:
 
 
 def rows_at_once(ops: Ops, layer_sizes, item: int, n: int) -> int:
-    """Rows whose activations a pass over ``n`` rows holds at once (for memory estimates)."""
-    return min(n, LANES * chunk_rows(ops, layer_sizes, item))
+    """Rows whose activations a pass over ``n`` rows holds at once (for memory estimates): a chunk
+    per lane running at the same time (one lane at a time where lanes do not run on threads)."""
+    lanes = min(LANES, cpu_threads()) if ops.parallel else 1
+    return min(n, lanes * chunk_rows(ops, layer_sizes, item))
 
 
 def chunked(ops: Ops, spec, kernel, W, b, X, T, scale=None, with_loss: bool = False, rows: int | None = None

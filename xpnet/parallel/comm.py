@@ -14,12 +14,14 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import backend as _backend
-from ..errors import XpnetError, XpnetValueError
+from ..errors import XpnetError, XpnetValueError, XpnetWarning
+from .buffers import buffer_dtype, decode, encode, pack, reduce_on_device, tail_size, unpack
 
 # Environment variables that MPI launchers set in every process they start (MPICH/Hydra,
 # Intel MPI and Slurm's PMI: PMI_SIZE; Open MPI: OMPI_COMM_WORLD_SIZE; PMIx: PMIX_SIZE...).
@@ -164,8 +166,11 @@ class Communicator:
         return max(1, len(self._cores) // max(1, self._sharing))
 
     def backend_name(self, name: str | None) -> str | None:
-        """The backend for this process: CuPy on GPU ``local_rank % device count``."""
-        return _backend.backend_for_rank(name, self.local_rank) if self.size > 1 else name
+        """The backend for this process: CuPy on GPU ``local_rank % device count``, which becomes
+        this process's current device (see :func:`xpnet.backend.backend_for_rank`)."""
+        if self.size == 1:
+            return name
+        return _backend.backend_for_rank(name, self.local_rank, os.environ.get(_backend.ENV_VAR))
 
     # -- collectives used by training ------------------------------------------------------
     def setup(self, model, n_local: int, local_split: bool, rows=None, interrupt=None) -> Shard:
@@ -246,20 +251,21 @@ class Communicator:
         return reduced[:n], (reduced[n:] if db is not None else None)
 
     def reduce_step(self, backend, grads: list, n_local: int, loss=None) -> tuple:
-        """One training step's exchange, all of it in ONE float64 buffer and one ``Allreduce``.
+        """One training step's exchange, all of it in ONE buffer and one ``Allreduce``.
 
         The buffer holds every array of ``grads`` (this process's gradient sums over its
-        ``n_local`` rows of the batch, in any fixed order), then ``n_local``, the summed data
-        loss ``loss`` of those rows (0 when None) and this process's interrupt flag (1 after a
-        Ctrl-C). Returns ``(grads, n, loss)``: the arrays and the counts summed over every
-        process (``loss`` None when it was None); afterwards :attr:`interrupted` says whether
-        any process was interrupted. With one process it returns its arguments.
+        ``n_local`` rows of the batch, in any fixed order) in their own dtype, then ``n_local``,
+        the summed data loss ``loss`` of those rows (0 when None; a float or a 0-d array of
+        ``backend``) and this process's interrupt flag (1 after a Ctrl-C), encoded so that
+        their sums stay exact (:func:`_encode`). Returns ``(grads, n, loss)``: the arrays and
+        the counts summed over every process (``loss`` None when it was None); afterwards
+        :attr:`interrupted` says whether any process was interrupted. With one process it
+        returns its arguments.
         """
         if self.size == 1:
             return list(grads), n_local, loss
-        flag = 1.0 if self._interrupt is not None and self._interrupt.seen else 0.0
-        extra = [float(n_local), 0.0 if loss is None else float(loss), flag]
-        *reduced, n, total_loss, flags = self._reduce(backend, list(grads), extra)
+        flag = 1 if self._interrupt is not None and self._interrupt.seen else 0
+        reduced, (n, total_loss, flags) = self._reduce(backend, list(grads), n_local, loss, flag)
         self._stop = self._stop or flags > 0
         return reduced, n, (None if loss is None else total_loss)
 
@@ -316,15 +322,15 @@ class Communicator:
         if self.size == 1:
             return
         params = model.parameters()
-        buffer = _pack(params)
+        buffer = pack(params)
         self._comm.Bcast(buffer, root=0)
-        model.set_parameters(_unpack(model.backend, buffer, params))
+        model.set_parameters(unpack(model.backend, buffer, params))
 
     def check_identical(self, model) -> None:
         """Raise :class:`XpnetError` on every rank unless all ranks hold bitwise-equal weights."""
         if self.size == 1:
             return
-        mine = _pack(model.parameters())
+        mine = pack(model.parameters())
         root = mine.copy()
         self._comm.Bcast(root, root=0)
         differs = np.array([0.0 if mine.tobytes() == root.tobytes() else 1.0])
@@ -361,21 +367,25 @@ class Communicator:
             raise  # pragma: no cover - Abort does not return
 
     # -- internals -------------------------------------------------------------------------
-    def _reduce(self, backend, arrays, extra) -> list:
-        """All-reduce ``arrays`` (backend arrays) and ``extra`` (floats) as one buffer."""
+    def _reduce(self, backend, arrays, n_local: int, loss, flag: int) -> tuple:
+        """All-reduce ``arrays`` (backend arrays) and the encoded numbers as one buffer of the
+        arrays' dtype; returns the summed arrays and the decoded ``(n, loss, flags)``."""
+        dtype = buffer_dtype(arrays)
         reducer = self._device_reducer(backend)
         start = time.perf_counter()
-        if reducer is not None:
-            out = reducer(arrays, extra)
-        else:
-            buffer = _pack(arrays, extra)
-            self._allreduce(buffer, timed=False)
-            out = _unpack(backend, buffer, arrays) + buffer[len(buffer) - len(extra):].tolist()
-        backend.sync()
+        with backend.activate():
+            if reducer is not None:
+                out, tail = reduce_on_device(backend, reducer, arrays, n_local, loss, flag, dtype)
+            else:
+                host_loss = 0.0 if loss is None else float(loss)
+                buffer = pack(arrays, encode(n_local, host_loss, flag, dtype), dtype)
+                self._allreduce(buffer, timed=False)
+                out, tail = unpack(backend, buffer, arrays), buffer[buffer.size - tail_size(dtype):]
+            backend.sync()
         self.stats.seconds += time.perf_counter() - start
         self.stats.calls += 1
-        self.stats.values += sum(math.prod(a.shape) for a in arrays) + len(extra)
-        return out
+        self.stats.values += sum(math.prod(a.shape) for a in arrays) + tail_size(dtype)
+        return out, decode(tail, dtype)
 
     def _allreduce(self, buffer: np.ndarray, timed: bool = True) -> None:
         """Sum ``buffer`` (float64, or int64 for exact counts) over the ranks, in place."""
@@ -389,11 +399,17 @@ class Communicator:
             self.stats.values += buffer.size
 
     def _device_reducer(self, backend):
+        """NCCL (or a CUDA-aware MPI) for CuPy arrays, set up once; None: stage through the host."""
         if backend.name != "cupy":
             return None
-        if backend.name not in self._device_reduce:
-            self._device_reduce[backend.name] = _backend.device_allreducer(backend, self._comm)
-        return self._device_reduce[backend.name]
+        key = backend.qualified_name()
+        if key not in self._device_reduce:
+            with backend.activate():
+                reducer, note = _backend.device_allreducer(backend, self._comm)
+            if note and self.is_root:
+                warnings.warn(note, XpnetWarning, stacklevel=2)  # the CLI shows it as one line
+            self._device_reduce[key] = reducer
+        return self._device_reduce[key]
 
 
 def _own_cores() -> set:
@@ -401,29 +417,6 @@ def _own_cores() -> set:
         return set(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
         return set(range(os.cpu_count() or 1))
-
-
-def _pack(arrays, extra=()) -> np.ndarray:
-    """One contiguous float64 host buffer: every array flattened, then the ``extra`` numbers."""
-    sizes = [math.prod(a.shape) for a in arrays]
-    buffer = np.empty(sum(sizes) + len(extra), dtype=np.float64)
-    offset = 0
-    for a, size in zip(arrays, sizes):
-        buffer[offset:offset + size] = np.reshape(_backend.to_numpy(a), (-1,))
-        offset += size
-    buffer[offset:] = extra
-    return buffer
-
-
-def _unpack(backend, buffer: np.ndarray, like) -> list:
-    """Arrays shaped and typed like ``like``, on ``backend``'s device, read from ``buffer``."""
-    out, offset = [], 0
-    for a in like:
-        size = math.prod(a.shape)
-        host = np.reshape(buffer[offset:offset + size], tuple(a.shape))
-        out.append(backend.asarray(host, dtype=a.dtype))
-        offset += size
-    return out
 
 
 def launch(*, require: bool = False) -> Communicator:

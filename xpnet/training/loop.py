@@ -43,7 +43,7 @@ import time
 
 import numpy as np
 
-from ..backend import itemsize
+from ..backend import epoch_work, itemsize, settle
 from ..core import inputs, layers, losses
 from ..core.activations import overflow_quiet
 from ..core.network import l2_penalty
@@ -116,9 +116,20 @@ def fit(model, X, y, config: TrainConfig | None = None, *, callback=None, valida
     Interval(0, None, integer=True).check("initial_epoch", initial_epoch, "the epochs already done")
     if validation_score is not None and config.tol is None:
         raise XpnetValueError("validation_score is watched by the stall rule: give tol too (e.g. tol=1e-4)")
-    run = Run(model, X, y, config, Communicator() if comm is None else comm, validation_data, global_rows,
-               initial_epoch, optimizer_state, validation_score, sample_weight)
-    return run.train(callback)
+    comm = Communicator() if comm is None else comm
+    _settle_backend(model, X, config, comm)
+    with model.backend.activate():  # CuPy computes on the current device: make it the model's
+        run = Run(model, X, y, config, comm, validation_data, global_rows, initial_epoch, optimizer_state,
+                  validation_score, sample_weight)
+        return run.train(callback)
+
+
+def _settle_backend(model, X, config: TrainConfig, comm: Communicator) -> None:
+    """``auto`` chooses between NumPy and CuPy now that the work of an epoch is known."""
+    if model.backend.pending:
+        n = _rows_of(X) if comm.size == 1 else int(comm.sum_floats([_rows_of(X)])[0])  # every process alike
+        work = epoch_work(model.layer_sizes, n, config.batch_size, itemsize(model.dtype_name))
+        model.to_backend(settle(model.backend, work))
 
 
 def _config(config: TrainConfig | None, options: dict) -> TrainConfig:
@@ -148,7 +159,7 @@ class Run:
         self.seed = model.seed if config.seed is None else config.seed
         self.backend, self.ops = model.backend, get_ops(model.backend)
         shared = comm.size > 1  # other processes hold rows too: this one may hold none
-        _check_memory(model, config, _rows_of(X))  # before anything of the data's size is on the device
+        _check_memory(model, config, _rows_of(X), inputs.is_native(X, model.backend))  # before any copy
         X, T = self._placed(X, y, shared)
         self.spec = model.spec  # with sample weights: the weighted loss, its weights a last column of T
         if sample_weight is not None:
@@ -192,17 +203,10 @@ class Run:
                                 kernels=self.passes[rows].name)
 
     def _placed(self, X, y, shared: bool):
-        """``(X, T)`` validated on the model's device; running out of device memory on the way is
-        xpnet's memory error, like any other."""
-        model = self.model
-        try:
-            X = model.as_inputs(X, allow_empty=shared)
-            return X, model.as_targets(y, X.shape[0])
-        except Exception as exc:
-            if self.backend.is_out_of_memory(exc):
-                raise out_of_memory(self.backend, exc, model.layer_sizes, _rows_of(X),
-                                    itemsize(model.dtype_name)) from None
-            raise
+        """``(X, T)`` validated on the model's device (out of device memory on the way is xpnet's
+        memory error, from :meth:`~xpnet.backend.Backend.asarray`)."""
+        X = self.model.as_inputs(X, allow_empty=shared)
+        return X, self.model.as_targets(y, X.shape[0])
 
     # -- the loop ---------------------------------------------------------------------------
     def train(self, callback) -> FitResult:
@@ -380,6 +384,15 @@ class Run:
         return result
 
 
+def _check_memory(model, config: TrainConfig, n: int, placed: bool) -> None:
+    """Refuse a run that would not fit on the device, before its data is copied there."""
+    item = itemsize(model.dtype_name)
+    plain = (config.batch_size is None or config.batch_size >= n) and not model.spec.dropout and model.bn is None
+    rows = fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, item, n) if plain \
+        else min(config.batch_size or n, n)
+    check_fits(model.backend, model.layer_sizes, n, item, rows, placed=placed)
+
+
 def _rows_of(X) -> int:
     """The rows of ``X`` before it is validated (0 when it has no shape: the validation says why)."""
     shape = getattr(X, "shape", None)
@@ -389,14 +402,6 @@ def _rows_of(X) -> int:
         except TypeError:
             return 0
     return int(shape[0]) if len(shape) else 0
-
-
-def _check_memory(model, config: TrainConfig, n: int) -> None:
-    """The data, the weights and a pass's activations fit in the memory this process may use."""
-    item, full = itemsize(model.dtype_name), config.batch_size is None or config.batch_size >= n
-    rows = fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, item, n) \
-        if full and not model.spec.dropout and model.bn is None else min(n, config.batch_size or n)
-    check_fits(model.backend, model.layer_sizes, n, item, rows)
 
 
 def _masks(model, rng, rows: int) -> list:
