@@ -4,10 +4,15 @@ The commands are read from the page's ``sh`` blocks (``pip install`` lines are n
 the page's order, in one temporary folder (so a saved run is there for the commands that
 compare it). Each is made small without losing any of its flags: ``pytest bench`` runs
 ``--bench-grid=tiny``; ``xpnet bench`` gets small ``--n-samples``, ``--hidden``, ``--repeat``
-and ``--budget`` values. Commands that save or compare runs keep their order; the others run
-two at a time. Nothing here looks at a timing: only exit statuses and what the output holds.
+and ``--budget`` values. Commands that save or compare runs keep their order; the other
+processes run two at a time, while the ``xpnet`` commands without an environment of their own
+run in this process (``xpnet.cli.main``, the machine's ceilings measured on small arrays: the
+page's commands would otherwise cost minutes of interpreter starts and 2048^3 products).
+Nothing here looks at a timing: only exit statuses and what the output holds.
 """
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -20,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from xpnet import cli
+from xpnet.bench import timing
 from xpnet.engine.kernels import numba_support
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +144,35 @@ def run(command: str, cwd: Path) -> dict:
             "cwd": str(cwd)}
 
 
+SMALL_CEILINGS = {"matmul_size": 128, "copy_elements": 2**16, "activation_elements": 2**16}
+
+
+def in_process(command: str) -> bool:
+    """An ``xpnet`` command with no environment of its own runs through ``cli.main`` here."""
+    env_changes, tokens, _ = parse(command)
+    return tokens[0] == "xpnet" and not env_changes
+
+
+def run_here(command: str, cwd: Path) -> dict:
+    """``run`` in this process: ``xpnet.cli.main`` in ``cwd``, its two streams captured."""
+    _, tokens, stdout = parse(command)
+    argv = tiny(tokens)[len(PROGRAMS["xpnet"]):]
+    out, err = io.StringIO(), io.StringIO()
+    before = os.getcwd()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timing, "default_ceiling_sizes", lambda backend: dict(SMALL_CEILINGS))
+        os.chdir(cwd)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = cli.main(argv)
+        finally:
+            os.chdir(before)
+    if stdout:
+        (cwd / stdout).write_text(out.getvalue())
+    return {"command": command, "argv": argv, "returncode": code, "out": out.getvalue(), "err": err.getvalue(),
+            "cwd": str(cwd)}
+
+
 def _same(command: str) -> tuple:
     argv, env, stdout = prepare(command)
     return tuple(argv), tuple(sorted(env.items())), stdout
@@ -154,11 +190,14 @@ def results(tmp_path_factory):
         first.setdefault(_same(command), command)
     distinct = list(first.values())
     ordered = [c for c in distinct if any(word in c for word in ORDERED)]
-    free = [c for c in distinct if c not in ordered]
+    here = [c for c in distinct if c not in ordered and in_process(c)]
+    free = [c for c in distinct if c not in ordered and c not in here]
     with ThreadPoolExecutor(max_workers=2) as pool:
         chain = pool.submit(lambda: [run(c, cwd) for c in ordered])
-        rest = list(pool.map(lambda c: run(c, cwd), free))
-    by_command = {r["command"]: r for r in chain.result() + rest}
+        rest = pool.map(lambda c: run(c, cwd), free)
+        mine = [run_here(c, cwd) for c in here]
+        rest = list(rest)
+    by_command = {r["command"]: r for r in chain.result() + rest + mine}
     return {c: by_command[first[_same(c)]] for c in COMMANDS}
 
 
