@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import available_backend
-from helpers import pass_gradients
 
 import xpnet
 from xpnet import bench, cli, memory
 from xpnet.backend import Backend
-from xpnet.bench import runners, timing
-from xpnet.engine.kernels import numba_support
+from xpnet.bench import peers, probes, runners, timing
+from xpnet.engine import plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_CEILINGS = {"matmul_size": 64, "copy_elements": 4096, "activation_elements": 4096}
@@ -80,16 +79,15 @@ class Counting(np.ndarray):
         return out.view(Counting) if isinstance(out, np.ndarray) else out
 
 
-def test_step_cost_equals_the_work_the_real_step_does(monkeypatch):
-    """The count is the step as xpnet.mlp writes it (the generic pass; NumPy's fast path
-    computes the same gradients with its work arranged differently, see tests/core/test_ops.py)."""
+def test_step_cost_equals_the_work_the_real_step_does():
+    """The count is the step as xpnet.mlp writes it: the trainer's epoch with the plan's pass on
+    the generic primitives (NumPy's fast paths compute the same gradients with their work
+    arranged differently, see tests/core/test_ops.py)."""
     case = bench.Case("numpy", "float64", 9, 5, input_dim=3, classes=4)
     runner = bench.EpochRunner(case)
     generic = xpnet.core.ops.Ops(runner.xp)
-    monkeypatch.setattr(runners, "gradient_pass",
-                        lambda backend, spec, W, b, X, T, kernels="auto": pass_gradients(
-                            generic, spec, W, b, X, T, "mean")[:2])
-    runner.X, runner.T = runner.X.view(Counting), runner.T.view(Counting)
+    runner.run_.passes[case.n_samples] = plan.Pass("plain", generic, runner.spec, "float64")
+    runner.feed(runner.X.view(Counting), runner.T.view(Counting))
     runner.W0 = [w.view(Counting) for w in runner.W0]
     runner.b0 = [b.view(Counting) for b in runner.b0]
     runner.reset()
@@ -278,7 +276,7 @@ class NotInstalled:
 
 
 def test_a_peer_that_is_missing_or_fails_to_start_is_skipped_with_the_reason(monkeypatch):
-    monkeypatch.setattr(runners, "baseline_backend", lambda name, backend: backend)  # with or without torch here
+    monkeypatch.setattr(peers, "baseline_backend", lambda name, backend: backend)  # with or without torch here
     monkeypatch.setitem(bench.BASELINES, "torch-compile", Refuses)
     monkeypatch.setitem(bench.BASELINES, "jax", NotInstalled)
     row = bench.measure_case(bench.Case("numpy", "float32", 64, 4), compare="jax,torch-compile,tutorial", repeat=1)
@@ -343,7 +341,20 @@ def test_tanh_floor_is_the_backends_tanh_in_place_on_every_row_and_synced():
     assert fake.log == ["sync", "clock", "sync", "clock", "clock", "sync", "clock"]
     assert times == [[1.0, 1.0]] and floor.elements_per_second(0.5) == 37 * 5 / 0.5
     case = bench.Case("numpy", "float64", 37, 5)
-    assert bench.TanhFloor.bytes_needed(case) == 37 * 5 * 8
+    assert bench.TanhFloor.bytes_needed(case) == 37 * 5 * 8 and floor.floor_seconds(0.5) == 0.5
+
+
+def test_a_tanh_floor_over_its_byte_cap_times_the_first_rows_and_scales():
+    floor = bench.TanhFloor("numpy", "float32", 1000, 8, max_bytes=100 * 8 * 4 + 5)  # room for 100 rows
+    assert floor.measured_rows == 100 and floor.A.shape == (100, 8)
+    start = floor.A.copy()
+    floor.run(1)
+    np.testing.assert_array_equal(floor.A, np.tanh(start))
+    assert floor.floor_seconds(0.25) == pytest.approx(2.5) and floor.elements_per_second(0.5) == 1600
+    big = bench.Case("numpy", "float32", 10**9, 1024)
+    assert bench.TanhFloor.bytes_needed(big) == probes.FLOOR_BYTES
+    row = bench.measure_case(bench.Case("numpy", "float32", 1000, 8), repeat=1)
+    assert row["tanh_floor_measured_elements"] == row["tanh_floor_elements"] == 8000
 
 
 def test_tanh_floor_on_another_backend_is_its_namespaces_tanh():
@@ -387,7 +398,7 @@ def test_run_skips_cases_that_cannot_fit_with_the_estimate():
     # the data alone: 10^10 rows x (2 inputs + 2 one-hot targets) float32
     assert skipped["n_samples"] == 10**10 and skipped["estimated_memory_bytes"] >= 10**10 * 4 * 4
     assert "needs about" in skipped["reason"] and "GiB" in skipped["reason"]
-    assert seen == ["ceilings", "result", "skipped"]
+    assert seen == ["blas", "ceilings", "result", "skipped"]
 
 
 def test_bench_figure_writes_a_figure_without_pyplot(tmp_path):
@@ -426,6 +437,9 @@ def test_format_table_has_a_row_per_case_and_a_column_pair_per_peer():
               "skipped": [{"backend": "numpy", "dtype": "float32", "n_samples": 10**10, "hidden": 64,
                            "reason": "too big"}]}
     lines = bench.format_table(report).splitlines()
+    with_blas = bench.format_table({**report, "blas": {"describe": "OpenBLAS 9, 2 threads", "warning": "W=1 narrows"}})
+    assert with_blas.splitlines()[:2] == ["BLAS: OpenBLAS 9, 2 threads", "warning: W=1 narrows"]
+    assert with_blas.splitlines()[2:] == lines
     head = lines[0].split()
     for column in ("kernels", "ms/epoch", "samples/s", "%peak", "/tanh", "torch", "torch-compile", "jax"):
         assert column in head, column
@@ -452,9 +466,14 @@ def test_format_progress_words_each_kind():
 
 
 # -- the CLI --------------------------------------------------------------------------------
+BLAS_KEYS = ("library", "version", "threads", "core_type", "variable", "kernel_isa", "cpu_isa", "warning", "describe")
+
+
 def check_results(report, n_expected):
-    assert set(report) == {"machine", "ceilings", "results", "skipped"}
+    assert set(report) == {"machine", "blas", "ceilings", "results", "skipped"}
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["blas"] is not None
+    assert set(BLAS_KEYS) <= set(report["blas"]) and report["blas"] == report["machine"]["numpy_blas"]
+    assert report["blas"]["threads"] >= 1 and report["blas"]["library"]
     assert len(report["results"]) == n_expected
     for row in report["results"]:
         assert set(RESULT_KEYS) <= set(row) and set(KERNEL_KEYS) <= set(row)
@@ -526,7 +545,8 @@ def test_cli_bench_compare_torch_and_the_tutorial(tmp_path, capsys, small_ceilin
     assert cli.main(["bench", "--backend", "numpy", "--n-samples", "50", "--hidden", "4", "--repeat", "2",
                      "--compare", "torch,tutorial", "--memory", "--plot", str(plot), "--threads", "1"]) == 0
     out, err = capsys.readouterr()
-    header, row = out.splitlines()[:2]
+    blas, header, row = out.splitlines()[:3]
+    assert blas.startswith("BLAS: ") and err.startswith(blas + "\n")
     assert "torch ms" in header and "tutorial ms" in header and header.endswith("peak RSS MiB")
     values = row.split()
     torch_x, tutorial_x, rss = float(values[-4]), float(values[-2]), float(values[-1])
@@ -565,80 +585,6 @@ def test_cli_bench_help_names_every_flag(capsys):
         cli.main(["bench", "--help"])
     text = capsys.readouterr().out
     for flag in ("--backend", "--dtype", "--n-samples", "--hidden", "--input-dim", "--classes", "--epochs",
-                 "--repeat", "--json", "--plot", "--compare", "--memory", "--threads", "--kernels"):
+                 "--repeat", "--json", "--plot", "--compare", "--memory", "--threads", "--kernels", "--source",
+                 "--data-dir", "--sweep", "--budget", "compare"):
         assert flag in text
-
-
-# -- the pytest-benchmark suite --------------------------------------------------------------
-def run_suite(tmp_path, *args):
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "--bench-grid=tiny", "-q",
-                           "-p", "no:cacheprovider", "--benchmark-storage=file://./runs", *args],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return proc
-
-
-def test_bench_suite_smoke_saves_and_compares(tmp_path):
-    out = tmp_path / "bench.json"
-    proc = run_suite(tmp_path, "--backend", "numpy", "--bench-threads", "1", "--benchmark-save=base",
-                     f"--benchmark-json={out}", "-k", "not targets", "--bench-peers=tutorial")
-    assert "xpnet: one full-batch training epoch" in proc.stdout and "peer tutorial" in proc.stdout
-    data = json.loads(out.read_text())
-    machine = data["machine_info"]["xpnet"]
-    assert machine["cpu_count"] >= 1 and machine["bench_threads"] == 1
-    assert all(pool["num_threads"] == 1 for pool in machine["blas"])
-    epochs = [b for b in data["benchmarks"] if "backend" in b["params"]]
-    tiny = [b for b in data["benchmarks"] if "case" in b["params"]]  # bench/test_tiny.py
-    (peer,) = [b for b in data["benchmarks"] if "peer" in b["params"]]  # bench/test_peers.py
-    jit = 16 if numba_support.available() else 0  # each NumPy case again with the numba kernels
-    assert len(epochs) == 16 + jit and len(tiny) == 2 and len(data["benchmarks"]) == 19 + jit
-    assert {b["params"]["kernels"] for b in epochs} == ({"numpy", "jit"} if jit else {"numpy"})
-    ran = {choice: {b["extra_info"]["kernels"] for b in epochs if b["params"]["kernels"] == choice}
-           for choice in ("numpy", "jit")}
-    assert ran["numpy"] == {"plain", "numpy-gram", "generic"}
-    assert ran["jit"] == ({"plain", "numba-fused", "numba-layers"} if jit else set())
-    assert peer["params"]["peer"] == "tutorial" and peer["extra_info"]["samples_per_second"] > 0
-    assert all(b["extra_info"]["xpnet_over_tutorial"] > 0 for b in tiny)
-    for b in epochs:
-        info = b["extra_info"]
-        assert info["samples_per_second"] > 0 and info["percent_of_matmul_peak"] > 0
-        assert info["samples_per_second"] == pytest.approx(b["params"]["n_samples"] / b["stats"]["median"])
-    # a run with different machine info (threads) compares against the saved one: a warning, not an error
-    proc = run_suite(tmp_path, "--backend", "numpy", "--benchmark-compare=0001", "-k", "not targets")
-    assert "Comparing against benchmarks from" in proc.stdout + proc.stderr
-
-
-TARGETS = ("[14] tutorial shape N=2000 H=64: epoch / tanh floor",
-           "[14] tutorial shape N=2000 H=64: x faster than jax.jit",
-           "[14] tutorial shape N=2000 H=64: x faster than PyTorch eager",
-           "[5] tutorial shape N=2000 H=64: x faster than the tutorial (float64)",
-           "[5] tutorial shape N=2000 H=64: x faster than PyTorch eager",
-           "[14] tutorial shape N=4000 H=32: epoch / tanh floor",
-           "[14] tutorial shape N=4000 H=32: x faster than jax.jit",
-           "[14] tutorial shape N=4000 H=32: x faster than PyTorch eager",
-           "[5, 14] matrix-heavy 784->64->10, N=300: % of the matmul peak",
-           "[14] matrix-heavy 784->64->10, N=300: x faster than jax.jit",
-           "[5] memory: N=20000 H=256 trains, peak RSS (MiB)",
-           "tiny xor-4x3: time per iteration / the tutorial loop's",
-           "tiny moons-200-h3: time per iteration / the tutorial loop's")
-
-
-def test_bench_targets_suite_reports_every_target(tmp_path):
-    """The targets of issues 5 and 14 at toy sizes: every one listed with a measured value
-    (or "not measured" and the reason, for a peer not installed), none judged. Only the
-    table's structure is checked: its numbers are timings of a possibly busy machine."""
-    proc = run_suite(tmp_path, "--backend", "numpy", "-k", "targets or tiny", "--bench-targets=assert",
-                     "--benchmark-disable")
-    lines = proc.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if "xpnet: speed targets (issues 5 and 14)" in line)
-    assert lines[start + 1].split()[:4] == ["target", "measured", "goal", "met"]
-    rows = {line[:72].rstrip(): line[72:].split() for line in lines[start + 2:start + 2 + len(TARGETS)]}
-    assert list(rows) == list(TARGETS)
-    for name, fields in rows.items():
-        if fields[:2] == ["not", "measured"]:  # a peer missing: the reason is the detail
-            assert "not run" in " ".join(fields), name
-            continue
-        measured = float(fields[0])
-        assert math.isfinite(measured) and measured > 0, name
-        assert fields[1] in ("<=", ">=") and fields[4] == "-", name  # the goal, and not judged on the tiny grid
-    assert "(--bench-grid=tiny: toy sizes, targets not judged)" in proc.stdout

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import __version__
 from ..backend import Backend, cuda, get_backend, native_module
+from ..engine import blas
 
 
 def machine_info(backends=()) -> dict:
@@ -19,7 +20,8 @@ def machine_info(backends=()) -> dict:
     -------
     dict
         ``cpu``, ``cpu_count``, ``machine``, ``system``, ``python``, ``numpy``, ``xpnet``,
-        ``memory_bytes`` (total host RAM), ``blas`` (threadpoolctl's pools), ``torch`` and
+        ``memory_bytes`` (total host RAM), ``blas`` (threadpoolctl's pools), ``numpy_blas``
+        (:func:`numpy_blas_info`), ``caches`` (:func:`cpu_caches`), ``torch`` and
         ``torch_threads`` when torch is loaded, ``gpus`` for GPU backends.
     """
     info = {
@@ -32,6 +34,8 @@ def machine_info(backends=()) -> dict:
         "xpnet": __version__,
         "memory_bytes": total_memory(),
         "blas": _blas_info(),
+        "numpy_blas": numpy_blas_info(),
+        "caches": cpu_caches(),
     }
     torch = sys.modules.get("torch")  # reported when a backend or baseline loaded it, never imported here
     if torch is not None:
@@ -82,6 +86,40 @@ def _blas_info() -> list:
 
     keep = ("user_api", "internal_api", "version", "num_threads", "architecture")
     return [{k: pool.get(k) for k in keep if k in pool} for pool in threadpool_info()]
+
+
+def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> list:
+    """The first CPU's caches, from Linux's ``root``: ``[{"level": 1, "type": "Data", "bytes":
+    32768, "shared_cpus": "0"}, ...]`` in the kernel's order (empty elsewhere)."""
+    caches: list = []
+    try:
+        folders = sorted(p for p in os.listdir(root) if p.startswith("index"))
+    except OSError:
+        return caches
+    for folder in folders:
+        try:
+            level, kind, size, shared = (_read(os.path.join(root, folder, name))
+                                         for name in ("level", "type", "size", "shared_cpu_list"))
+        except OSError:
+            continue
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:].upper(), 1)
+        number = size[:-1] if scale > 1 else size
+        if number.isdigit() and level.isdigit():
+            caches.append({"level": int(level), "type": kind, "bytes": int(number) * scale, "shared_cpus": shared})
+    return caches
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def numpy_blas_info() -> dict | None:
+    """The BLAS NumPy calls (:func:`xpnet.engine.blas.numpy_blas`) as JSON: ``library``,
+    ``version``, ``threads``, ``core_type``, ``variable`` (the environment setting that chose the
+    kernels, or None), ``kernel_isa``, ``cpu_isa``, ``warning`` and ``describe`` (one line)."""
+    info = blas.numpy_blas()
+    return None if info is None else {**info.as_dict(), "describe": info.describe()}
 
 
 def _gpu_info(backend: Backend) -> dict:  # pragma: no cover - needs a GPU

@@ -1,4 +1,5 @@
-"""Timing: runners' samples interleaved, the machine's ceilings (best of several runs), peak memory.
+"""Timing: runners' samples interleaved, the machine's ceilings (best of several runs), peak memory
+(of this process, and of a command's anonymous memory).
 
 Every timed region ends with the backend's ``sync()``, so asynchronous devices (CuPy, torch
 on CUDA) are timed for the work they really did.
@@ -6,6 +7,9 @@ on CUDA) are timed for the work they really did.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -16,7 +20,7 @@ from ..core.activations import get_hidden
 from ..errors import check_choice, check_positive
 from .cost import ACTIVATIONS
 from .machine import default_ceiling_sizes
-from .runners import MatmulProbe
+from .probes import MatmulProbe
 
 
 def time_interleaved(runners, *, repeat: int, epochs: int = 1, warmup: int = 1, clock=time.perf_counter):
@@ -132,3 +136,55 @@ def _status_bytes(key: str) -> int:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     raise KeyError(key)
+
+
+def watch_memory(cmd, *, limit_bytes: int | None = None, interval: float = 0.02, env=None, cwd=None,
+                 timeout: float | None = None) -> dict | None:
+    """Run the command ``cmd`` (a list) and follow its anonymous resident memory.
+
+    Every ``interval`` seconds ``RssAnon`` is read from ``/proc/PID/status``: the process's own
+    memory, the page cache and mapped files not counted (what a memory-mapped dataset must keep
+    small). When it passes ``limit_bytes`` the process is killed (a guard for a shared machine).
+    Linux only: None elsewhere. A peak shorter than ``interval`` may be missed.
+
+    Returns
+    -------
+    dict
+        ``peak_anon_bytes``, ``returncode``, ``stopped`` (killed at ``limit_bytes``, or at
+        ``timeout`` seconds), ``seconds``, ``stdout`` and ``stderr`` (their last 4,000 characters).
+    """
+    if not os.path.exists("/proc/self/status"):
+        return None
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
+        peak, stopped = 0, False
+        while proc.poll() is None:
+            anon = _anon_bytes(proc.pid)
+            peak = max(peak, anon)
+            over = limit_bytes is not None and anon > limit_bytes
+            if over or (timeout is not None and time.perf_counter() - start > timeout):
+                proc.kill()
+                stopped = True
+                break
+            time.sleep(interval)
+        proc.wait()
+        seconds = time.perf_counter() - start
+        texts = []
+        for f in (out, err):
+            f.seek(0)
+            texts.append(f.read().decode(errors="replace")[-4000:])
+    return {"peak_anon_bytes": peak, "returncode": proc.returncode, "stopped": stopped, "seconds": seconds,
+            "stdout": texts[0], "stderr": texts[1]}
+
+
+def _anon_bytes(pid: int) -> int:
+    """``RssAnon`` of process ``pid`` in bytes; 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -8,7 +8,7 @@ import json
 from ..backend import ENV_VAR
 from ..engine.threads import limit_threads
 from ..errors import BackendUnavailableError
-from .args import _positive_int, _progress
+from .args import UsageError, _positive_int, _progress
 
 
 def _count_list(text: str) -> list[int]:
@@ -28,6 +28,20 @@ def _count_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one whole number, got {text!r}")
     return values
+
+
+def _byte_size(text: str) -> int:
+    """A size in bytes: ``2e9``, ``512M``, ``2G`` or ``2GiB`` (K, M, G, T are powers of 1024)."""
+    item = text.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(item[-1:], 1)
+    number = item[:-1] if scale > 1 else item
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2G, 512M or 2e9 (bytes), got {text!r}") from None
+    if not value >= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text!r}")
+    return int(value)
 
 
 def _name_list(text: str) -> list[str]:
@@ -71,21 +85,21 @@ def add_parser(commands) -> None:
                             f"(default: ${ENV_VAR}, else auto)")
     bench.add_argument("--dtype", type=_dtype_list, default=["float32"], metavar="DTYPE[,DTYPE]",
                        help="float32 and/or float64, comma separated (default: float32)")
-    bench.add_argument("--n-samples", type=_count_list, default=[1000, 10000, 100000], metavar="N[,N...]",
+    bench.add_argument("--n-samples", type=_count_list, default=None, metavar="N[,N...]",
                        help="batch sizes (rows of the full batch), comma separated; 1e5 style is fine "
-                            "(default: 1000,10000,100000)")
-    bench.add_argument("--hidden", type=_count_list, default=[64, 256, 1024], metavar="W[,W...]",
+                            "(default: 1000,10000,100000; 100000 with --sweep hidden)")
+    bench.add_argument("--hidden", type=_count_list, default=None, metavar="W[,W...]",
                        help="hidden layer widths, comma separated: one case per width, one hidden layer each "
-                            "(default: 64,256,1024)")
+                            "(default: 64,256,1024; 256 with --sweep rows)")
     bench.add_argument("--input-dim", type=_positive_int, default=2, metavar="D",
                        help="input features (default: 2, the tutorials'; 784 for an MNIST-sized net)")
     bench.add_argument("--classes", type=_positive_int, default=2, metavar="C",
                        help="softmax outputs, at least 2 (default: 2; 10 for an MNIST-sized net)")
     bench.add_argument("--epochs", type=_positive_int, default=1,
                        help="epochs per timed sample; seconds_per_epoch = sample time / epochs (default: 1)")
-    bench.add_argument("--repeat", type=_positive_int, default=7,
+    bench.add_argument("--repeat", type=_positive_int, default=None,
                        help="timed samples per case, after one untimed warm-up sample; the median is "
-                            "reported (default: 7)")
+                            "reported (default: 7; 3 with --sweep)")
     bench.add_argument("--compare", type=_compare_list, default=None, metavar="BASELINE[,BASELINE]",
                        help="also time peers doing the same step (same data, weights, dtype), interleaved with "
                             "xpnet's samples, and report the time ratios: torch (PyTorch eager: nn.Linear + autograd "
@@ -98,16 +112,74 @@ def add_parser(commands) -> None:
                             "NumPy ones), numpy (NumPy only), jit (numba only, the generic pass where none "
                             "applies; pip install numba, or '.[jit]' in a clone); a JIT kernel is compiled before "
                             "the timed epochs (compile_seconds) and each row says which ran (kernels) (default: auto)")
+    bench.add_argument("--source", choices=("memory", "file"), default="memory",
+                       help="where the rows come from: memory, or a .npy file written for each case (features, "
+                            "then the label) and mapped with np.load(mmap_mode='r'), read from the page cache every "
+                            "epoch; a file row adds the GB/s it reads and the page cache's read bandwidth measured "
+                            "beside it, the floor for streamed data (default: memory)")
+    bench.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="where --source file writes its data files, removed after each case (default: the "
+                            "system's temporary folder)")
+    bench.add_argument("--sweep", choices=("rows", "hidden"), default=None,
+                       help="time the cost curve instead of a grid: rows 1e3, 2e3, 5e3, ... up to the largest that "
+                            "fits --budget, or hidden 16, 32, ..., 8192; --plot draws seconds per epoch and samples/s "
+                            "against size with the tanh floor, the matmul peak (and the page-cache read rate) as "
+                            "lines, and where the data or the weights outgrow each CPU cache")
+    bench.add_argument("--budget", type=_byte_size, default=None, metavar="SIZE",
+                       help="with --sweep: the most memory (and, with --source file, disk) the largest case may "
+                            "take, e.g. 2G or 512M (default: 1G)")
     bench.add_argument("--memory", action="store_true",
                        help="also measure each case's peak resident memory over one more epoch (Linux)")
     bench.add_argument("--plot", default=None, metavar="FILE",
-                       help="draw samples/s against hidden size per backend and n-samples into FILE "
-                            "(.png, .svg, .pdf; needs matplotlib)")
+                       help="draw samples/s against hidden size per backend and n-samples into FILE (with --sweep: "
+                            "the cost curve) (.png, .svg, .pdf; needs matplotlib)")
     bench.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                        help="bound the CPU threads of the BLAS (and torch) to N (default: all cores)")
     bench.add_argument("--json", action="store_true",
-                       help="print exactly one line on stdout: {machine, ceilings, results, skipped}")
+                       help="print exactly one line on stdout: {machine, blas, ceilings, results, skipped} "
+                            "(and sweep with --sweep)")
     bench.set_defaults(handler=cmd_bench)
+    commands = bench.add_subparsers(dest="bench_command", metavar="compare", parser_class=type(bench))
+    compare = commands.add_parser(
+        "compare", help="two saved pytest-benchmark runs side by side, in samples/s, with the ratio and the noise",
+        description="Show two runs of the pytest-benchmark suite (pytest bench --benchmark-save=NAME, or "
+                    "--benchmark-json=FILE) side by side: each benchmark's samples/s in both, B's over A's, each "
+                    "run's noise (half the spread of its rounds over its median) and whether the difference is "
+                    "within that noise (the two runs' ranges of rounds overlap).")
+    compare.add_argument("run_a", metavar="RUN_A",
+                         help="the first run: a JSON file, or a saved run's number (0001) or name (main) in --storage")
+    compare.add_argument("run_b", metavar="RUN_B", help="the second run, named the same ways")
+    compare.add_argument("--storage", default=".benchmarks", metavar="DIR",
+                         help="where pytest-benchmark saved the runs (its --benchmark-storage; default: .benchmarks)")
+    compare.add_argument("--json", action="store_true",
+                         help="print exactly one line on stdout: {a_path, b_path, rows, only_a, only_b}")
+    compare.set_defaults(handler=cmd_compare)
+
+
+def _say_progress(kind: str, item: dict) -> None:
+    """One progress line on stderr; after the BLAS line, the warning when an environment variable
+    forces narrower kernels than the CPU has."""
+    from ..bench import format_progress
+
+    _progress(format_progress(kind, item))
+    if kind == "blas" and item.get("warning"):
+        _progress(f"xpnet: warning: {item['warning']}")
+
+
+def sweep_repeat() -> int:
+    from ..bench.sweep import DEFAULT_REPEAT
+
+    return DEFAULT_REPEAT
+
+
+def cmd_compare(args) -> int:
+    from ..bench import compare
+
+    storage = compare.storage_path(args.storage)
+    a, b = compare.load_run(args.run_a, storage), compare.load_run(args.run_b, storage)
+    result = compare.compare_runs(a, b)
+    print(json.dumps(result) if args.json else compare.format_comparison(result, a, b))
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -122,12 +194,25 @@ def cmd_bench(args) -> int:
             bench.get_backend("torch")
         except BackendUnavailableError:
             pass
+    if args.budget is not None and args.sweep is None:
+        raise UsageError("--budget bounds a --sweep; give --sweep rows or --sweep hidden with it")
+    repeat = args.repeat or (sweep_repeat() if args.sweep else 7)
+    options = dict(epochs=args.epochs, repeat=repeat, compare=args.compare, memory=args.memory,
+                   kernels=args.kernels, source=args.source, data_dir=args.data_dir, progress=_say_progress)
     with limit_threads(args.threads):
-        report = bench.run(args.backend, args.dtype, args.n_samples, args.hidden, input_dim=args.input_dim,
-                           classes=args.classes, epochs=args.epochs, repeat=args.repeat, compare=args.compare,
-                           memory=args.memory, kernels=args.kernels,
-                           progress=lambda kind, item: _progress(bench.format_progress(kind, item)))
-    if args.plot:
+        if args.sweep:
+            from ..bench import sweep
+
+            report = sweep.run_sweep(args.sweep, args.backend, args.dtype, n_samples=args.n_samples,
+                                     hidden=args.hidden, input_dim=args.input_dim, classes=args.classes,
+                                     budget=args.budget or sweep.DEFAULT_BUDGET, **options)
+        else:
+            report = bench.run(args.backend, args.dtype, args.n_samples or [1000, 10000, 100000],
+                               args.hidden or [64, 256, 1024], input_dim=args.input_dim, classes=args.classes,
+                               **options)
+    if args.plot and args.sweep:
+        sweep.sweep_figure(report, args.plot)
+    elif args.plot:
         from .. import plot
 
         plot.bench_figure(report, args.plot)
