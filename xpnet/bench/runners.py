@@ -167,9 +167,9 @@ class EpochRunner:
         Which whole-pass kernels the plan may choose (:data:`xpnet.engine.plan.CHOICES`).
     data : (X, labels), optional
         Host data to train on instead of :func:`synthetic`'s, e.g. a file's mapped columns
-        (:func:`xpnet.bench.disk.map_case_npy`). On NumPy the epochs read it where it lies
-        (:meth:`feed`: a mapping is read from the page cache every epoch); other backends
-        train on the device copy the run makes.
+        (:func:`xpnet.bench.disk.map_case_npy`). The run places it as :func:`xpnet.fit` does:
+        a mapping is streamed from the page cache every epoch on NumPy (and on other backends
+        when it does not fit the device), else copied to the device.
 
     Attributes
     ----------
@@ -194,8 +194,6 @@ class EpochRunner:
         config = TrainConfig(learning_rate=case.learning_rate, l2=case.l2, reduction="mean", epochs=1)
         self.run_ = Run(model, host_X, self.labels, config, Communicator(), None, None, 0, None)
         self.pass_ = self.run_.passes[case.n_samples]
-        if data is not None and self.backend.name == "numpy":
-            self.feed(host_X)  # the epochs read the given rows where they lie, not the run's copy
         self.W0, self.b0 = list(model.W), list(model.b)
         self.epochs = 0
         self.reset()
@@ -218,9 +216,9 @@ class EpochRunner:
         return self.model.b
 
     def feed(self, X, T=None) -> None:
-        """Make the run's epochs read ``X`` (and ``T``) as they are: a file's mapped rows, read
-        from the page cache every epoch, until the trainer streams a mapping itself (issue 22;
-        the run has validated a copy of them, which this drops)."""
+        """Make the run's epochs read ``X`` (and ``T``) as they are, unchecked (e.g. arrays that
+        count the operations on them). A file's mapped rows need no feeding: the run streams
+        them from the mapping itself (:mod:`xpnet.engine.stream`)."""
         run = self.run_
         run.X, run.T = X, run.T if T is None else T
         run.batches = Batches(run.batches.shard, run.backend, run.X, run.T, None, False, run.seed)
