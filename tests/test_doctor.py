@@ -1,6 +1,7 @@
 """`xpnet doctor`: the environment report, and --gpu-check run with a CPU stand-in for CuPy so that
 every comparison, the table and each verdict are exercised without a GPU."""
 
+import importlib
 import json
 
 import pytest
@@ -89,3 +90,27 @@ def test_a_check_that_raises_fails_with_its_reason():
 
     check = _guarded("broken", broken)
     assert (check.status, check.detail) == ("failed", "RuntimeError: cuBLAS failed")
+
+
+def test_the_report_says_which_blas_kernels_run_and_warns_when_a_variable_holds_them_back(monkeypatch):
+    env_module = importlib.import_module("xpnet.doctor.environment")
+    from xpnet.engine import blas
+
+    pool = {"user_api": "blas", "internal_api": "openblas", "num_threads": 2, "version": "0.3.31",
+            "architecture": "Haswell", "filepath": "/x/libopenblas.so"}
+    avx512 = frozenset("sse2 avx avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl".split())
+    monkeypatch.setattr("threadpoolctl.threadpool_info", lambda: [pool])
+    monkeypatch.setattr(blas, "cpu_flags", lambda path="/proc/cpuinfo": avx512)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    [entry] = env_module.blas_pools()
+    assert entry["architecture"] == "Haswell" and entry["variable"] == "OPENBLAS_CORETYPE=Haswell"
+    assert entry["kernel_isa"] == "avx2" and entry["cpu_isa"] == "avx512"
+    assert "unset OPENBLAS_CORETYPE" in entry["warning"]
+    text = env_module.format_environment({**doctor.environment(backends=("numpy",)), "blas": [entry]})
+    assert "blas        OpenBLAS 0.3.31, 2 threads, Haswell kernels (AVX2), chosen by OPENBLAS_CORETYPE=Haswell" in text
+    assert "            warning: OPENBLAS_CORETYPE=Haswell makes OpenBLAS run" in text
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    pool["architecture"] = "SkylakeX"
+    [entry] = env_module.blas_pools()
+    assert entry["warning"] is None and entry["variable"] is None
+    assert "chosen by OpenBLAS for this CPU" in entry["kernels"]

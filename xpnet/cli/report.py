@@ -120,6 +120,8 @@ def print_training(args, run, result, scores, saved, plotted, notes: dict) -> No
         f"{model.dtype_name} ({task})")
     if "kernels_reason" in notes:
         say(f"kernels   {notes['kernels_reason']}")
+    if "blas" in notes:
+        say(f"blas      {blas_line(notes['blas'])}")
     say(f"epochs    {done + result.epochs}" + (f" ({result.epochs} in this run)" if done else "")
         + f"   time {result.seconds:.3f} s")
     if result.data_residency == "streamed":
@@ -135,6 +137,13 @@ def print_training(args, run, result, scores, saved, plotted, notes: dict) -> No
         say(f"saved     {saved}")
     if args.plot and plotted:
         say(f"plot      {args.plot}")
+
+
+def blas_line(info: dict) -> str:
+    """The summary's ``blas`` line from the JSON form of :class:`xpnet.engine.blas.BlasInfo`."""
+    from ..engine.blas import BlasInfo
+
+    return BlasInfo(**info).describe()
 
 
 def _say_scores(task: str, name: str, values: dict) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import distributed
-from ..errors import XpnetValueError
+from ..errors import XpnetValueError, XpnetWarning
 from ..mlp import MLP
 from ..training.config import TrainConfig
 from ..training.loop import fit
@@ -157,6 +158,9 @@ def _start(args, comm, ckpt, config) -> _Run:
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
     for note in prepared.notes if run.root and not args.quiet else ():  # e.g. a large CSV held in memory
         _progress(f"xpnet: {note}")
+    blas_warning = _blas(model).get("warning")
+    if run.root and blas_warning:  # an environment variable forces narrower BLAS kernels than the CPU has
+        warnings.warn(blas_warning, XpnetWarning, stacklevel=2)
     if not args.quiet and run.root and args.task == "auto" and "--task classification" in prepared.task_reason:
         _progress(f"xpnet: note: {prepared.task_reason}")  # whole numbers read as a regression: say why
     return run
@@ -182,20 +186,32 @@ def _finish(args, run: _Run, result, saver, progress, config: TrainConfig) -> in
     return _exit_code(result, not save_ok, plotted is False)
 
 
+def _blas(model: MLP) -> dict:
+    """NumPy's BLAS as :func:`xpnet.engine.blas.numpy_blas` reports it (the JSON ``blas``), when
+    NumPy's products run the model; else (another backend, or no BLAS found) empty."""
+    from ..engine import blas
+    from ..engine.numpy_ops import get_ops
+
+    info = blas.numpy_blas() if get_ops(model.backend).name == "numpy" else None
+    return info.as_dict() if info is not None else {}
+
+
 def _notes(run: _Run, result, config: TrainConfig) -> dict:
-    """What the summary adds about the machinery: ``kernels_reason`` when ``auto`` ran NumPy's
-    kernels because numba's compiled ones are not installed (never a silent substitute)."""
+    """What the summary adds about the machinery: ``blas`` (which BLAS kernels ran NumPy's
+    products, see :func:`_blas`), and ``kernels_reason`` when ``auto`` ran NumPy's kernels
+    because numba's compiled ones are not installed (never a silent substitute)."""
     from ..engine.kernels import numba_support
     from ..engine.numpy_ops import get_ops
     from ..engine.plan import JIT_HINT
 
+    notes: dict = {"blas": info} if (info := _blas(run.model)) else {}
     choice = config.kernels or run.model.kernels
     # (numba_support.available() is cached: the plan asked it already for any pass but the tiny "plain")
     if choice == "auto" and result.kernels not in ("plain", "") and get_ops(run.model.backend).name == "numpy" \
             and not numba_support.available():
-        return {"kernels_reason": f"{result.kernels}: auto ran NumPy's kernels, as numba's compiled ones are not "
-                                  f"installed; {JIT_HINT}"}
-    return {}
+        notes["kernels_reason"] = (f"{result.kernels}: auto ran NumPy's kernels, as numba's compiled ones are not "
+                                   f"installed; {JIT_HINT}")
+    return notes
 
 
 def _check_flags(args) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..backend import cuda, get_backend
+from ..engine import blas
 from ..engine.threads import cpu_threads
 from ..errors import XpnetError
 
@@ -73,12 +74,23 @@ def backend_verdict(name: str) -> dict:
 
 
 def blas_pools() -> list:
-    """threadpoolctl's view of the loaded BLAS and OpenMP libraries (NumPy's BLAS among them)."""
+    """threadpoolctl's view of the loaded BLAS and OpenMP libraries (NumPy's BLAS among them);
+    each BLAS also with :func:`xpnet.engine.blas.inspect`'s verdict: ``kernels`` (one line),
+    ``kernel_isa``, ``cpu_isa``, ``variable`` (what chose the kernels) and ``warning``."""
     try:
         from threadpoolctl import threadpool_info
 
         keep = ("user_api", "internal_api", "version", "architecture", "threading_layer", "num_threads", "filepath")
-        return [{k: pool.get(k) for k in keep if pool.get(k) is not None} for pool in threadpool_info()]
+        flags = blas.cpu_flags()
+        pools = []
+        for pool in threadpool_info():
+            entry = {k: pool.get(k) for k in keep if pool.get(k) is not None}
+            if pool.get("user_api") == "blas":
+                info = blas.inspect(pool, flags=flags)
+                entry.update(kernels=info.describe(), kernel_isa=info.kernel_isa, cpu_isa=info.cpu_isa,
+                             variable=info.variable, warning=info.warning)
+            pools.append(entry)
+        return pools
     except Exception as exc:  # pragma: no cover - threadpoolctl is a dependency
         return [{"error": str(exc)}]
 
@@ -126,9 +138,12 @@ def format_environment(info: dict) -> str:
     lines = [f"xpnet {info['xpnet']}", f"python      {info['python']}", f"platform    {info['platform']}",
              f"numpy       {info['numpy']}"]
     for pool in info["blas"]:
-        lines.append(f"blas        {pool.get('internal_api', '?')} {pool.get('version', '')} "
-                     f"(core type {pool.get('architecture', '?')}, {pool.get('num_threads', '?')} threads, "
-                     f"{pool.get('user_api', '')})")
+        if "kernels" in pool:  # a BLAS: its kernels, what chose them, and the warning when they are held back
+            lines.append(f"blas        {pool['kernels']}")
+            lines += [f"            warning: {pool['warning']}"] if pool.get("warning") else []
+        else:
+            lines.append(f"{pool.get('user_api', '?'):<11} {pool.get('internal_api', '?')} {pool.get('version', '')} "
+                         f"({pool.get('num_threads', '?')} threads)")
     cpu = info["cpu"]
     features = cpu["features"]
     shown = ", ".join(name for name, on in features.items() if on) if features else "unknown"
