@@ -126,3 +126,12 @@ def test_every_module_says_its_one_job():
     for path in MODULES.values():
         doc = ast.get_docstring(ast.parse(path.read_text()))
         assert doc and doc.strip(), f"{path.relative_to(PACKAGE.parent)} has no docstring saying its job"
+
+
+MAX_LINES = 500  # a module longer than this holds more than one job: split it by job
+
+
+def test_no_module_is_over_500_lines():
+    long = {str(path.relative_to(PACKAGE.parent)): n for path in MODULES.values()
+            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split each by job): {long}"

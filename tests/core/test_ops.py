@@ -3,7 +3,6 @@
 import contextlib
 
 import numpy as np
-import pytest
 from conftest import available_backend
 from helpers import problem
 from hypothesis import given, settings

@@ -27,8 +27,9 @@ def test_chunked_full_batch_equals_unchunked(n, rows, hidden, n_in, output, n_ou
     model, X, T = problem("numpy", "float64", sizes, n, output, activation, bias, seed)
     want = plain_pass(model, X, T, reduction)
     for impl in (ops.Ops(model.xp), numpy_ops.NumpyOps(model.xp)):
+        # the NumPy lanes and kernels (tests/engine/test_jit.py: the jit ones)
         got = pass_gradients(impl, model.spec, model.W, model.b, X, T, reduction, with_loss=True, rows=rows,
-                                  kernel="numpy")  # the NumPy lanes and kernels (tests/engine/test_jit.py: the jit ones)
+                             kernel="numpy")
         assert_close(got, want, rtol=1e-9, atol=1e-12)
 
 
@@ -50,8 +51,8 @@ def _at_thread_counts(n, rows, seed, net):
     model, X, T = problem("numpy", "float64", list(net[0]), n, output=net[1], seed=seed)
     args = (numpy_ops.NumpyOps(model.xp), model.spec, model.W, model.b, X, T, "mean")
     results = []
-    for threads in (1, 2, 3):
-        with xpnet.limit_threads(threads):
+    for count in (1, 2, 3):
+        with xpnet.limit_threads(count):
             results.append(pass_gradients(*args, with_loss=True, rows=rows))
     assert_close(results[0], plain_pass(model, X, T, "mean"), rtol=1e-12, atol=1e-15)
     return results[0], results[1:]

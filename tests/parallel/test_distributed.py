@@ -188,7 +188,7 @@ from xpnet import checkpoint, distributed
 
 backend, dtype, out = sys.argv[1:4]
 comm = distributed.launch(require=True)
-X, y = xpnet.datasets.load("moons", n_samples=%d, noise=0.2, seed=0)
+X, y = xpnet.datasets.load("moons", n_samples={n_rows}, noise=0.2, seed=0)
 # a different seed on every rank: the broadcast from rank 0 must make the start identical
 model = xpnet.MLP([2, 8, 2], backend=backend, dtype=dtype, seed=comm.rank)
 with comm.abort_on_error(), xpnet.limit_threads(comm.threads_per_rank()):
@@ -198,7 +198,7 @@ assert comm.stats.calls >= 20, comm.stats
 if comm.is_root:
     flat = [np.reshape(xpnet.to_numpy(p), (-1,)) for p in model.parameters()]
     np.savez(out, params=np.concatenate(flat), history=np.asarray(result.history))
-""" % N_ROWS
+""".replace("{n_rows}", str(N_ROWS))
 
 
 def test_weights_after_k_steps_equal_one_process(backend, dtype, tmp_path):
@@ -229,7 +229,7 @@ from xpnet.activations import Activation
 out = sys.argv[1]
 softsign = Activation("softsign", lambda xp, Z: Z / (1 + xp.abs(Z)), lambda xp, dY, Y: dY * (1 - xp.abs(Y)) ** 2)
 comm = distributed.launch(require=True)
-X, y = xpnet.datasets.load("moons", n_samples=%d, noise=0.2, seed=0)
+X, y = xpnet.datasets.load("moons", n_samples={n_rows}, noise=0.2, seed=0)
 saved = {}
 with comm.abort_on_error():
     for name, options in (("adam", dict(optimizer="adam", learning_rate=0.01, batch_size=200)),
@@ -240,7 +240,7 @@ with comm.abort_on_error():
         saved[name] = np.concatenate([np.reshape(xpnet.to_numpy(p), (-1,)) for p in model.parameters()])
 if comm.is_root:
     np.savez(out, **saved)
-""" % N_ROWS
+""".replace("{n_rows}", str(N_ROWS))
 
 
 def test_adam_and_a_user_activation_under_mpi_equal_one_process(tmp_path):

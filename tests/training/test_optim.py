@@ -20,7 +20,8 @@ def test_step_decay_by_hand(epoch, expected):
     assert optim.Schedule("step", step=3, gamma=0.1).rate(1.0, epoch, 100) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("epoch, expected", [(0, 1.0), (50, 0.55), (100, 0.1), (25, 0.1 + 0.9 * (1 + math.sqrt(0.5)) / 2)])
+@pytest.mark.parametrize("epoch, expected",
+                         [(0, 1.0), (50, 0.55), (100, 0.1), (25, 0.1 + 0.9 * (1 + math.sqrt(0.5)) / 2)])
 def test_cosine_by_hand(epoch, expected):
     assert optim.Schedule("cosine", min_rate=0.1).rate(1.0, epoch, 100) == pytest.approx(expected, rel=1e-12)
 
