@@ -287,7 +287,7 @@ class Run:
             if stall is not None:  # this batch's share of the epoch's objective, on the device
                 objective = self._batch_objective(grads.data_loss, size, l2_scale)
                 running = objective if running is None else running + objective
-            flat = grads.dW + grads.db if grads.db is not None and grads.dgamma is None else grads.flat()
+            flat = grads.flat() if grads.dgamma is not None else grads.dW if grads.db is None else grads.dW + grads.db
             model.set_parameters(self.optimizer.step(model.parameters(), flat, rate, l2_scale))
         if stall is not None:
             self._after_epoch(float(running) / self.n, rate)  # type: ignore[arg-type]  # the batches set it
