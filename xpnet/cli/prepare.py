@@ -273,10 +273,10 @@ def _prepare_file(config: dict, comm) -> Prepared:
 def materialize(prepared: Prepared) -> Prepared:
     """``prepared`` with ``X`` and ``X_val`` as float64 arrays (read, converted and standardized now).
 
-    What training needs until it reads :class:`HostRows` a chunk at a time itself: the
-    only place where the rows of a mapped file are copied whole (one float64 array each
-    for the training and the validation rows, filled a block at a time, never a second
-    copy). ``prepared`` is returned as it is when its rows are arrays already.
+    What :func:`prepare` returns without ``stream`` (training itself reads :class:`HostRows`
+    a chunk at a time): the only place where the rows of a mapped file are copied whole (one
+    float64 array each for the training and the validation rows, filled a block at a time,
+    never a second copy). ``prepared`` is returned as it is when its rows are arrays already.
     """
     X, X_val = prepared.X, prepared.X_val
     if not isinstance(X, HostRows) or not isinstance(X_val, HostRows):
