@@ -262,7 +262,8 @@ def test_tutorials_never_consult_the_kernels(monkeypatch):
         monkeypatch.setattr(kernel, "supports", refuse)
     result = tutorials.run("wildml-moons", backend="numpy", iterations=50)
     assert result.data["losses"]
-    model = xpnet.MLP([2, 3, 2], backend="numpy", kernels="jit")
+    # kernels="jit" without numba is an error whatever the size (tests/cli/test_own_data.py)
+    model = xpnet.MLP([2, 3, 2], backend="numpy", kernels="jit" if numba_support.available() else "numpy")
     X, y = xpnet.datasets.moons(200, noise=0.2, seed=0)
     assert model.fit(X, y, epochs=3, learning_rate=0.01).kernels == "plain"
 

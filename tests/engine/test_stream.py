@@ -13,6 +13,7 @@ from xpnet.core import losses
 from xpnet.core.ops import Ops
 from xpnet.data.preprocess import Scaler
 from xpnet.engine import fullbatch, numpy_ops, plan, stream
+from xpnet.engine.kernels import numba_support
 from xpnet.engine.rows import HostRows
 from xpnet.engine.stream import StreamedRows, StreamedTargets
 from xpnet.errors import XpnetTypeError, XpnetValueError
@@ -42,7 +43,9 @@ def resident(model, rows: HostRows):
     return model.as_inputs(rows.materialize())
 
 
-NETS = [([6, 8, 3], "softmax", "numpy"), ([6, 8, 3], "softmax", "jit"), ([6, 9, 5, 3], "softmax", "auto"),
+NEEDS_NUMBA = pytest.mark.skipif(not numba_support.available(), reason=numba_support.unavailable_reason() or "")
+NETS = [([6, 8, 3], "softmax", "numpy"), pytest.param([6, 8, 3], "softmax", "jit", marks=NEEDS_NUMBA),
+        ([6, 9, 5, 3], "softmax", "auto"),
         ([6, 7, 1], "identity", "auto"), ([6, 12, 2], "sigmoid", "numpy"), ([6, 40, 3], "softmax", "generic")]
 
 

@@ -8,6 +8,7 @@ from conftest import available_backend
 
 import xpnet
 from xpnet.data.preprocess import Scaler
+from xpnet.engine.kernels import numba_support
 from xpnet.engine.rows import HostRows
 from xpnet.errors import XpnetValueError
 
@@ -51,7 +52,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+NEEDS_NUMBA = pytest.mark.skipif(not numba_support.available(), reason=numba_support.unavailable_reason() or "")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=NEEDS_NUMBA) if CASES[c].get("kernels") == "jit" else c
+                                  for c in CASES])
 def test_fit_on_a_memory_map_streams_it_and_equals_fit_in_memory(tmp_path, case):
     M, y, X = mapped(tmp_path)
     options = dict(CASES[case])
