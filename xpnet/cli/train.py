@@ -58,6 +58,7 @@ class _Run:
     scaling: tuple | None  # (mean, scale) of a regression's targets
     done: int  # epochs a resumed run had already done
     history: dict  # their logged epochs and losses
+    blas: dict = dataclasses.field(default_factory=dict)  # NumPy's BLAS when it runs the products (_blas)
 
     @property
     def root(self) -> bool:
@@ -158,9 +159,9 @@ def _start(args, comm, ckpt, config) -> _Run:
                   f"backend: {model.backend.reason}" + (f"; resuming at epoch {done}" if done else ""))
     for note in prepared.notes if run.root and not args.quiet else ():  # e.g. a large CSV held in memory
         _progress(f"xpnet: {note}")
-    blas_warning = _blas(model).get("warning")
-    if run.root and blas_warning:  # an environment variable forces narrower BLAS kernels than the CPU has
-        warnings.warn(blas_warning, XpnetWarning, stacklevel=2)
+    run.blas = _blas(model)
+    if run.root and run.blas.get("warning"):  # an environment variable forces narrower BLAS kernels than the CPU has
+        warnings.warn(run.blas["warning"], XpnetWarning, stacklevel=2)
     if not args.quiet and run.root and args.task == "auto" and "--task classification" in prepared.task_reason:
         _progress(f"xpnet: note: {prepared.task_reason}")  # whole numbers read as a regression: say why
     return run
@@ -204,7 +205,7 @@ def _notes(run: _Run, result, config: TrainConfig) -> dict:
     from ..engine.numpy_ops import get_ops
     from ..engine.plan import JIT_HINT
 
-    notes: dict = {"blas": info} if (info := _blas(run.model)) else {}
+    notes: dict = {"blas": run.blas} if run.blas else {}
     choice = config.kernels or run.model.kernels
     # (numba_support.available() is cached: the plan asked it already for any pass but the tiny "plain")
     if choice == "auto" and result.kernels not in ("plain", "") and get_ops(run.model.backend).name == "numpy" \
