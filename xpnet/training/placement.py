@@ -24,8 +24,7 @@ def residency(model, config: TrainConfig, X, training: bool = True) -> str:
     if stream.source_of(X) is None:
         return "device"
     n = X.shape[0]
-    full = config.batch_size is None or config.batch_size >= n
-    streamable = not (training and full and takes_all_rows(model.spec, n))
+    streamable = not (training and full_batch(config, n) and takes_all_rows(model.spec, n))
     needed = estimate_bytes(model.layer_sizes, n, itemsize(model.dtype_name), rows_at_once(model, config, n))
     return stream.residency(model.backend, needed, streamable)
 
@@ -57,6 +56,10 @@ def check_memory(model, config: TrainConfig, n: int, placed: bool, streamed: boo
 
 def rows_at_once(model, config: TrainConfig, n: int) -> int:
     """Rows whose activations a step holds at once: the chunks of a full-batch pass, else a batch."""
-    full = config.batch_size is None or config.batch_size >= n
     return fullbatch.rows_at_once(get_ops(model.backend), model.layer_sizes, itemsize(model.dtype_name), n) \
-        if full and not model.spec.dropout and model.bn is None else min(n, config.batch_size or n)
+        if full_batch(config, n) and not model.spec.dropout and model.bn is None else min(n, config.batch_size or n)
+
+
+def full_batch(config: TrainConfig, n: int) -> bool:
+    """Whether a step of ``config`` over ``n`` rows takes them all (no batch size, or one as large)."""
+    return config.batch_size is None or config.batch_size >= n
